@@ -1,0 +1,55 @@
+# ProFace Lab. `make demo` sets everything up and runs the demo; `make test` runs the linter and the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install demo test test-slow test-ddp test-all lint format sweep-demo clean clean-runs
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the pinned stack (works offline from the package index)
+
+demo: $(STAMP) ## train a recognizer on SyntheticFaces, evaluate the obfuscation baselines, print the table
+	$(PY) -m src.demo
+
+lint: $(STAMP) ## ruff lint + format check
+	$(VENV)/bin/ruff check src tests notebooks
+	$(VENV)/bin/ruff format --check src tests notebooks
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix src tests notebooks
+	$(VENV)/bin/ruff format src tests notebooks
+
+test: lint ## lint, then every test not marked slow (includes 2-process CPU DDP tests)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP) ## the slow tests only
+	$(PY) -m pytest -m slow -q
+
+test-ddp: $(STAMP) ## the DDP tests only
+	$(PY) -m pytest -m ddp -q
+
+test-all: lint ## every test
+	$(PY) -m pytest -q
+
+sweep-demo: $(STAMP) ## run the example sweep (4 short demo trainings)
+	$(PY) -m src.sweep experiments/sweeps/demo_recognizer_lr.yaml trainer.max_epochs=2
+
+clean: ## remove caches
+	rm -rf .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+clean-runs: ## delete every local run record (runs/)
+	rm -rf runs

@@ -1,0 +1,1 @@
+"""ProFace Lab: reproducible face-privacy and face-forgery experiments on PyTorch Lightning."""

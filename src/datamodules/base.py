@@ -1,0 +1,71 @@
+"""Behaviour shared by every DataModule: global batch size, seeded workers, exact evaluation sharding.
+
+``batch_size`` in every data config is the **global** batch: under DDP each of ``world_size`` processes
+loads ``batch_size // world_size`` samples, and a batch size that does not divide raises. Evaluation
+loaders use an unpadded distributed sampler so that every sample is scored exactly once (the default
+``DistributedSampler`` repeats samples to even out shards, which skews paper-table metrics).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset
+
+from src.utils.seeding import seed_worker
+
+
+class FaceDataModule(pl.LightningDataModule):
+    """Base class for ProFace Lab DataModules.
+
+    Subclasses build datasets in ``setup`` and return them through :meth:`make_loader`; they report
+    what they loaded through :meth:`describe` (written to the run record's ``data.json``).
+    """
+
+    def __init__(self, batch_size: int, num_workers: int = 0, pin_memory: bool = False) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.skipped_files: list[dict[str, str]] = []
+
+    @property
+    def world_size(self) -> int:
+        """Number of processes sharing one global batch (1 without a trainer)."""
+        trainer = getattr(self, "_trainer", None)
+        return int(trainer.world_size) if trainer is not None else 1
+
+    def per_device_batch_size(self) -> int:
+        """The global ``batch_size`` divided across ranks; raises when it does not divide evenly."""
+        world = self.world_size
+        if self.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} is the global batch and must be divisible by the "
+                f"world size {world} (devices x nodes); e.g. {world * max(1, self.batch_size // world)}"
+            )
+        return self.batch_size // world
+
+    def make_loader(self, dataset: Dataset, *, train: bool, drop_last: bool | None = None) -> DataLoader:
+        """A DataLoader with the per-device batch, seeded workers and, for evaluation, exact sharding."""
+        sampler = None
+        if not train and self.world_size > 1:
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        return DataLoader(
+            dataset,
+            batch_size=self.per_device_batch_size(),
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=train if drop_last is None else drop_last,
+            worker_init_fn=seed_worker,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Counts (images, identities, videos, ...) and skipped files for the run record."""
+        return {"skipped_files": list(self.skipped_files)}

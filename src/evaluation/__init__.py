@@ -1,0 +1,1 @@
+"""Evaluation protocols that combine metrics into table rows (identity retrieval/verification, ...)."""

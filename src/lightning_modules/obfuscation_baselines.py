@@ -1,0 +1,107 @@
+"""Classical obfuscation baselines (blur, median, pixelate, mask, noise) judged by a frozen recognizer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from src.evaluation.collector import TensorCollector
+from src.evaluation.identity_protocol import evaluate_identity, order_by_index
+from src.lightning_modules.registry import register_paper
+from src.metrics.image_quality import PSNR, SSIM
+from src.obfuscators.base import Obfuscator
+from src.utils.checkpoints import load_network
+
+IDENTITY_COLUMNS = ("verif_acc", "verif_acc_std", "rank1", "rank5", "genuine_cos", "impostor_cos")
+
+
+@register_paper("obfuscation_baselines", title="Classical obfuscation baselines", venue="-", kind="baseline")
+class ObfuscationBaselinesModule(pl.LightningModule):
+    """Evaluation only: obfuscate each test image with every obfuscator; score quality and identity leakage.
+
+    Per obfuscator: PSNR and SSIM of the obfuscated image against the clean one, and the identity protocol
+    of :mod:`src.evaluation.identity_protocol` with obfuscated probes against the clean gallery (lower
+    verification accuracy and rank-1 mean better privacy). The row ``none`` is the recognizer on clean images.
+    """
+
+    requires_checkpoint = False  # nothing is trained; the recognizer comes from recognizer_ckpt
+
+    def __init__(
+        self,
+        recognizer_ckpt: str,
+        obfuscators: Mapping[str, Obfuscator],
+        num_pairs: int = 2000,
+        pair_seed: int = 0,
+        recognizer: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["obfuscators", "recognizer"])
+        if not obfuscators:
+            raise ValueError("ObfuscationBaselinesModule needs at least one obfuscator")
+        self.recognizer = recognizer if recognizer is not None else load_network(Path(recognizer_ckpt), "net")
+        self.recognizer.eval().requires_grad_(False)
+        self.obfuscators = nn.ModuleDict(dict(obfuscators))
+        self.psnr = nn.ModuleDict({name: PSNR() for name in self.obfuscators})
+        self.ssim = nn.ModuleDict({name: SSIM() for name in self.obfuscators})
+        self.outputs = TensorCollector(["clean", "label", "index", *(f"obf_{n}" for n in self.obfuscators)])
+
+    def on_test_start(self) -> None:
+        """Obfuscators use their fixed evaluation strength; the recognizer stays frozen."""
+        self.obfuscators.eval()
+        self.recognizer.eval()
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Obfuscate the batch with every obfuscator; update quality metrics and collect embeddings."""
+        images = batch["image"]
+        generator = torch.Generator(device="cpu").manual_seed(
+            int(self.hparams.pair_seed) + int(batch["index"][0])
+        )
+        embeddings = {"clean": self.recognizer(images), "label": batch["identity"], "index": batch["index"]}
+        for name, obfuscator in self.obfuscators.items():
+            obfuscated = obfuscator(images, generator=generator)
+            self.psnr[name].update(obfuscated, images)
+            self.ssim[name].update(obfuscated, images)
+            embeddings[f"obf_{name}"] = self.recognizer(obfuscated)
+        self.outputs.update(**embeddings)
+
+    def on_test_epoch_end(self) -> None:
+        """Identity metrics per obfuscator over all test images (gathered from every rank)."""
+        outputs = self.outputs.compute()
+        self.outputs.reset()
+        names = list(self.obfuscators)
+        _, clean, labels, *obfuscated = order_by_index(
+            outputs["index"], outputs["clean"], outputs["label"], *(outputs[f"obf_{n}"] for n in names)
+        )
+        for name, probe in zip(names, obfuscated, strict=True):
+            results = evaluate_identity(
+                clean, labels, probe, num_pairs=self.hparams.num_pairs, pair_seed=self.hparams.pair_seed
+            )
+            results["psnr"] = float(self.psnr[name].compute())
+            results["ssim"] = float(self.ssim[name].compute())
+            self.psnr[name].reset()
+            self.ssim[name].reset()
+            for metric, value in results.items():
+                self.log(f"test/{name}/{metric}", value, sync_dist=False)
+
+    def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
+        """One row per obfuscator: its evaluation setting, PSNR, SSIM and identity metrics."""
+        rows = []
+        for name, obfuscator in self.obfuscators.items():
+            setting = {k: v for k, v in obfuscator.describe().items() if k != "name"}
+            row: dict[str, object] = {
+                "obfuscator": name,
+                "eval setting": ", ".join(f"{k}={v}" for k, v in setting.items() if "eval" in k) or "-",
+            }
+            for column in ("psnr", "ssim", *IDENTITY_COLUMNS):
+                row[column] = metrics.get(f"test/{name}/{column}", float("nan"))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def configure_optimizers(self) -> None:
+        """Nothing to train."""
+        return None

@@ -1,0 +1,235 @@
+"""The plain local record every run leaves behind, whatever W&B does.
+
+``runs/<experiment>/<run_id>/`` holds ``config.yaml`` (resolved), ``overrides.txt``, ``meta.json`` (git
+commit and dirty flag, package versions, seed, determinism, devices, command line, start/end time, status),
+``metrics.csv`` (Lightning's CSVLogger), ``summary.json`` (final metrics), ``data.json`` (what the
+DataModule loaded and skipped), ``results.md``/``results.csv`` (the printed table) and ``checkpoints/``.
+
+The run id and directory are chosen once, by the launching process, and exported through environment
+variables so that processes re-launched by DDP (which re-execute the command line) write to the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+ENV_RUN_DIR = "PROFACE_RUN_DIR"
+ENV_RUN_ID = "PROFACE_RUN_ID"
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "pytorch-lightning",
+    "torchmetrics",
+    "wandb",
+    "omegaconf",
+    "albumentations",
+    "timm",
+    "kornia",
+    "lpips",
+    "pytorch-msssim",
+    "numpy",
+)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def now_iso() -> str:
+    """The current UTC time as an ISO-8601 string."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    """A sortable, collision-resistant run id: ``YYYYmmdd-HHMMSS-xxxxxx``."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def is_launcher_process() -> bool:
+    """True in the process that starts a run (global rank 0 before any process group exists)."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key]) == 0
+    return int(os.environ.get("NODE_RANK", 0)) == 0 and int(os.environ.get("LOCAL_RANK", 0)) == 0
+
+
+def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Commit, branch and dirty flag of the code that ran (``None`` outside a git checkout)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD"), "dirty": bool(status)}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that decide a run's numbers."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON atomically (a crash never leaves a half-written record)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON record, naming the file on failure."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"run record file missing: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"run record file is not valid JSON: {path}: {exc}") from exc
+
+
+def resolve_resume(target: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(run_dir, checkpoint)`` for ``resume=<run dir | checkpoint file>``."""
+    path = Path(target).expanduser().resolve()
+    if path.is_file():
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        checkpoint = path
+    else:
+        run_dir, checkpoint = path, path / "checkpoints" / "last.ckpt"
+    if not (run_dir / "meta.json").is_file():
+        raise FileNotFoundError(f"resume={target}: {run_dir} is not a run directory (no meta.json)")
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"resume={target}: checkpoint not found: {checkpoint}")
+    return run_dir, checkpoint
+
+
+@dataclass
+class RunRecord:
+    """One run's identity and directory, and the writers of its record files."""
+
+    run_id: str
+    run_dir: Path
+    experiment: str
+    task: str
+    resumed: bool = False
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where ModelCheckpoint writes ``last.ckpt`` and the best checkpoint."""
+        return self.run_dir / "checkpoints"
+
+    @classmethod
+    def open(cls, cfg: DictConfig, task: str) -> RunRecord:
+        """Choose (launcher) or adopt (DDP child) the run id and directory, and export them."""
+        experiment = str(cfg.experiment)
+        resumed = cfg.get("resume") is not None
+        if not is_launcher_process() and os.environ.get(ENV_RUN_DIR) and os.environ.get(ENV_RUN_ID):
+            run_dir, run_id = Path(os.environ[ENV_RUN_DIR]), os.environ[ENV_RUN_ID]
+        elif resumed:
+            run_dir, _ = resolve_resume(cfg.resume)
+            run_id = read_json(run_dir / "meta.json")["run_id"]
+        else:
+            run_id = cfg.run.id or _cluster_run_id() or new_run_id()
+            base = Path(cfg.paths.runs_dir) / experiment
+            run_dir = Path(cfg.run.dir) if cfg.run.dir else base / run_id
+        run_dir = run_dir.resolve()
+        os.environ[ENV_RUN_DIR], os.environ[ENV_RUN_ID] = str(run_dir), run_id
+        record = cls(run_id, run_dir, experiment, task, resumed)
+        if is_launcher_process():
+            record.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        return record
+
+    def write_start(self, cfg: DictConfig, overrides: list[str]) -> None:
+        """``config.yaml``, ``overrides.txt`` and the opening ``meta.json`` (launcher only)."""
+        if not is_launcher_process():
+            return
+        OmegaConf.save(cfg, self.run_dir / "config.yaml", resolve=True)
+        (self.run_dir / "overrides.txt").write_text("".join(f"{o}\n" for o in overrides))
+        meta_path = self.run_dir / "meta.json"
+        meta = read_json(meta_path) if self.resumed and meta_path.is_file() else {}
+        trainer = cfg.trainer
+        meta.update(
+            {
+                "run_id": self.run_id,
+                "experiment": self.experiment,
+                "task": meta.get("task", self.task),
+                "status": "running",
+                "seed": int(cfg.seed),
+                "deterministic": trainer.get("deterministic"),
+                "accelerator": trainer.get("accelerator"),
+                "devices": OmegaConf.to_container(trainer, resolve=True).get("devices"),
+                "num_nodes": trainer.get("num_nodes"),
+                "strategy": trainer.get("strategy"),
+                "precision": str(trainer.get("precision")),
+                "command": [sys.executable, *sys.argv],
+                "cwd": os.getcwd(),
+                "git": git_state(),
+                "packages": package_versions(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "hostname": socket.gethostname(),
+                "sweep": OmegaConf.to_container(cfg.sweep, resolve=True) if "sweep" in cfg else None,
+            }
+        )
+        meta.setdefault("start_time", now_iso())
+        if self.resumed:
+            meta.setdefault("resumed_at", []).append(now_iso())
+        write_json(meta_path, meta)
+
+    def update_meta(self, **fields: Any) -> None:
+        """Add fields to ``meta.json`` (launcher only)."""
+        if not is_launcher_process():
+            return
+        path = self.run_dir / "meta.json"
+        meta = read_json(path) if path.is_file() else {}
+        meta.update(fields)
+        write_json(path, meta)
+
+    def write_data(self, description: dict[str, Any]) -> None:
+        """``data.json``: counts and skipped files reported by the DataModule."""
+        if is_launcher_process():
+            write_json(self.run_dir / "data.json", description)
+
+    def write_summary(self, metrics: dict[str, Any], status: str, **extra: Any) -> None:
+        """``summary.json``: final metrics (flat ``stage/name`` keys) plus status fields."""
+        if not is_launcher_process():
+            return
+        summary = {"run_id": self.run_id, "experiment": self.experiment, "status": status, **extra, **metrics}
+        write_json(self.run_dir / "summary.json", summary)
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Close ``meta.json`` with the end time and final status; stop exporting the run to children."""
+        fields: dict[str, Any] = {"status": status, "end_time": now_iso()}
+        if error:
+            fields["error"] = error
+        self.update_meta(**fields)
+        if os.environ.get(ENV_RUN_DIR) == str(self.run_dir):
+            os.environ.pop(ENV_RUN_DIR, None)
+            os.environ.pop(ENV_RUN_ID, None)
+
+
+def _cluster_run_id() -> str | None:
+    """On SLURM/torchrun every node derives the same id from the job, so multi-node runs share one record."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if job:
+        return f"slurm-{job}"
+    elastic = os.environ.get("TORCHELASTIC_RUN_ID")
+    return f"torchrun-{elastic}" if elastic and elastic != "none" else None

@@ -1,0 +1,33 @@
+"""Test environment: offline, W&B disabled, run records and torch caches in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ["WANDB_SILENT"] = "true"
+os.environ.setdefault("TORCH_HOME", tempfile.mkdtemp(prefix="torch_home_"))
+os.environ.setdefault("PROFACE_RUNS", tempfile.mkdtemp(prefix="proface_runs_"))
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_run_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test inherits another's run directory or DDP rank variables."""
+    for key in ("PROFACE_RUN_DIR", "PROFACE_RUN_ID", "LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    """A fresh folder for run records."""
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path
