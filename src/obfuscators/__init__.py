@@ -1,0 +1,68 @@
+"""Shared obfuscator library: seedable ``nn.Module`` face obfuscators for every privacy paper and baseline.
+
+Images are float ``[B, 3, H, W]`` in [0, 1] (RGB). ``module.train()``: per-sample random strength drawn from
+an explicit ``torch.Generator``; ``module.eval()``: fixed, deterministic evaluation strength (see
+:mod:`src.obfuscators.base`). Build by name with :func:`build_obfuscator`; parameters in baselines.md §1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from src.obfuscators.base import Identity, Obfuscator
+from src.obfuscators.blur import GaussianBlur, MedianBlur
+from src.obfuscators.hybrid import RandomChoice
+from src.obfuscators.mask import BlackBoxMask
+from src.obfuscators.noise import GaussianNoise
+from src.obfuscators.pixelate import Pixelate
+
+#: name → class; every class's ``name`` attribute equals its key
+OBFUSCATORS: dict[str, type[Obfuscator]] = {
+    cls.name: cls
+    for cls in (Identity, GaussianBlur, MedianBlur, Pixelate, BlackBoxMask, GaussianNoise, RandomChoice)
+}
+
+
+def build_obfuscator(name: str, **kwargs: Any) -> Obfuscator:
+    """Build the obfuscator registered under ``name`` with keyword arguments ``kwargs``.
+
+    For ``hybrid``, each entry of ``obfuscators`` may be an :class:`Obfuscator`, a registered name, or a
+    mapping ``{"name": ..., **kwargs}`` (as in a config file); names and mappings are built recursively.
+    Raises ``ValueError`` listing the available names when ``name`` is unknown.
+    """
+    if name not in OBFUSCATORS:
+        raise ValueError(f"unknown obfuscator {name!r}; available: {', '.join(sorted(OBFUSCATORS))}")
+    if name == RandomChoice.name and "obfuscators" in kwargs:
+        kwargs = {
+            **kwargs,
+            "obfuscators": [_build_child(i, spec) for i, spec in enumerate(kwargs["obfuscators"])],
+        }
+    return OBFUSCATORS[name](**kwargs)
+
+
+def _build_child(index: int, spec: Any) -> Any:
+    if isinstance(spec, Obfuscator):
+        return spec
+    if isinstance(spec, str):
+        return build_obfuscator(spec)
+    if isinstance(spec, Mapping):
+        if "name" not in spec:
+            raise ValueError(f"hybrid: obfuscators[{index}] needs a 'name' key, got keys {sorted(spec)}")
+        options = {k: v for k, v in spec.items() if k != "name"}
+        return build_obfuscator(spec["name"], **options)
+    return spec  # RandomChoice reports the bad entry
+
+
+__all__ = [
+    "OBFUSCATORS",
+    "BlackBoxMask",
+    "GaussianBlur",
+    "GaussianNoise",
+    "Identity",
+    "MedianBlur",
+    "Obfuscator",
+    "Pixelate",
+    "RandomChoice",
+    "build_obfuscator",
+]

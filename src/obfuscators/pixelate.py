@@ -1,0 +1,69 @@
+"""Pixelation (mosaic) obfuscator: PRO-Face ``pixelate_7`` (baselines.md §1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from src.obfuscators.base import Obfuscator, as_int, as_pair, check_range, randint
+
+
+def pixelate(images: Tensor, block: int) -> Tensor:
+    """Mosaic: replace each ``block × block`` cell by its mean; the output has the input's size.
+
+    Cells are anchored at the top-left corner; when ``H`` (or ``W``) is not a multiple of ``block`` the last
+    row (column) of cells is narrower and averages only the ``H mod block`` remaining pixels. A block larger
+    than the image makes a single cell. Average pooling + nearest upsampling, so it is differentiable.
+    """
+    h, w = images.shape[-2:]
+    kh, kw = min(block, h), min(block, w)
+    # ceil_mode keeps the partial border cells; with zero padding PyTorch divides by the cell's true size.
+    means = F.avg_pool2d(images, (kh, kw), stride=(kh, kw), ceil_mode=True)
+    up = means.repeat_interleave(kh, dim=-2).repeat_interleave(kw, dim=-1)
+    return up[..., :h, :w]
+
+
+class Pixelate(Obfuscator):
+    """Pixelation with a per-sample block size ``b ~ U{block_range}`` in training and ``eval_block`` in eval.
+
+    Defaults follow PRO-Face ``pixelate_7`` (``b ~ U{4..10}``, evaluation ``b = 7``). PRO-Face downscales to
+    ``size // b`` and upscales with nearest; here cells are exactly ``b × b`` means with narrower border cells
+    (see :func:`pixelate`) — the same as a block-mean (area) downscale when the size is a multiple of ``b``.
+    """
+
+    name = "pixelate"
+
+    def __init__(self, block_range: tuple[int, int] = (4, 10), eval_block: int = 7) -> None:
+        super().__init__()
+        who = type(self).__name__
+        low, high = as_pair(who, "block_range", block_range)
+        low = as_int(who, "block_range[0]", low, minimum=1)
+        high = as_int(who, "block_range[1]", high, minimum=1)
+        check_range(who, "block_range", low, high)
+        self.block_range = (low, high)
+        self.eval_block = as_int(who, "eval_block", eval_block, minimum=1)
+
+    def _sample_params(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        return randint(*self.block_range, batch_size, generator)
+
+    def _eval_params(self, batch_size: int) -> Tensor:
+        return torch.full((batch_size,), self.eval_block, dtype=torch.int64)
+
+    def _apply(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
+        blocks = params.to(torch.int64).cpu()
+        if bool((blocks < 1).any()):
+            raise ValueError(f"{type(self).__name__}: block sizes must be >= 1, got {blocks.tolist()}")
+        values = torch.unique(blocks).tolist()
+        if len(values) == 1:
+            return pixelate(images, values[0]).clamp(0.0, 1.0)
+        out = torch.empty_like(images)
+        for b in values:
+            idx = torch.nonzero(blocks == b).flatten().to(images.device)
+            out = out.index_copy(0, idx, pixelate(images.index_select(0, idx), b))
+        return out.clamp(0.0, 1.0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "block_range": list(self.block_range), "eval_block": self.eval_block}
