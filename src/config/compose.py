@@ -175,8 +175,13 @@ class Composer:
             )
 
     # -- composing -----------------------------------------------------------------------------
-    def compose(self, experiment: str, overrides: Sequence[str] = ()) -> ComposeResult:
-        """Compose ``experiment`` with command-line ``overrides`` into a struct-mode DictConfig."""
+    def compose(
+        self, experiment: str, overrides: Sequence[str] = (), *, allow_missing: bool = False
+    ) -> ComposeResult:
+        """Compose ``experiment`` with command-line ``overrides`` into a struct-mode DictConfig.
+
+        ``allow_missing`` skips the check that every ``???`` value is set (to inspect which ones are required).
+        """
         base_inherits, choices, base_body = _split_defaults(_load_yaml(self.base_path), self.base_path)
         if base_inherits:
             raise ConfigError(f"{self.base_path} may only list 'group: option' entries in 'defaults'")
@@ -204,7 +209,8 @@ class Composer:
         cfg = _apply_value_overrides(cfg, value_overrides)
         with _open(cfg):
             cfg.experiment = experiment
-        _check_complete(cfg)
+        if not allow_missing:
+            _check_complete(cfg)
         return ComposeResult(cfg, experiment, list(overrides), dict(choices))
 
     def _split_overrides(self, overrides: Iterable[str]) -> tuple[dict[str, str | None], list[str]]:
@@ -349,6 +355,8 @@ def _suggest(key: str, candidates: Iterable[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-def compose(experiment: str, overrides: Sequence[str] = (), base_file: str = "train.yaml") -> ComposeResult:
+def compose(
+    experiment: str, overrides: Sequence[str] = (), *, allow_missing: bool = False, base_file: str = "train.yaml"
+) -> ComposeResult:
     """Compose an experiment from the project's ``experiments/`` folder (see module docstring)."""
-    return Composer(EXPERIMENTS_DIR, base_file).compose(experiment, overrides)
+    return Composer(EXPERIMENTS_DIR, base_file).compose(experiment, overrides, allow_missing=allow_missing)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities.seed import pl_worker_init_function
+from lightning_fabric.utilities.seed import pl_worker_init_function
 
 _RANK_STRIDE = 7919  # a prime, so (worker seed, rank) pairs map to distinct albumentations seeds
 
