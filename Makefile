@@ -25,12 +25,12 @@ demo: $(STAMP) ## train a recognizer on SyntheticFaces, evaluate the obfuscation
 	$(PY) -m src.demo
 
 lint: $(STAMP) ## ruff lint + format check
-	$(VENV)/bin/ruff check src tests notebooks
-	$(VENV)/bin/ruff format --check src tests notebooks
+	$(VENV)/bin/ruff check src tests notebooks scripts
+	$(VENV)/bin/ruff format --check src tests notebooks scripts
 
 format: $(STAMP) ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix src tests notebooks
-	$(VENV)/bin/ruff format src tests notebooks
+	$(VENV)/bin/ruff check --fix src tests notebooks scripts
+	$(VENV)/bin/ruff format src tests notebooks scripts
 
 test: lint ## lint, then every test not marked slow (includes 2-process CPU DDP tests)
 	$(PY) -m pytest -m "not slow" -q

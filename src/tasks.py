@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import traceback
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,12 @@ import pandas as pd
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers import Logger, WandbLogger
 
 from src.config.errors import ConfigError
 from src.config.instantiate import instantiate
 from src.utils.callbacks import RunRecordCallback
+from src.utils.loggers import RunCSVLogger
 from src.utils.run_record import RunRecord, is_launcher_process, resolve_resume
 from src.utils.seeding import seed_everything
 from src.utils.tables import to_markdown
@@ -53,7 +53,7 @@ def build_callbacks(cfg: DictConfig, record: RunRecord) -> list[pl.Callback]:
 
 def build_loggers(cfg: DictConfig, record: RunRecord) -> list[Logger]:
     """The CSV logger that writes ``metrics.csv`` into the run dir, plus W&B unless disabled."""
-    loggers: list[Logger] = [CSVLogger(save_dir=str(record.run_dir), name="", version="")]
+    loggers: list[Logger] = [RunCSVLogger(str(record.run_dir))]
     wandb_cfg = cfg.logger.get("wandb") if cfg.get("logger") else None
     if wandb_cfg is None or wandb_cfg.mode == "disabled":
         return loggers
@@ -127,14 +127,12 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
     try:
         datamodule = instantiate(cfg.datamodule)
         model = instantiate(cfg.model)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-            trainer: pl.Trainer = instantiate(
-                cfg.trainer,
-                callbacks=build_callbacks(cfg, record),
-                logger=build_loggers(cfg, record),
-                default_root_dir=str(record.run_dir),
-            )
+        trainer: pl.Trainer = instantiate(
+            cfg.trainer,
+            callbacks=build_callbacks(cfg, record),
+            logger=build_loggers(cfg, record),
+            default_root_dir=str(record.run_dir),
+        )
         metrics: dict[str, Any] = {}
         fit_ckpt = resolve_resume(cfg.resume)[1] if cfg.get("resume") else None
         if task == "train" and cfg.train:

@@ -31,3 +31,21 @@ def runs_dir(tmp_path: Path) -> Path:
     path = tmp_path / "runs"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_recognizer_ckpt(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A checkpoint of the demo recognizer trained for one tiny epoch (shared by the whole session)."""
+    from tests.helpers import run_experiment, tiny_overrides
+
+    runs = tmp_path_factory.mktemp("recognizer_runs")
+    result = run_experiment("demo/recognizer", tiny_overrides("demo/recognizer", runs))
+    checkpoint = result.run_dir / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    return str(checkpoint)
+
+
+@pytest.fixture
+def required_values(tiny_recognizer_ckpt: str) -> dict[str, str]:
+    """Test values for every ``???`` key any experiment may leave open."""
+    return {"model.recognizer_ckpt": tiny_recognizer_ckpt}

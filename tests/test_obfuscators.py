@@ -479,3 +479,11 @@ def test_cuda_matches_cpu(name: str) -> None:
         cuda = ob(x.cuda(), gen(4))
         assert cuda.device.type == "cuda"
         torch.testing.assert_close(cuda.cpu(), cpu, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_module_device_and_dtype_moves_work(name: str) -> None:
+    """nn.Module.to()/cpu()/double() walk children through Module._apply: obfuscators must not shadow it."""
+    module = torch.nn.ModuleDict({"o": make(name, training=False)})
+    module.cpu().double().float()
+    assert module["o"](rand_images()).shape == rand_images().shape

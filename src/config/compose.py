@@ -180,7 +180,7 @@ class Composer:
     ) -> ComposeResult:
         """Compose ``experiment`` with command-line ``overrides`` into a struct-mode DictConfig.
 
-        ``allow_missing`` skips the check that every ``???`` value is set (to inspect which ones are required).
+        ``allow_missing`` skips the check that every ``???`` value is set (to list the required ones).
         """
         base_inherits, choices, base_body = _split_defaults(_load_yaml(self.base_path), self.base_path)
         if base_inherits:
@@ -356,7 +356,11 @@ def _suggest(key: str, candidates: Iterable[str]) -> str:
 
 
 def compose(
-    experiment: str, overrides: Sequence[str] = (), *, allow_missing: bool = False, base_file: str = "train.yaml"
+    experiment: str,
+    overrides: Sequence[str] = (),
+    *,
+    allow_missing: bool = False,
+    base_file: str = "train.yaml",
 ) -> ComposeResult:
     """Compose an experiment from the project's ``experiments/`` folder (see module docstring)."""
     return Composer(EXPERIMENTS_DIR, base_file).compose(experiment, overrides, allow_missing=allow_missing)

@@ -36,7 +36,7 @@ class FaceDataModule(pl.LightningDataModule):
     @property
     def world_size(self) -> int:
         """Number of processes sharing one global batch (1 without a trainer)."""
-        trainer = getattr(self, "_trainer", None)
+        trainer = self.trainer
         return int(trainer.world_size) if trainer is not None else 1
 
     def per_device_batch_size(self) -> int:

@@ -33,7 +33,7 @@ class FaceRecognizerModule(pl.LightningModule):
         pair_seed: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net", "head"])
+        self.save_hyperparameters(logger=False, ignore=["net", "head", "optimizer", "scheduler"])
         self.net, self.head = net, head
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_outputs = TensorCollector(["embedding", "label", "index"])

@@ -3,7 +3,7 @@
 Block: BN → conv3x3 → BN → PReLU → conv3x3(stride) → BN, plus a (conv1x1 + BN) shortcut when the shape
 changes. Stem: conv3x3 → BN → PReLU at full resolution. Head: BN2d → dropout → flatten → FC → BN1d.
 IResNet-18/50/100 are ``layers=(2,2,2,2)``, ``(3,4,14,3)`` and ``(3,13,30,3)`` with widths (64,128,256,512)
-at 112×112; the demo uses a narrow variant at 64×64.
+at 112×112 (``stem_stride=1``); the demo uses a narrow variant at 64×64 with a stride-2 stem.
 """
 
 from __future__ import annotations
@@ -52,13 +52,14 @@ class IResNet(nn.Module):
         embedding_dim: int = 512,
         input_size: int = 112,
         dropout: float = 0.0,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         if len(layers) != len(widths):
             raise ValueError(f"layers {list(layers)} and widths {list(widths)} must have the same length")
         self.input_size = int(input_size)
         self.embedding_dim = int(embedding_dim)
-        self.conv1 = nn.Conv2d(3, stem_channels, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(3, stem_channels, 3, stem_stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem_channels, eps=1e-5)
         self.prelu = nn.PReLU(stem_channels)
         stages, in_channels = [], stem_channels
@@ -68,7 +69,7 @@ class IResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
             in_channels = width
         self.stages = nn.ModuleList(stages)
-        final = self.input_size // 2 ** len(layers)
+        final = self.input_size // (stem_stride * 2 ** len(layers))
         if final < 1:
             raise ValueError(f"input_size {input_size} is too small for {len(layers)} stride-2 stages")
         self.bn2 = nn.BatchNorm2d(in_channels, eps=1e-5)

@@ -146,7 +146,7 @@ class Obfuscator(nn.Module):
     """Base of every obfuscator: mode handling, input checks, generator resolution.
 
     Subclasses set ``name`` and implement :meth:`_sample_params` (training draws), :meth:`_eval_params`
-    (the fixed evaluation strength), :meth:`_apply` and :meth:`describe`.
+    (the fixed evaluation strength), :meth:`_obfuscate` and :meth:`describe`.
     """
 
     #: stable short name, used as registry key and in run records / tables
@@ -189,7 +189,7 @@ class Obfuscator(nn.Module):
             raise ValueError(f"{who}: got params for {params.shape[0]} samples but {images.shape[0]} images")
         if images.shape[0] == 0:
             return images.clone()
-        out = self._apply(images.to(work_dtype(images)), params, generator)
+        out = self._obfuscate(images.to(work_dtype(images)), params, generator)
         return out.to(images.dtype)
 
     # -- hooks for subclasses --------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ class Obfuscator(nn.Module):
     def _eval_params(self, batch_size: int) -> Tensor:
         raise NotImplementedError
 
-    def _apply(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _obfuscate(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:

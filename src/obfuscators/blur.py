@@ -86,7 +86,7 @@ class GaussianBlur(Obfuscator):
     def _eval_params(self, batch_size: int) -> Tensor:
         return torch.full((batch_size,), self.eval_sigma, dtype=torch.float64)
 
-    def _apply(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _obfuscate(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
         return gaussian_blur(images, params, self.kernel_size).clamp(0.0, 1.0)
 
     def describe(self) -> dict[str, Any]:
@@ -158,7 +158,7 @@ class MedianBlur(Obfuscator):
             ..., pad : pad + h, pad : pad + w
         ]
 
-    def _apply(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _obfuscate(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
         kernels = params.to(torch.int64).cpu()
         if bool((kernels % 2 == 0).any()) or bool((kernels < 1).any()):
             raise ValueError(

@@ -77,7 +77,7 @@ class BlackBoxMask(Obfuscator):
     def _eval_params(self, batch_size: int) -> Tensor:
         return torch.tensor(self.box, dtype=torch.float64).repeat(batch_size, 1)
 
-    def _apply(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _obfuscate(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
         if params.ndim != 2 or params.shape[1] != 4:
             raise ValueError(
                 f"{type(self).__name__}: params must be boxes [B, 4], got shape {tuple(params.shape)}"

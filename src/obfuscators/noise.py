@@ -46,7 +46,7 @@ class GaussianNoise(Obfuscator):
     def _eval_params(self, batch_size: int) -> Tensor:
         return torch.full((batch_size,), self.eval_std, dtype=torch.float64)
 
-    def _apply(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _obfuscate(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
         if generator is None:
             generator = torch.Generator().manual_seed(self.eval_seed)
         noise = torch.randn(images.shape, generator=generator, device=generator.device, dtype=images.dtype)

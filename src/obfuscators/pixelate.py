@@ -52,7 +52,7 @@ class Pixelate(Obfuscator):
     def _eval_params(self, batch_size: int) -> Tensor:
         return torch.full((batch_size,), self.eval_block, dtype=torch.int64)
 
-    def _apply(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _obfuscate(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
         blocks = params.to(torch.int64).cpu()
         if bool((blocks < 1).any()):
             raise ValueError(f"{type(self).__name__}: block sizes must be >= 1, got {blocks.tolist()}")

@@ -1,0 +1,1 @@
+"""Building blocks for DataModules that are not DataModules themselves (renderers, parsers, samplers)."""

@@ -1,0 +1,118 @@
+"""Shared test helpers: shrink any experiment to a few seconds of CPU work."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.config.compose import compose
+from src.tasks import RunResult, run
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Per DataModule: overrides that make its data tiny. An experiment whose DataModule is missing here fails the
+# parametrised experiment tests, so every new dataset must come with a miniature setting.
+TINY_DATA: dict[str, list[str]] = {
+    "src.datamodules.synthetic_faces.SyntheticFacesDataModule": [
+        "datamodule.num_identities=12",
+        "datamodule.train_identities=6",
+        "datamodule.val_identities=3",
+        "datamodule.test_identities=3",
+        "datamodule.images_per_identity=4",
+        "datamodule.eval_images_per_identity=3",
+        "datamodule.image_size=32",
+        "datamodule.batch_size=8",
+        "datamodule.num_workers=0",
+    ],
+}
+
+TINY_TRAINER = [
+    "logger=none",
+    "trainer.max_epochs=1",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def required_keys(experiment: str) -> list[str]:
+    """The ``???`` keys an experiment leaves for the command line (e.g. a checkpoint path)."""
+    return sorted(OmegaConf.missing_keys(compose(experiment, allow_missing=True).config))
+
+
+def tiny_overrides(
+    experiment: str, runs_dir: Path, required: dict[str, str] | None = None, extra: list[str] | None = None
+) -> list[str]:
+    """Overrides that make ``experiment`` tiny: small data, one epoch, no W&B, records under ``runs_dir``.
+
+    ``required`` gives values for the experiment's ``???`` keys (only those it has are used).
+    """
+    needed = required_keys(experiment)
+    given = {key: value for key, value in (required or {}).items() if key in needed}
+    if set(needed) - set(given):
+        raise AssertionError(f"{experiment} requires {sorted(set(needed) - set(given))}: give test values")
+    probe = compose(experiment, [f"{k}={v}" for k, v in given.items()]).config
+    target = probe.datamodule._target_
+    if target not in TINY_DATA:
+        raise AssertionError(
+            f"no miniature data settings for {target}: add them to tests/helpers.py TINY_DATA"
+        )
+    model_extra = ["model.num_pairs=60"] if "num_pairs" in probe.model else []
+    return [
+        *TINY_DATA[target],
+        *TINY_TRAINER,
+        *model_extra,
+        *(f"{k}={v}" for k, v in given.items()),
+        f"paths.runs_dir={runs_dir}",
+        *(extra or []),
+    ]
+
+
+def run_experiment(experiment: str, overrides: list[str], task: str = "train") -> RunResult:
+    """Compose and run in this process."""
+    result = compose(experiment, overrides)
+    return run(result.config, result.overrides, task=task)
+
+
+def composed(experiment: str, overrides: list[str]) -> DictConfig:
+    """The composed config (struct mode)."""
+    return compose(experiment, overrides).config
+
+
+def run_cli(module: str, args: list[str], timeout: int = 300, env: dict[str, str] | None = None) -> str:
+    """Run ``python -m <module> args`` in a fresh process from the project root; return its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    for key in ("PROFACE_RUN_DIR", "PROFACE_RUN_ID", "LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE"):
+        full_env.pop(key, None)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"python -m {module} {' '.join(args)} failed ({proc.returncode}):\n{output[-6000:]}"
+        )
+    return output
+
+
+def run_dir_from_output(output: str) -> Path:
+    """The run directory a CLI run printed (``RUN_DIR=...``)."""
+    lines = [line for line in output.splitlines() if line.startswith("RUN_DIR=")]
+    if len(lines) != 1:
+        raise AssertionError(f"expected one RUN_DIR line, got {len(lines)}:\n{output[-3000:]}")
+    return Path(lines[0].split("=", 1)[1])
+
+
+def to_plain(cfg: DictConfig) -> dict:
+    """Resolved plain dict of a config."""
+    return OmegaConf.to_container(cfg, resolve=True)

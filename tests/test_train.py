@@ -1,0 +1,122 @@
+"""Training/evaluation end to end: run record, determinism, resume, every experiment under fast_dev_run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from src.config.compose import list_experiments
+from src.config.errors import ConfigError
+from tests.helpers import run_experiment, tiny_overrides
+
+EXPERIMENTS = list_experiments()
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_fast_dev_run_every_experiment(
+    experiment: str, runs_dir: Path, required_values: dict[str, str]
+) -> None:
+    overrides = tiny_overrides(experiment, runs_dir, required_values, ["trainer.fast_dev_run=true"])
+    task = "eval" if "obfuscation_baselines" in experiment else "train"
+    result = run_experiment(experiment, overrides, task=task)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert any(key.startswith("test/") for key in summary)
+
+
+def test_training_leaves_a_complete_run_record(runs_dir: Path) -> None:
+    overrides = tiny_overrides("demo/recognizer", runs_dir, extra=["trainer.max_epochs=2", "seed=0"])
+    result = run_experiment("demo/recognizer", overrides)
+    run_dir = result.run_dir
+    assert run_dir.parent == runs_dir / "demo" / "recognizer"
+    assert run_dir.name == result.run_id
+    config = OmegaConf.load(run_dir / "config.yaml")
+    assert config.trainer.max_epochs == 2 and config.seed == 0
+    assert (run_dir / "overrides.txt").read_text().splitlines() == overrides
+    meta = json.loads((run_dir / "meta.json").read_text())
+    for key in ("git", "packages", "seed", "deterministic", "devices", "command", "start_time", "end_time"):
+        assert key in meta, key
+    assert meta["status"] == "completed" and meta["seed"] == 0
+    assert meta["packages"]["torch"] == torch.__version__.split("+")[0]
+    history = pd.read_csv(run_dir / "metrics.csv")
+    assert {"train/loss_epoch", "val/rank1", "epoch"} <= set(history.columns)
+    assert sorted(history.dropna(subset=["val/rank1"])["epoch"].unique().tolist()) == [0, 1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert 0.0 <= summary["test/rank1"] <= 1.0
+    assert Path(summary["best_checkpoint"]).parent == run_dir / "checkpoints"
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    data = json.loads((run_dir / "data.json").read_text())
+    assert data["synthetic"] is True
+    assert (run_dir / "results.md").read_text().startswith("|")
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["proface"]["run_id"] == result.run_id
+
+
+def test_same_seed_gives_identical_metrics(runs_dir: Path) -> None:
+    def metrics(seed: int) -> dict[str, float]:
+        result = run_experiment(
+            "demo/recognizer", tiny_overrides("demo/recognizer", runs_dir, extra=[f"seed={seed}"])
+        )
+        return {k: v for k, v in result.metrics.items() if k.startswith(("train/", "val/", "test/"))}
+
+    first, second, other = metrics(0), metrics(0), metrics(1)
+    assert first == second
+    assert first != other
+
+
+def test_resume_continues_the_same_run(runs_dir: Path) -> None:
+    first = run_experiment(
+        "demo/recognizer", tiny_overrides("demo/recognizer", runs_dir, extra=["test=false"])
+    )
+    overrides = tiny_overrides(
+        "demo/recognizer", runs_dir, extra=["test=false", "trainer.max_epochs=2", f"resume={first.run_dir}"]
+    )
+    second = run_experiment("demo/recognizer", overrides)
+    assert second.run_dir == first.run_dir and second.run_id == first.run_id
+    meta = json.loads((first.run_dir / "meta.json").read_text())
+    assert len(meta["resumed_at"]) == 1
+    history = pd.read_csv(first.run_dir / "metrics.csv")
+    assert sorted(history.dropna(subset=["val/rank1"])["epoch"].unique().tolist()) == [0, 1]
+    last = torch.load(first.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 1
+    assert len(list((runs_dir / "demo" / "recognizer").iterdir())) == 1
+
+
+def test_resume_rejects_a_folder_that_is_not_a_run(tmp_path: Path, runs_dir: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        run_experiment(
+            "demo/recognizer", tiny_overrides("demo/recognizer", runs_dir, extra=[f"resume={tmp_path}"])
+        )
+
+
+def test_eval_evaluates_a_checkpoint(runs_dir: Path, tiny_recognizer_ckpt: str) -> None:
+    overrides = tiny_overrides("demo/recognizer", runs_dir, extra=[f"ckpt_path={tiny_recognizer_ckpt}"])
+    result = run_experiment("demo/recognizer", overrides, task="eval")
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["tested_checkpoint"] == tiny_recognizer_ckpt
+    assert "test/verif_acc" in summary and "train/loss_epoch" not in summary
+
+
+def test_eval_without_checkpoint_is_an_error(runs_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="ckpt_path"):
+        run_experiment("demo/recognizer", tiny_overrides("demo/recognizer", runs_dir), task="eval")
+
+
+def test_obfuscation_baselines_table(runs_dir: Path, tiny_recognizer_ckpt: str) -> None:
+    overrides = tiny_overrides(
+        "demo/obfuscation_baselines", runs_dir, {"model.recognizer_ckpt": tiny_recognizer_ckpt}
+    )
+    result = run_experiment("demo/obfuscation_baselines", overrides, task="eval")
+    table = result.table
+    assert list(table["obfuscator"]) == ["none", "blur", "median", "pixelate", "mask", "noise"]
+    clean = table.set_index("obfuscator").loc["none"]
+    assert clean["psnr"] == pytest.approx(100.0)  # identical images: PSNR capped
+    assert clean["ssim"] == pytest.approx(1.0)
+    assert (table.set_index("obfuscator").drop(index="none")["psnr"] < 60).all()
+    assert (result.run_dir / "results.csv").is_file()
