@@ -7,7 +7,8 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.run_record import RunRecord
+from src.datamodules.components.image_io import SKIPPED_FILE, read_skipped
+from src.utils.run_record import RunRecord, read_json
 
 CHECKPOINT_KEY = "proface"
 
@@ -29,6 +30,18 @@ class RunRecordCallback(pl.Callback):
         describe = getattr(datamodule, "describe", None)
         if callable(describe) and trainer.is_global_zero:
             self.record.write_data({"stage": stage, **describe()})
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Add the files skipped during loading (``skipped_files.csv``, from any worker) to ``data.json``."""
+        log_path = self.record.run_dir / SKIPPED_FILE
+        data_path = self.record.run_dir / "data.json"
+        if not trainer.is_global_zero or not log_path.is_file() or not data_path.is_file():
+            return
+        data = read_json(data_path)
+        known = {entry["path"] for entry in data.get("skipped_files", [])}
+        extra = [entry for entry in read_skipped(log_path) if entry["path"] not in known]
+        data["skipped_files"] = [*data.get("skipped_files", []), *extra]
+        self.record.write_data(data)
 
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
