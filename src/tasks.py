@@ -145,11 +145,16 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
         result.metrics = _float_metrics(metrics)
         status = "completed"
         best = _best_checkpoint(trainer)
-        record.write_summary(result.metrics, status, best_checkpoint=best, tested_checkpoint=test_ckpt)
+        data = _data_label(datamodule)
+        record.write_summary(
+            result.metrics, status, best_checkpoint=best, tested_checkpoint=test_ckpt, data=data
+        )
         result.table = _results_table(model, result.metrics)
         if is_launcher_process() and trainer.is_global_zero:
             result.table.to_csv(record.run_dir / "results.csv", index=False)
-            (record.run_dir / "results.md").write_text(to_markdown(result.table) + "\n")
+            heading = f"{record.experiment} ({record.run_id}) on {data.get('dataset', '?')}"
+            note = f"\n\n> {data['note']}" if data.get("note") else ""
+            (record.run_dir / "results.md").write_text(f"# {heading}{note}\n\n{to_markdown(result.table)}\n")
         return result
     except BaseException as exc:
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -158,6 +163,13 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
     finally:
         record.finish(status, error)
         _finish_wandb()
+
+
+def _data_label(datamodule: Any) -> dict[str, Any]:
+    """Which data the numbers are on (dataset name, synthetic flag, note), for summaries and tables."""
+    describe = getattr(datamodule, "describe", None)
+    info = describe() if callable(describe) else {}
+    return {key: info[key] for key in ("dataset", "synthetic", "note") if key in info}
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:

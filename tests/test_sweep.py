@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
@@ -470,3 +471,24 @@ def test_subprocess_launcher_streams_and_parses_run_dir(capfd: pytest.CaptureFix
     assert result == LaunchResult(returncode=4, run_dir=Path("runs/demo/x/20260101-000000-abcdef"))
     assert "training..." in capfd.readouterr().out
     assert parse_run_dir("  RUN_DIR=/a/b \n") == "/a/b" and parse_run_dir("run_dir=/a") is None
+
+
+@pytest.mark.slow
+def test_real_sweep_runs_every_point_and_indexes_it(tmp_path: Path) -> None:
+    """The shipped demo sweep, shrunk, through real training subprocesses."""
+    from tests.helpers import run_cli, tiny_overrides
+
+    runs_root = tmp_path / "runs"
+    tiny = tiny_overrides("demo/recognizer", runs_root, extra=["test=false"])
+    run_cli(
+        "src.sweep",
+        ["experiments/sweeps/demo_recognizer_lr.yaml", "--runs-root", str(runs_root), "--count", "2", *tiny],
+        timeout=600,
+    )
+    (index,) = (runs_root / "sweeps" / "demo_recognizer_lr").glob("*/index.csv")
+    table = pd.read_csv(index)
+    assert list(table["status"]) == ["ok", "ok"]
+    assert table["val/rank1"].between(0, 1).all()
+    for run_dir in table["run_dir"]:
+        meta = json.loads((Path(run_dir) / "meta.json").read_text())
+        assert meta["sweep"]["name"] == "demo_recognizer_lr"

@@ -53,7 +53,9 @@ def test_training_leaves_a_complete_run_record(runs_dir: Path) -> None:
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     data = json.loads((run_dir / "data.json").read_text())
     assert data["synthetic"] is True
-    assert (run_dir / "results.md").read_text().startswith("|")
+    results = (run_dir / "results.md").read_text()
+    assert results.startswith("# demo/recognizer") and "not real data" in results
+    assert summary["data"]["synthetic"] is True
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["proface"]["run_id"] == result.run_id
 

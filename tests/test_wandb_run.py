@@ -1,4 +1,4 @@
-"""A real offline W&B run from the training CLI, read back without a server (and resumed under the same id)."""
+"""A real offline W&B run from the training CLI, read back without a server, then resumed under its id."""
 
 from __future__ import annotations
 

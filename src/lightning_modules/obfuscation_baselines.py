@@ -17,6 +17,7 @@ from src.metrics.image_quality import PSNR, SSIM
 from src.obfuscators.base import Obfuscator
 from src.utils.checkpoints import load_network
 
+TRAINING_ONLY_KEYS = {"name", "sigma_range", "kernel_range", "block_range", "std_range", "jitter"}
 IDENTITY_COLUMNS = ("verif_acc", "verif_acc_std", "rank1", "rank5", "genuine_cos", "impostor_cos")
 
 
@@ -92,10 +93,10 @@ class ObfuscationBaselinesModule(pl.LightningModule):
         """One row per obfuscator: its evaluation setting, PSNR, SSIM and identity metrics."""
         rows = []
         for name, obfuscator in self.obfuscators.items():
-            setting = {k: v for k, v in obfuscator.describe().items() if k != "name"}
+            setting = {k: v for k, v in obfuscator.describe().items() if k not in TRAINING_ONLY_KEYS}
             row: dict[str, object] = {
                 "obfuscator": name,
-                "eval setting": ", ".join(f"{k}={v}" for k, v in setting.items() if "eval" in k) or "-",
+                "eval setting": ", ".join(f"{k}={v}" for k, v in setting.items()) or "-",
             }
             for column in ("psnr", "ssim", *IDENTITY_COLUMNS):
                 row[column] = metrics.get(f"test/{name}/{column}", float("nan"))
