@@ -133,6 +133,7 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
             logger=build_loggers(cfg, record),
             default_root_dir=str(record.run_dir),
         )
+        record.update_meta(world_size=trainer.world_size, num_processes_per_node=trainer.num_devices)
         metrics: dict[str, Any] = {}
         fit_ckpt = resolve_resume(cfg.resume)[1] if cfg.get("resume") else None
         if task == "train" and cfg.train:

@@ -53,6 +53,7 @@ def test_ddp_cli_training_writes_one_run(runs_dir: Path) -> None:
     run_dir = run_dir_from_output(output)
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "completed" and meta["strategy"] == "ddp" and meta["devices"] == 2
+    assert meta["world_size"] == 2
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert len(list((runs_dir / "demo" / "recognizer").iterdir())) == 1
 

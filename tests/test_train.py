@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from src.config.compose import list_experiments
 from src.config.errors import ConfigError
-from tests.helpers import run_experiment, tiny_overrides
+from tests.helpers import composed, run_experiment, tiny_overrides
 
 EXPERIMENTS = list_experiments()
 
@@ -22,7 +22,7 @@ def test_fast_dev_run_every_experiment(
     experiment: str, runs_dir: Path, required_values: dict[str, str]
 ) -> None:
     overrides = tiny_overrides(experiment, runs_dir, required_values, ["trainer.fast_dev_run=true"])
-    task = "eval" if "obfuscation_baselines" in experiment else "train"
+    task = "train" if composed(experiment, overrides).train else "eval"  # evaluation-only experiments
     result = run_experiment(experiment, overrides, task=task)
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"
