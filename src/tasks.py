@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 
 from src.config.errors import ConfigError
 from src.config.instantiate import instantiate
-from src.utils.callbacks import RunRecordCallback
+from src.utils.callbacks import LineProgress, RunRecordCallback
 from src.utils.loggers import RunCSVLogger
 from src.utils.run_record import RunRecord, is_launcher_process, resolve_resume
 from src.utils.seeding import seed_everything
@@ -127,11 +128,17 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
     try:
         datamodule = instantiate(cfg.datamodule)
         model = instantiate(cfg.model)
+        callbacks = build_callbacks(cfg, record)
+        trainer_overrides: dict[str, Any] = {}
+        if cfg.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
+            callbacks.append(LineProgress())  # tqdm in a log file is unreadable
+            trainer_overrides["enable_progress_bar"] = False
         trainer: pl.Trainer = instantiate(
             cfg.trainer,
-            callbacks=build_callbacks(cfg, record),
+            callbacks=callbacks,
             logger=build_loggers(cfg, record),
             default_root_dir=str(record.run_dir),
+            **trainer_overrides,
         )
         record.update_meta(world_size=trainer.world_size, num_processes_per_node=trainer.num_devices)
         metrics: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytorch_lightning as pl
@@ -53,3 +54,38 @@ class RunRecordCallback(pl.Callback):
             "experiment": self.record.experiment,
             "run_dir": str(self.record.run_dir),
         }
+
+
+class LineProgress(pl.Callback):
+    """One line per epoch (time and epoch metrics): the progress display for logs and non-terminals.
+
+    tqdm bars written to a file or pipe become thousands of carriage-return updates; this prints a
+    short, greppable line instead (used automatically when stdout is not a terminal).
+    """
+
+    def __init__(self) -> None:
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the epoch clock."""
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Print epoch number, duration and the epoch-level metrics."""
+        if not trainer.is_global_zero:
+            return
+        shown = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if not k.endswith("_step") and getattr(v, "numel", lambda: 1)() == 1
+        }
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
+        elapsed = time.perf_counter() - self._start
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} ({elapsed:.1f} s): {metrics}", flush=True
+        )
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Say that testing started (it can take a while)."""
+        if trainer.is_global_zero:
+            print(f"testing on {sum(trainer.num_test_batches)} batches ...", flush=True)
