@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import compose
 from src.tasks import RunResult, run
+from tests.fixtures_datasets import tiny_data_overrides
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +31,9 @@ TINY_DATA: dict[str, list[str]] = {
         "datamodule.num_workers=0",
     ],
 }
+
+# Miniature copies of the real layouts (FFHQ, VGGFace2, CelebA, CelebA-HQ, LFW), built once per session.
+TINY_DATA.update(tiny_data_overrides(Path(tempfile.mkdtemp(prefix="proface_tiny_data_"))))
 
 TINY_TRAINER = [
     "logger=none",

@@ -1,1 +1,1 @@
-"""Building blocks for DataModules that are not DataModules themselves (renderers, parsers, samplers)."""
+"""Building blocks of the DataModules: renderers, file readers, metadata parsers, datasets, shared bases."""

@@ -1,0 +1,437 @@
+"""Miniature on-disk copies of the real dataset layouts (datasets.md "minimal fake copy" recipes).
+
+Tiny images, but metadata files in the exact formats: count and header lines, CRLF where the real files
+have it, runs of spaces, tabs, quoted fields. Each ``make_*`` writes under ``root`` and returns it (or a
+description of what it wrote); :func:`tiny_data_overrides` builds all of them for the experiment tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+CRLF = "\r\n"
+
+CELEBA_ATTRIBUTES = [
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+]
+
+
+def write_image(path: Path, width: int, height: int, seed: int, gray: bool = False) -> Path:
+    """A distinct random picture (JPEG or PNG by suffix), optionally single-channel."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (1, 1, 3))
+    image = np.clip(base + rng.integers(-40, 40, (height, width, 3)), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), image[..., 0] if gray else image)
+    return path
+
+
+def write_text(path: Path, lines: Sequence[str], newline: str = "\n", final_newline: bool = True) -> Path:
+    """Write ``lines`` with an exact line ending (bytes, so CRLF survives on every platform)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = newline.join(lines) + (newline if final_newline else "")
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+# --- CelebA -------------------------------------------------------------------------------------------
+
+# Non-contiguous CelebA ids, identity-disjoint across partition 0 / 1 / 2.
+CELEBA_IDS = {0: (2880, 2937, 8692, 5805), 1: (4153, 9040), 2: (6369, 10177)}
+
+
+def make_celeba(
+    root: Path,
+    layout: str = "flat",
+    images_per_identity: int = 3,
+    ids: dict[int, Sequence[int]] | None = None,
+    size: tuple[int, int] = (178, 218),
+) -> dict[str, object]:
+    """CelebA: ``img_align_celeba/000001.jpg ...`` + the five list files (CRLF, count/header lines).
+
+    ``layout``: ``flat`` (torchvision's ``celeba/`` folder), ``official`` (``Img/``, ``Anno/``, ``Eval/``) or
+    ``kaggle`` (``img_align_celeba/img_align_celeba/`` and CSV partition/attribute files, no identity file).
+    Images are interleaved over the partition in file order, as in no real copy, to test sorting by split.
+    Returns ``files``, ``identity`` and ``partition`` per file.
+    """
+    ids = ids or CELEBA_IDS
+    rows = [
+        (identity, part)
+        for part, group in ids.items()
+        for identity in group
+        for _ in range(images_per_identity)
+    ]
+    order = np.random.default_rng(0).permutation(len(rows))
+    rows = [rows[i] for i in order]
+    files = [f"{i + 1:06d}.jpg" for i in range(len(rows))]
+    image_dir = {"flat": "img_align_celeba", "official": "Img/img_align_celeba"}.get(
+        layout, "img_align_celeba/img_align_celeba"
+    )
+    for i, name in enumerate(files):
+        write_image(root / image_dir / name, size[0], size[1], seed=i, gray=(i == 1))
+    anno = {"flat": "", "official": "Anno/", "kaggle": ""}[layout]
+    evaluation = {"flat": "", "official": "Eval/", "kaggle": ""}[layout]
+    rng = np.random.default_rng(1)
+    attrs = rng.choice([-1, 1], size=(len(files), 40))
+    if layout == "kaggle":
+        write_text(
+            root / "list_eval_partition.csv",
+            ["image_id,partition", *(f"{n},{p}" for n, (_, p) in zip(files, rows, strict=True))],
+        )
+        write_text(
+            root / "list_attr_celeba.csv",
+            [
+                "image_id," + ",".join(CELEBA_ATTRIBUTES),
+                *(f"{n}," + ",".join(str(v) for v in a) for n, a in zip(files, attrs, strict=True)),
+            ],
+        )
+        return {
+            "files": files,
+            "identity": [r[0] for r in rows],
+            "partition": [r[1] for r in rows],
+            "attr": attrs,
+        }
+    write_text(
+        root / f"{anno}identity_CelebA.txt", [f"{n} {i}" for n, (i, _) in zip(files, rows, strict=True)], CRLF
+    )
+    write_text(
+        root / f"{evaluation}list_eval_partition.txt",
+        [f"{n} {p}" for n, (_, p) in zip(files, rows, strict=True)],
+        CRLF,
+    )
+    write_text(
+        root / f"{anno}list_attr_celeba.txt",
+        [
+            str(len(files)),
+            " ".join(CELEBA_ATTRIBUTES) + " ",  # the real header ends with a space
+            *(f"{n} " + " ".join(f"{v:2d}" for v in a) for n, a in zip(files, attrs, strict=True)),
+        ],
+        CRLF,
+    )
+    boxes = rng.integers(50, 300, size=(len(files), 4))
+    write_text(
+        root / f"{anno}list_bbox_celeba.txt",
+        [
+            str(len(files)),
+            "image_id x_1 y_1 width height",
+            *(f"{n}    {b[0]:3d} {b[1]:3d} {b[2]:3d} {b[3]:3d}" for n, b in zip(files, boxes, strict=True)),
+        ],
+        CRLF,
+    )
+    points = np.tile([69, 109, 106, 113, 77, 142, 73, 152, 108, 154], (len(files), 1))
+    write_text(
+        root / f"{anno}list_landmarks_align_celeba.txt",
+        [
+            str(len(files)),
+            "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
+            "leftmouth_x leftmouth_y rightmouth_x rightmouth_y",
+            *(f"{n} " + " ".join(f"{v:4d}" for v in p) for n, p in zip(files, points, strict=True)),
+        ],
+        CRLF,
+    )
+    return {
+        "files": files,
+        "identity": [r[0] for r in rows],
+        "partition": [r[1] for r in rows],
+        "attr": attrs,
+        "bbox": boxes,
+    }
+
+
+def make_celeba_hq(
+    root: Path, celeba_files: Sequence[str], header: bool = True, padded: bool = False
+) -> list[str]:
+    """CelebA-HQ: ``CelebA-HQ-img/0.jpg ...`` (or ``00000.jpg``) + the mapping file to the fake CelebA files.
+
+    The HQ set takes the CelebA files in reverse order (so HQ order ≠ CelebA order).
+    """
+    chosen = list(celeba_files)[::-1]
+    rows = []
+    for hq, name in enumerate(chosen):
+        write_image(
+            root / "CelebA-HQ-img" / (f"{hq:05d}.jpg" if padded else f"{hq}.jpg"), 32, 32, seed=100 + hq
+        )
+        rows.append(f"{hq:<8d}{int(Path(name).stem) - 1:<11d}{name}")
+    write_text(
+        root / "CelebA-HQ-to-CelebA-mapping.txt", (["idx      orig_idx   orig_file"] if header else []) + rows
+    )
+    return chosen
+
+
+# --- FFHQ ----------------------------------------------------------------------------------------------
+
+
+def ffhq_landmarks(index: int) -> list[list[float]]:
+    """68 plausible (x, y) points in 1024² pixels, shifted per image."""
+    angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    return [[512 + 300 * np.cos(a) + index, 540 + 360 * np.sin(a)] for a in angle]
+
+
+def make_ffhq(
+    root: Path,
+    train: Sequence[int] = (0, 1, 2),
+    validation: Sequence[int] = (60000,),
+    flat: bool = False,
+    size: int = 24,
+    with_json: bool = True,
+    same_content: bool = False,
+) -> Path:
+    """FFHQ: ``images1024x1024/<shard>/<index>.png`` (+ ``thumbnails128x128/``), ``LICENSE.txt``s, JSON.
+
+    ``flat``: ``00000.png ...`` directly at the root (Kaggle / Hugging Face copies). PNGs are ``size`` px;
+    ``same_content`` makes every image the same picture (to compare augmentations across workers).
+    """
+    indices = [*train, *validation]
+    for index in indices:
+        shard = f"{index - index % 1000:05d}"
+        seed = 0 if same_content else index
+        if flat:
+            write_image(root / f"{index:05d}.png", size, size, seed=seed)
+        else:
+            write_image(root / "images1024x1024" / shard / f"{index:05d}.png", size, size, seed=seed)
+            write_image(
+                root / "thumbnails128x128" / shard / f"{index:05d}.png", size // 2, size // 2, seed=seed
+            )
+    if not flat:
+        for folder in ("images1024x1024", "thumbnails128x128"):
+            (root / folder / "LICENSE.txt").write_text("Creative Commons licences, see the JSON\n")
+    (root / "LICENSE.txt").write_text("CC BY-NC-SA 4.0\n")
+    if with_json:
+        entries = {}
+        for index in indices:
+            shard = f"{index - index % 1000:05d}"
+            entries[str(index)] = {
+                "category": "training" if index in train else "validation",
+                "metadata": {"photo_url": "https://example.invalid", "author": "someone", "country": ""},
+                "image": {
+                    "file_path": f"images1024x1024/{shard}/{index:05d}.png",
+                    "pixel_size": [1024, 1024],
+                    "face_landmarks": ffhq_landmarks(index),
+                },
+                "thumbnail": {
+                    "file_path": f"thumbnails128x128/{shard}/{index:05d}.png",
+                    "pixel_size": [128, 128],
+                },
+            }
+        (root / "ffhq-dataset-v2.json").write_text(json.dumps(entries, indent=1))
+    return root
+
+
+# --- VGGFace2 ------------------------------------------------------------------------------------------
+
+VGGFACE2_TRAIN = {
+    "n000002": ["0001_01.jpg", "0002_01.jpg", "0003_01.jpg"],
+    "n000003": ["0001_01.jpg", "0004_01.jpg", "0005_02.jpg"],
+    "n000005": ["0001_01.jpg", "0002_01.jpg"],
+    "n000007": ["0010_01.jpg", "0011_01.jpg"],
+}
+VGGFACE2_TEST = {
+    "n000001": ["0019_01.jpg", "0115_02.jpg"],
+    "n000009": ["0001_01.jpg", "0002_01.jpg"],
+    "n000010": ["0003_01.jpg", "0004_01.jpg"],
+    "n000012": ["0001_01.jpg", "0002_01.jpg"],
+}
+VGGFACE2_NAMES = {
+    "n000001": "14th_Dalai_Lama",
+    "n000002": "A_Fine_Frenzy",
+    "n000003": "A.J._Buckley",
+    "n000005": "Aaron_Carter, Jr.",  # a comma inside the quotes (datasets.md §2 recipe)
+    "n000007": "Aaron_Yoo",
+    "n000009": "Aaron_Lohr",
+    "n000010": "Abigail_Spencer",
+    "n000012": "Adam_Baldwin",
+    "n000004": "Not_Shipped",  # listed in the meta file, no folder (real copies list more than ship)
+}
+
+
+def make_vggface2(
+    root: Path,
+    meta_style: str = "spaced",
+    meta_dir: str = "",
+    train: dict[str, list[str]] | None = None,
+    test: dict[str, list[str]] | None = None,
+    size: tuple[int, int] = (48, 60),
+) -> Path:
+    """VGGFace2: ``train/``/``test/`` identity folders, lists, ``identity_meta.csv``, ``bb_landmark/`` CSVs.
+
+    ``meta_style``: ``spaced`` (``n000001, "Name", 424, 0, m`` with the spaced header and a trailing comma)
+    or ``errata`` (CRLF, the name in doubled quotes, no spaces before numbers; datasets.md Errata).
+    ``meta_dir``: ``""`` (files at the root) or ``"meta/"``.
+    """
+    train, test = train or VGGFACE2_TRAIN, test or VGGFACE2_TEST
+    width, height = size
+    for split, classes in (("train", train), ("test", test)):
+        listed, bb_rows, lm_rows = [], [], []
+        for c, (class_id, images) in enumerate(sorted(classes.items())):
+            for k, image in enumerate(images):
+                write_image(
+                    root / split / class_id / image, width, height, seed=1000 * c + k + (split == "test")
+                )
+                listed.append(f"{class_id}/{image}")
+                stem = f"{class_id}/{Path(image).stem}"
+                bb_rows.append(f'"{stem}",{8 + k},{10 + k},{width - 16},{height - 20}')
+                pts = [16.5 + k, 24.25, 31.5 + k, 24.0, 24.0, 33.5, 18.0, 42.0, 30.0, 42.5]
+                lm_rows.append(f'"{stem}",' + ",".join(f"{v:.4f}" for v in pts))
+        write_text(root / meta_dir / f"{split}_list.txt", listed)
+        write_text(root / "bb_landmark" / f"loose_bb_{split}.csv", ["NAME_ID,X,Y,W,H", *bb_rows])
+        header = "NAME_ID,P1X,P1Y,P2X,P2Y,P3X,P3Y,P4X,P4Y,P5X,P5Y"
+        write_text(root / "bb_landmark" / f"loose_landmark_{split}.csv", [header, *lm_rows])
+    flags = {**{c: 1 for c in train}, **{c: 0 for c in test}, "n000004": 1}
+    rows = []
+    for class_id in sorted(flags):
+        name = VGGFACE2_NAMES.get(class_id, f"Person_{class_id}")
+        count = len(train.get(class_id, test.get(class_id, [])))
+        gender = "f" if int(class_id[1:]) % 2 else "m"
+        if meta_style == "errata":
+            rows.append(f'{class_id}," ""{name.replace(",", "")}""",{count},{flags[class_id]}, {gender}')
+        else:
+            rows.append(f'{class_id}, "{name}", {count}, {flags[class_id]}, {gender},')
+    header = "Class_ID, Name, Sample_Num, Flag, Gender"
+    write_text(
+        root / meta_dir / "identity_meta.csv", [header, *rows], CRLF if meta_style == "errata" else "\n"
+    )
+    return root
+
+
+# --- LFW -----------------------------------------------------------------------------------------------
+
+LFW_PEOPLE = {"Abel_Pacheco": 4, "Dean_Barker": 1, "Abdel_Madi_Shabneh": 1, "Akhmed_Zakayev": 3, "Zico": 2}
+LFW_PAIRS_2x1 = [
+    "2\t1",
+    "Abel_Pacheco\t1\t4",
+    "Abdel_Madi_Shabneh\t1\tDean_Barker\t1",
+    "Akhmed_Zakayev\t1\t3",
+    "Abel_Pacheco\t2\tAkhmed_Zakayev\t2",
+]
+
+
+def make_lfw(
+    root: Path,
+    people: dict[str, int] | None = None,
+    pairs: Sequence[str] | None = None,
+    image_dir: str = "lfw",
+    size: int = 40,
+    pairs_file: str = "pairs.txt",
+    final_newline: bool = True,
+) -> Path:
+    """LFW: ``lfw/<Name>/<Name>_0001.jpg`` and ``pairs.txt`` (default ``2<TAB>1``: 2 folds × 1 + 1 pairs)."""
+    for p, (person, count) in enumerate(sorted((people or LFW_PEOPLE).items())):
+        for k in range(1, count + 1):
+            write_image(root / image_dir / person / f"{person}_{k:04d}.jpg", size, size, seed=50 * p + k)
+    write_text(root / pairs_file, list(pairs or LFW_PAIRS_2x1), final_newline=final_newline)
+    return root
+
+
+def lfw_full_format(root: Path, folds: int = 10, per_fold: int = 3) -> Path:
+    """An LFW copy with the full ``10<TAB>300``-style structure (synthetic names, ``per_fold`` per class)."""
+    people = {f"Person_{i:02d}": 2 for i in range(2 * folds)}
+    lines = [f"{folds}\t{per_fold}"]
+    for fold in range(folds):
+        a, b = f"Person_{2 * fold:02d}", f"Person_{2 * fold + 1:02d}"
+        lines += [f"{a}\t1\t2"] * per_fold
+        lines += [f"{a}\t{1 + k % 2}\t{b}\t{1 + (k + 1) % 2}" for k in range(per_fold)]
+    return make_lfw(root, people, lines, size=16, final_newline=False)
+
+
+# --- TINY_DATA ----------------------------------------------------------------------------------------
+
+
+def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
+    """Build every miniature layout under ``base``; return the ``tests/helpers.py`` TINY_DATA entries."""
+    make_ffhq(base / "ffhq", train=(0, 1, 2, 3), validation=(60000, 60001))
+    celeba = make_celeba(base / "celeba")
+    hq_files = make_celeba_hq(base / "celeba_hq", celeba["files"])  # type: ignore[arg-type]
+    make_vggface2(base / "vggface2")
+    make_lfw(base / "lfw")
+    lookup = dict(
+        zip(celeba["files"], zip(celeba["identity"], celeba["partition"], strict=True), strict=True)
+    )  # type: ignore[arg-type]
+    hq_train_identities = len({lookup[f][0] for f in hq_files if lookup[f][1] == 0})
+    small = ["datamodule.image_size=32", "datamodule.batch_size=2", "datamodule.num_workers=0"]
+    derived = [
+        f"datamodule.splits_dir={base / 'splits'}",
+        "datamodule.pair_folds=1",
+        "datamodule.pairs_per_fold=2",
+    ]
+    return {
+        "src.datamodules.ffhq.FFHQDataModule": [
+            f"datamodule.root={base / 'ffhq'}",
+            f"datamodule.cache_dir={base / 'cache'}",
+            f"datamodule.splits_dir={base / 'splits'}",
+            *small,
+        ],
+        "src.datamodules.celeba.CelebADataModule": [
+            f"datamodule.root={base / 'celeba'}",
+            "datamodule.train_identities=4",
+            *small,
+            *derived,
+        ],
+        "src.datamodules.celeba.CelebAHQDataModule": [
+            f"datamodule.root={base / 'celeba_hq'}",
+            f"datamodule.celeba_root={base / 'celeba'}",
+            f"datamodule.train_identities={hq_train_identities}",
+            *small,
+            *derived,
+        ],
+        "src.datamodules.vggface2.VGGFace2DataModule": [
+            f"datamodule.root={base / 'vggface2'}",
+            "datamodule.val_identities=2",
+            "datamodule.train_identities=2",
+            *small,
+            *derived,
+        ],
+        "src.datamodules.lfw.LFWDataModule": [f"datamodule.root={base / 'lfw'}", *small],
+    }
+
+
+def compose_datamodule(name: str, overrides: Sequence[str] = ()) -> Any:
+    """The ``datamodule`` node of ``experiments/_base/datamodule/<name>.yaml``, composed in an experiment."""
+    from src.config.compose import compose
+
+    extra = ["model.head.num_classes=3"] if name in ("ffhq", "lfw") else []  # no training identities
+    return compose("demo/recognizer", [f"datamodule={name}", *extra, *overrides]).config.datamodule
