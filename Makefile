@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-slow test-ddp test-all lint format sweep-demo clean clean-runs
+.PHONY: help install demo test test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,12 +25,12 @@ demo: $(STAMP) ## train a recognizer on SyntheticFaces, evaluate the obfuscation
 	$(PY) -m src.demo
 
 lint: $(STAMP) ## ruff lint + format check
-	$(VENV)/bin/ruff check src tests notebooks scripts
-	$(VENV)/bin/ruff format --check src tests notebooks scripts
+	$(VENV)/bin/ruff check src tests notebooks scripts benchmarks
+	$(VENV)/bin/ruff format --check src tests notebooks scripts benchmarks
 
 format: $(STAMP) ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix src tests notebooks scripts
-	$(VENV)/bin/ruff format src tests notebooks scripts
+	$(VENV)/bin/ruff check --fix src tests notebooks scripts benchmarks
+	$(VENV)/bin/ruff format src tests notebooks scripts benchmarks
 
 test: lint ## lint, then every test not marked slow (includes 2-process CPU DDP tests)
 	$(PY) -m pytest -m "not slow" -q
@@ -46,6 +46,17 @@ test-all: lint ## every test
 
 sweep-demo: $(STAMP) ## run the example sweep (4 short demo trainings)
 	$(PY) -m src.sweep experiments/sweeps/demo_recognizer_lr.yaml trainer.max_epochs=2
+
+bench: bench-metrics bench-data bench-face ## every speed/memory benchmark (prints ratios; not a test)
+
+bench-metrics: $(STAMP) ## metrics suite vs torchmetrics; retrieval vs a bare matrix product
+	$(PY) -m benchmarks.bench_metrics
+
+bench-data: $(STAMP) ## JPEG loading + augmentation vs torchvision ImageFolder; FF++ preprocessing frames/s
+	$(PY) -m benchmarks.bench_data
+
+bench-face: $(STAMP) ## dlib ResNet port vs dlib per-face speed
+	$(PY) -m benchmarks.bench_dlib
 
 clean: ## remove caches
 	rm -rf .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks (`make bench`): they print measured ratios; they are not tests."""

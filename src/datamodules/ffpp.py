@@ -1,0 +1,243 @@
+"""FaceForensics++ face frames, as written by ``python -m src.preprocess.videos ffpp`` (``index.csv``).
+
+The preprocessing CLI validates the raw layout (videos, official pair split JSONs) and records each frame's
+split, so loading needs only the preprocessed folder: ``root`` is ``OUT_DIR/ffpp`` (or ``OUT_DIR``), from the
+config or the ``PROFACE_FFPP_ROOT`` environment variable. Batches: ``image`` (float [0, 1], RGB), ``label``
+(1 = fake, 0 = real), ``video_idx`` (int from a :class:`VideoIdEncoder` over the split's full id list, so
+ranks agree), ``frame_index`` (index in the source video) and ``index``. ``methods`` / ``compression`` filter
+the index; ``describe()`` reports frames, videos (real / fake / per method) and preprocessing failures.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from src.datamodules.base import FaceDataModule
+from src.datamodules.components.transforms import build_albumentations, check_transform_splits
+from src.datamodules.identity_folders import DatasetLayoutError
+from src.metrics.detection import VideoIdEncoder
+from src.utils.seeding import albumentations_seed, global_rank
+
+SPLITS = ("train", "val", "test")
+REQUIRED_COLUMNS = ("video_uid", "frame_index", "label", "method", "compression", "split", "path")
+
+
+class FrameIndexDataset(Dataset):
+    """Face crops listed by an index: decoded with OpenCV (→ RGB), resized, optionally augmented."""
+
+    def __init__(
+        self,
+        root: Path,
+        rows: list[dict[str, str]],
+        encoder: VideoIdEncoder,
+        image_size: int,
+        transform: Any = None,
+    ) -> None:
+        self.root = root
+        self.paths = [row["path"] for row in rows]
+        self.labels = np.asarray([int(row["label"]) for row in rows], np.int64)
+        self.frame_index = np.asarray([int(row["frame_index"]) for row in rows], np.int64)
+        self.video_idx = encoder.encode([row["video_uid"] for row in rows]).numpy().astype(np.int64)
+        self.image_size = int(image_size)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        import cv2
+
+        path = self.root / self.paths[index]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise OSError(f"cannot read frame {path}")
+        image = image[..., ::-1]
+        if image.shape[0] != self.image_size or image.shape[1] != self.image_size:
+            image = cv2.resize(image, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
+        if self.transform is not None:
+            image = self.transform(image=np.ascontiguousarray(image))["image"]
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        return {
+            "image": tensor,
+            "label": torch.tensor(self.labels[index]),
+            "video_idx": torch.tensor(self.video_idx[index]),
+            "frame_index": torch.tensor(self.frame_index[index]),
+            "index": torch.tensor(index),
+        }
+
+
+def resolve_root(root: str | None, env_var: str, dataset: str) -> Path:
+    """``root`` from the config, else from ``env_var``; raises naming both when neither is set."""
+    value = root if root not in (None, "", "???") else os.environ.get(env_var)
+    if not value:
+        raise ValueError(f"datamodule.root must name the preprocessed {dataset} folder (or set ${env_var})")
+    return Path(str(value)).expanduser()
+
+
+def read_index(root: Path, dataset: str) -> tuple[Path, list[dict[str, str]]]:
+    """The folder holding ``index.csv`` (``root`` or ``root/<dataset>``) and its rows; checks the columns."""
+    for folder in (root, root / dataset):
+        if (folder / "index.csv").is_file():
+            break
+    else:
+        raise DatasetLayoutError(
+            f"{dataset}: index.csv not found in {root} or {root / dataset}; run "
+            f"`python -m src.preprocess.videos {dataset} RAW_ROOT OUT_DIR` first"
+        )
+    path = folder / "index.csv"
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DatasetLayoutError(
+                f"{path}: missing column(s) {missing}; expected {list(REQUIRED_COLUMNS)}"
+            )
+        rows = list(reader)
+    for number, row in enumerate(rows, start=2):
+        if row["label"] not in ("0", "1") or row["split"] not in SPLITS:
+            raise DatasetLayoutError(
+                f"{path} line {number}: bad label {row['label']!r} or split {row['split']!r}"
+            )
+    return folder, rows
+
+
+class VideoFramesDataModule(FaceDataModule):
+    """Shared loader of a preprocessed frame index: filters, per-split datasets, counts for the run record."""
+
+    dataset_name: ClassVar[str] = ""
+    env_var: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        image_size: int = 256,
+        methods: Sequence[str] | None = None,
+        compression: str | None = None,
+        transform: Sequence[Any] | None = None,
+        transform_splits: Sequence[str] = ("train",),
+        transform_seed: int = 0,
+        check_files: bool = True,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory)
+        self.root = resolve_root(root, self.env_var, self.dataset_name)
+        self.image_size = int(image_size)
+        self.methods = None if methods is None else tuple(methods)
+        self.compression = compression
+        self.transform_spec = transform
+        self.transform_splits = check_transform_splits(transform_splits)
+        self.transform_seed = int(transform_seed)
+        self.check_files = bool(check_files)
+        self.datasets: dict[str, FrameIndexDataset] = {}
+        self.encoders: dict[str, VideoIdEncoder] = {}
+        self.rows: dict[str, list[dict[str, str]]] = {}
+        self.index_dir: Path | None = None
+
+    def filter_rows(self, rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Keep the rows of the requested methods (real frames always kept) and compression."""
+        if self.methods is not None:
+            known = {row["method"] for row in rows if row["label"] == "1"}
+            unknown = sorted(set(self.methods) - known)
+            if unknown:
+                raise ValueError(
+                    f"datamodule.methods: {unknown} not in the index of {self.root} (has {sorted(known)})"
+                )
+            rows = [row for row in rows if row["label"] == "0" or row["method"] in self.methods]
+        if self.compression is not None:
+            rows = [row for row in rows if row["compression"] == self.compression]
+            if not rows:
+                raise ValueError(f"datamodule.compression={self.compression!r}: no frames in {self.root}")
+        return rows
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read and validate the index, then build one dataset per split present."""
+        if self.datasets:
+            return
+        if not self.root.is_dir():
+            raise DatasetLayoutError(f"{self.dataset_name} root not found: {self.root}")
+        self.index_dir, rows = read_index(self.root, self.dataset_name)
+        rows = self.filter_rows(rows)
+        if self.check_files:
+            missing = [row["path"] for row in rows if not (self.index_dir / row["path"]).is_file()]
+            if missing:
+                raise DatasetLayoutError(
+                    f"{len(missing)} frame(s) listed in {self.index_dir / 'index.csv'} are missing, "
+                    f"e.g. {[str(self.index_dir / m) for m in missing[:3]]}"
+                )
+        rank = global_rank()
+        for split in SPLITS:
+            split_rows = [row for row in rows if row["split"] == split]
+            if not split_rows:
+                continue
+            self.rows[split] = split_rows
+            self.encoders[split] = VideoIdEncoder(row["video_uid"] for row in split_rows)
+            transform = None
+            if split in self.transform_splits:
+                transform = build_albumentations(
+                    self.transform_spec, albumentations_seed(self.transform_seed, rank)
+                )
+            self.datasets[split] = FrameIndexDataset(
+                self.index_dir, split_rows, self.encoders[split], self.image_size, transform
+            )
+        if not self.datasets:
+            raise ValueError(f"{self.dataset_name}: no frames left in {self.root} after the filters")
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise ValueError(f"{self.dataset_name} under {self.root} has no {split} split")
+        return self.make_loader(self.datasets[split], train=train)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training frames."""
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation frames in index order."""
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test frames in index order."""
+        return self._loader("test", False)
+
+    def describe(self) -> dict[str, Any]:
+        """Frames, videos (real/fake, per method), failures and settings per split for the run record."""
+        info: dict[str, Any] = {
+            **super().describe(),
+            "dataset": self.dataset_name,
+            "root": str(self.root),
+            "methods": None if self.methods is None else list(self.methods),
+            "compression": self.compression,
+        }
+        for split, rows in self.rows.items():
+            videos = {row["video_uid"]: row for row in rows}
+            info[split] = {
+                "images": len(rows),
+                "videos": len(videos),
+                "real_videos": sum(1 for row in videos.values() if row["label"] == "0"),
+                "fake_videos": sum(1 for row in videos.values() if row["label"] == "1"),
+                "videos_by_method": dict(sorted(Counter(r["method"] for r in videos.values()).items())),
+                "video_id_fingerprint": self.encoders[split].fingerprint(),
+            }
+        if self.index_dir is not None and (self.index_dir / "summary.json").is_file():
+            summary = json.loads((self.index_dir / "summary.json").read_text())
+            info["preprocessing_failures"] = summary.get("counts", {}).get("failures_by_reason", {})
+        return info
+
+
+class FFPPFramesDataModule(VideoFramesDataModule):
+    """FF++ frames (official pair split, label 1 = fake) from the preprocessed index."""
+
+    dataset_name = "ffpp"
+    env_var = "PROFACE_FFPP_ROOT"

@@ -1,0 +1,1 @@
+"""Offline preprocessing tools (detect + align image folders: ``python -m src.preprocess.align``)."""
