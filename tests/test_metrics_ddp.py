@@ -1,8 +1,16 @@
 """DDP sync of the metrics: 2 gloo processes with uneven shards (13 and 20 samples) must reproduce the
-single-process values over all 33 samples, on every rank (framework_notes.md §5.2)."""
+single-process values over all 33 samples, on every rank (framework_notes.md §5.2).
+
+Every ``torchmetrics.Metric`` class defined in ``src/metrics`` is covered; :func:`test_every_metric_class_is
+_covered` fails when a new one is added without a case here. Variants named ``*_rank1_only`` see no data on
+rank 0 (the empty-rank placeholder path of the gather-style metrics).
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import warnings
 from pathlib import Path
 
@@ -10,83 +18,189 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torchmetrics import Metric
 
-from src.metrics import PSNR, SSIM, EmbeddingCollector
+import src.metrics
+from src.metrics import MAE, MSE, PSNR, SSIM, EmbeddingCollector
+from src.metrics.detection import DetectionMetrics
+from src.metrics.identity import ProtectionSuccessRate, VerificationMetrics
+from src.metrics.image_quality import MSSSIM
+from src.metrics.perceptual import LPIPS, STLPIPS
 
 pytestmark = [pytest.mark.ddp, pytest.mark.timeout(120)]
 
 WORLD_SIZE = 2
 SHARDS = {0: (0, 13), 1: (13, 33)}  # uneven on purpose
 BATCH = {0: 5, 1: 7}  # uneven batch sizes too: rank 0 updates 5+5+3, rank 1 updates 7+7+6
+N = 33
+PSR_THRESHOLD = 0.1
+
+#: Every Metric class of src/metrics with a DDP case below (the coverage test compares with the package).
+COVERED = {
+    "PSNR",
+    "SSIM",
+    "MSSSIM",
+    "MSE",
+    "MAE",
+    "LPIPS",
+    "STLPIPS",
+    "EmbeddingCollector",
+    "VerificationMetrics",
+    "ProtectionSuccessRate",
+    "DetectionMetrics",
+}
 
 
-def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _data() -> dict[str, torch.Tensor]:
     """All 33 samples, identical in every process (fixed generator)."""
     g = torch.Generator().manual_seed(1234)
-    target = torch.rand(33, 3, 24, 28, generator=g)
+    target = torch.rand(N, 3, 24, 28, generator=g)
     preds = (target + 0.1 * torch.randn(target.shape, generator=g)).clamp(0, 1)
     preds[20] = target[20]  # an identical pair: PSNR inf, capped to 100 dB by the class
-    emb = torch.randn(33, 16, generator=g)
-    labels = torch.randint(0, 5, (33,), generator=g)
-    return preds, target, emb, labels
+    pair_index = torch.randperm(N, generator=g)  # global pair numbers, not in shard order
+    video = torch.arange(N) // 3  # video 4 = rows 12..14 straddles the two ranks
+    big_target = torch.rand(N, 3, 64, 64, generator=g)  # LPIPS / ST-LPIPS trunks need more than 24 px
+    big_preds = (big_target + 0.1 * torch.randn(big_target.shape, generator=g)).clamp(0, 1)
+    return {
+        "preds": preds,
+        "target": target,
+        "big_preds": big_preds,
+        "big_target": big_target,
+        "emb": torch.randn(N, 16, generator=g),
+        "labels": torch.randint(0, 5, (N,), generator=g),
+        "scores": torch.randn(N, generator=g, dtype=torch.float64),
+        "pair_index": pair_index,
+        "is_same": pair_index % 2 == 0,  # every fold (cut in index order) has genuine pairs
+        "det_scores": torch.rand(N, generator=g),
+        "det_labels": video % 2,
+        "video": video,
+    }
+
+
+def _metrics() -> dict[str, Metric]:
+    """One fresh instance per DDP case (the ``*_rank1_only`` ones are fed only on rank 1)."""
+    return {
+        "psnr": PSNR(),
+        "ssim": SSIM(),
+        "msssim": MSSSIM(weights=(0.4, 0.6)),  # 2 scales: 24 x 28 images are large enough
+        "lpips": LPIPS(net="alex", random_backbone=True),  # no trunk weights offline: the flagged random one
+        "stlpips": STLPIPS(net="alex"),
+        "mse": MSE(),
+        "mae": MAE(),
+        "collected": EmbeddingCollector(),
+        "verification": VerificationMetrics(fars=(0.1, 0.5), num_folds=3),
+        "psr": ProtectionSuccessRate(threshold=PSR_THRESHOLD),
+        "detection": DetectionMetrics(video_level=True),
+        "psnr_rank1_only": PSNR(),
+        "collected_rank1_only": EmbeddingCollector(),
+        "verification_rank1_only": VerificationMetrics(fars=(0.1,), num_folds=None),
+        "psr_rank1_only": ProtectionSuccessRate(threshold=PSR_THRESHOLD),
+        "detection_rank1_only": DetectionMetrics(video_level=True),
+    }
+
+
+def _update(name: str, metric: Metric, d: dict[str, torch.Tensor], idx: torch.Tensor) -> None:
+    """Feed rows ``idx`` of the data to the metric named ``name``."""
+    kind = name.removesuffix("_rank1_only")
+    if kind in ("psnr", "ssim", "msssim", "mse", "mae"):
+        metric.update(d["preds"][idx], d["target"][idx])
+    elif kind in ("lpips", "stlpips"):
+        metric.update(d["big_preds"][idx], d["big_target"][idx])
+    elif kind == "collected":
+        metric.update(d["emb"][idx], d["labels"][idx])
+    elif kind == "verification":
+        metric.update(d["scores"][idx], d["is_same"][idx], index=d["pair_index"][idx])
+    elif kind == "psr":
+        metric.update(d["scores"][idx])
+    elif kind == "detection":
+        metric.update(d["det_scores"][idx], d["det_labels"][idx], video_idx=d["video"][idx])
+    else:
+        raise AssertionError(f"no update rule for {name}")
 
 
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     # rank 0 computes the *_rank1_only metrics without an update: torchmetrics warns, as intended here
     warnings.filterwarnings("ignore", message=".*called before the ``update``.*")
+    warnings.filterwarnings("ignore", message=".*RANDOM alex trunk.*")  # LPIPS(random_backbone=True)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
     try:
-        preds, target, emb, labels = _data()
-        psnr_m, ssim_m, collector = PSNR(), SSIM(), EmbeddingCollector()
-        psnr_rank1_only, collector_rank1_only = PSNR(), EmbeddingCollector()  # rank 0 sees no data
+        d = _data()
+        metrics = _metrics()
         lo, hi = SHARDS[rank]
         for idx in torch.arange(lo, hi).split(BATCH[rank]):
-            psnr_m.update(preds[idx], target[idx])
-            ssim_m.update(preds[idx], target[idx])
-            collector.update(emb[idx], labels[idx])
-            if rank == 1:
-                psnr_rank1_only.update(preds[idx], target[idx])
-                collector_rank1_only.update(emb[idx], labels[idx])
-        results = {
-            "psnr": psnr_m.compute(),
-            "ssim": ssim_m.compute(),
-            "collected": collector.compute(),
-            "psnr_rank1_only": psnr_rank1_only.compute(),
-            "collected_rank1_only": collector_rank1_only.compute(),
-            "local_count_after_compute": int(psnr_m.count),  # states are un-synced after compute()
-        }
+            for name, metric in metrics.items():
+                if rank == 1 or not name.endswith("_rank1_only"):
+                    _update(name, metric, d, idx)
+        results = {name: metric.compute() for name, metric in metrics.items()}
+        results["local_count_after_compute"] = int(
+            metrics["psnr"].count
+        )  # states are un-synced after compute()
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
+def _assert_same(got: object, expected: object, where: str, rtol: float = 1e-6) -> None:
+    """Recursive equality for the metric outputs (tensors to ``rtol``, floats to 1e-12, NaN == NaN)."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and got.keys() == expected.keys(), where
+        for key in expected:
+            _assert_same(got[key], expected[key], f"{where}[{key!r}]", rtol)
+    elif isinstance(expected, tuple | list):
+        assert len(got) == len(expected), where
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+            _assert_same(g, e, f"{where}[{i}]", rtol)
+    elif isinstance(expected, torch.Tensor):
+        torch.testing.assert_close(got, expected, rtol=rtol, atol=0, equal_nan=True, msg=where)
+    elif isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-12, nan_ok=True), where
+    else:
+        assert got == expected, where
+
+
 @pytest.mark.filterwarnings("ignore:.*called before the ``update``.*")
+@pytest.mark.filterwarnings("ignore:.*RANDOM alex trunk.*")
 def test_metrics_sync_over_uneven_shards(tmp_path: Path) -> None:
     mp.spawn(_worker, args=(str(tmp_path / "pg_init"), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
 
-    preds, target, emb, labels = _data()
-    expected_psnr = PSNR()
-    expected_psnr.update(preds, target)
-    expected_ssim = SSIM()
-    expected_ssim.update(preds, target)
-    expected_psnr_tail = PSNR()
-    expected_psnr_tail.update(preds[13:], target[13:])
+    d = _data()
+    expected = {}
+    for name, metric in _metrics().items():  # one process, the same rows in one go
+        _update(name, metric, d, torch.arange(13 if name.endswith("_rank1_only") else 0, N))
+        expected[name] = metric.compute()
 
     for rank in range(WORLD_SIZE):
-        res = torch.load(tmp_path / f"rank{rank}.pt")
-        torch.testing.assert_close(res["psnr"], expected_psnr.compute(), rtol=1e-6, atol=0)
-        torch.testing.assert_close(res["ssim"], expected_ssim.compute(), rtol=1e-6, atol=0)
-        torch.testing.assert_close(res["psnr_rank1_only"], expected_psnr_tail.compute(), rtol=1e-6, atol=0)
-        got_emb, got_labels = res["collected"]
-        assert got_emb.shape == (33, 16)
-        torch.testing.assert_close(got_emb, emb, rtol=0, atol=0)  # rank 0's samples, then rank 1's
-        assert torch.equal(got_labels, labels)
-        tail_emb, tail_labels = res["collected_rank1_only"]
-        torch.testing.assert_close(tail_emb, emb[13:], rtol=0, atol=0)
-        assert torch.equal(tail_labels, labels[13:]) and tail_labels.dtype == torch.long
+        res = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for name in expected:
+            # conv networks may pick other kernels for other batch sizes / thread counts: 1e-5 there
+            rtol = 1e-5 if name in ("lpips", "stlpips") else 1e-6
+            _assert_same(res[name], expected[name], f"rank {rank}: {name}", rtol)
         lo, hi = SHARDS[rank]
         assert res["local_count_after_compute"] == hi - lo
-    assert torch.isfinite(
-        expected_psnr.compute()
-    )  # the identical pair (inf dB) is capped, not averaged as inf
+    # a few properties the equality does not show
+    emb, labels = expected["collected"]
+    torch.testing.assert_close(emb, d["emb"], rtol=0, atol=0)  # rank 0's samples, then rank 1's
+    assert torch.equal(labels, d["labels"]) and labels.dtype == torch.long
+    assert torch.isfinite(expected["psnr"])  # the identical pair (inf dB) is capped, not averaged as inf
+    assert 0 < float(expected["psr"]) < 1 and 0 < expected["verification"]["auc"] < 1
+    assert "video_auc" in expected["detection"]
+
+
+def test_every_metric_class_is_covered() -> None:
+    """Each public, concrete Metric subclass defined in a module of src/metrics has a DDP case above."""
+    found = set()
+    for info in pkgutil.iter_modules(src.metrics.__path__, prefix="src.metrics."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, Metric)
+                and obj.__module__ == module.__name__
+                and not name.startswith("_")
+                and not inspect.isabstract(obj)
+            ):
+                found.add(name)
+    missing = found - COVERED
+    assert not missing, f"add a DDP case to tests/test_metrics_ddp.py for {sorted(missing)}"
+    assert {"PSNR", "VerificationMetrics"} <= found  # the scan itself works

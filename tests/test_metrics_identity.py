@@ -210,6 +210,75 @@ def test_map_matches_full_sort(chunk_size: int) -> None:
         assert out == pytest.approx(ref, abs=1e-12)
 
 
+def _exact_tied_embeddings(seed: int, n_probe: int, n_gallery: int, n_labels: int) -> tuple[np.ndarray, ...]:
+    """Directions whose normalised entries are 0, ±0.5 or ±1 (±1 vectors and ±2·one-hots in 4-D): every
+    cosine is exact in float32 and float64, and exact ties between matching and non-matching items abound."""
+    rng = np.random.default_rng(seed)
+    dirs = np.concatenate(
+        [np.array(list(itertools.product([-1.0, 1.0], repeat=4))), 2 * np.eye(4), -2 * np.eye(4)]
+    )
+    p = dirs[rng.integers(0, len(dirs), n_probe)]
+    g = dirs[rng.integers(0, len(dirs), n_gallery)]
+    return p, rng.integers(0, n_labels + 1, n_probe), g, rng.integers(0, n_labels, n_gallery)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("chunk_size", "n_labels"), [(1, 3), (7, 3), (None, 3), (5, 40), (None, 40)])
+def test_retrieval_exact_ties_many_positives(
+    chunk_size: int | None, n_labels: int, dtype: torch.dtype
+) -> None:
+    """Many same-label items per probe (up to ~100) and exact ties everywhere, incl. the gallery-index
+    tie-break between matching and non-matching items; one label value has no gallery item."""
+    p, pl, g, gl = _exact_tied_embeddings(n_labels, n_probe=41, n_gallery=300, n_labels=n_labels)
+    args = (torch.tensor(p, dtype=dtype), torch.tensor(pl), torch.tensor(g, dtype=dtype), torch.tensor(gl))
+    ks = (1, 2, 5, 20)
+    out = retrieval_rank_k(*args, ks=ks, chunk_size=chunk_size)
+    assert out == pytest.approx(_reference_rank_k(p, pl, g, gl, ks), abs=1e-12)
+    assert mean_average_precision(*args, chunk_size=chunk_size) == pytest.approx(
+        _reference_map(p, pl, g, gl), abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("chunk_size", [2, None])
+def test_retrieval_one_item_per_identity_gallery(chunk_size: int | None) -> None:
+    """At most one same-label gallery item per probe (the sort-free mAP path), with and without exact ties."""
+    rng = np.random.default_rng(30)
+    g = rng.normal(size=(90, 8))
+    gl = rng.permutation(90)  # unique gallery labels
+    p = rng.normal(size=(25, 8))
+    pl = rng.integers(0, 100, size=25)  # some labels have no gallery item
+    tp, _, tg, _ = _exact_tied_embeddings(31, n_probe=25, n_gallery=90, n_labels=3)
+    for probe, gallery in ((p, g), (tp, tg)):
+        args = (torch.tensor(probe), torch.tensor(pl), torch.tensor(gallery), torch.tensor(gl))
+        assert retrieval_rank_k(*args, ks=(1, 3), chunk_size=chunk_size) == pytest.approx(
+            _reference_rank_k(probe, pl, gallery, gl, (1, 3)), abs=1e-12
+        )
+        assert mean_average_precision(*args, chunk_size=chunk_size) == pytest.approx(
+            _reference_map(probe, pl, gallery, gl), abs=1e-12
+        )
+
+
+def test_retrieval_automatic_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chunk_size=None sizes chunks from RETRIEVAL_CHUNK_BYTES (671 probes at G = 100k in float32, i.e.
+    2 × 671 × 100k × 4 bytes <= 512 MiB); a small budget gives many chunks and the same result."""
+    from src.metrics import identity
+
+    assert identity._chunk_rows(None, 10_000, 100_000, 4, 0) == 671
+    assert 2 * 671 * 100_000 * 4 <= identity.RETRIEVAL_CHUNK_BYTES < 2 * 672 * 100_000 * 4
+    assert identity._chunk_rows(None, 10_000, 100_000, 4, 10) == 670  # + the same-label index tables
+    assert identity._chunk_rows(16, 10_000, 100_000, 4, 10) == 16
+    p, pl, g, gl = _random_embeddings(seed=21)
+    args = (torch.tensor(p), torch.tensor(pl), torch.tensor(g), torch.tensor(gl))
+    full = (retrieval_rank_k(*args, ks=(1, 5)), mean_average_precision(*args))
+    monkeypatch.setattr(identity, "RETRIEVAL_CHUNK_BYTES", 3 * 120 * 16)  # 3 probes per chunk (float64)
+    assert identity._chunk_rows(None, 37, 120, 8, 0) == 3
+    assert (retrieval_rank_k(*args, ks=(1, 5)), mean_average_precision(*args)) == full
+    assert full == (
+        pytest.approx(_reference_rank_k(p, pl, g, gl, (1, 5))),
+        pytest.approx(_reference_map(p, pl, g, gl)),
+    )
+
+
 def test_rank_k_hand_built() -> None:
     gallery = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]])
     g_lab = torch.tensor([7, 8, 9, 9])
