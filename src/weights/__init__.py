@@ -1,0 +1,42 @@
+"""Pretrained-weight registry: a checksummed manifest, offline resolution and an explicit fetch.
+
+``resolve(name)`` returns the verified path of a weight file listed in ``manifest.yaml`` or raises an error
+naming the file, its sha256, where to put it and the command that gets it; nothing downloads implicitly.
+CLI: ``python -m src.weights list | verify [NAME ...] | fetch NAME [NAME ...]``.
+"""
+
+from src.weights.core import (
+    ChecksumMismatchError,
+    MissingWeightsError,
+    WeightEntry,
+    WeightsError,
+    candidate_paths,
+    fetch,
+    fetch_command,
+    load_manifest,
+    manifest_path,
+    resolve,
+    sha256_file,
+    torch_hub_checkpoints_dir,
+    verify,
+    verify_file,
+    weights_dir,
+)
+
+__all__ = [
+    "ChecksumMismatchError",
+    "MissingWeightsError",
+    "WeightEntry",
+    "WeightsError",
+    "candidate_paths",
+    "fetch",
+    "fetch_command",
+    "load_manifest",
+    "manifest_path",
+    "resolve",
+    "sha256_file",
+    "torch_hub_checkpoints_dir",
+    "verify",
+    "verify_file",
+    "weights_dir",
+]

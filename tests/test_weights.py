@@ -1,0 +1,321 @@
+"""The weights manifest: schema, resolve/verify (missing, mismatch, prefix-only), fetch via file://, the CLI.
+
+No test touches the network: downloads use ``file://`` URLs to temporary files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src.weights import (
+    ChecksumMismatchError,
+    MissingWeightsError,
+    WeightsError,
+    fetch,
+    load_manifest,
+    resolve,
+    verify,
+)
+from src.weights.__main__ import main as cli_main
+from src.weights.core import _REQUIRED
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """Empty weights dir and torch home; returns (weights_dir, torch hub checkpoints dir)."""
+    weights = tmp_path / "weights"
+    torch_home = tmp_path / "torch_home"
+    monkeypatch.setenv("PROFACE_WEIGHTS", str(weights))
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    return weights, torch_home / "hub" / "checkpoints"
+
+
+def _entry(name: str, data: bytes, **overrides: object) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "name": name,
+        "file": f"{name}.bin",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256_complete": True,
+        "size_bytes": len(data),
+        "source": "none",
+        "url": "https://example.invalid/none",
+        "url_is_file": True,
+        "licence": "test",
+        "papers": [],
+        "used_by": [],
+        "description": "test entry",
+    }
+    entry.update(overrides)
+    return entry
+
+
+def _write_manifest(path: Path, entries: list[dict[str, object]]) -> Path:
+    path.write_text(yaml.safe_dump({"version": 1, "weights": entries}), encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# The shipped manifest
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_manifest_schema_and_required_entries() -> None:
+    manifest = load_manifest()
+    raw = yaml.safe_load((PROJECT_ROOT / "src" / "weights" / "manifest.yaml").read_text())["weights"]
+    assert len(raw) == len(manifest)
+    for item in raw:
+        assert set(_REQUIRED) <= set(item), item["name"]
+        for key in ("name", "file", "sha256", "url", "licence", "description"):
+            assert str(item[key]).strip(), (item["name"], key)
+        assert isinstance(item["papers"], list)
+        assert item["size_bytes"] > 0
+    expected = {
+        "lpips-alex-backbone": "alexnet-owt-7be5be79.pth",
+        "lpips-vgg-backbone": "vgg16-397923af.pth",
+        "lpips-squeeze-backbone": "squeezenet1_1-b8a52dc0.pth",
+        "dlib-face-recognition-resnet": "dlib_face_recognition_resnet_model_v1.dat",
+        "dlib-shape-predictor-5": "shape_predictor_5_face_landmarks.dat",
+        "dlib-shape-predictor-68": "shape_predictor_68_face_landmarks.dat",
+        "dlib-mmod-face-detector": "mmod_human_face_detector.dat",
+    }
+    for name, file in expected.items():
+        assert manifest[name].file == file
+    for net in ("alex", "vgg", "squeeze"):
+        assert manifest[f"lpips-{net}-lin-v0.1"].package_path == f"weights/v0.1/{net}.pth"
+
+
+def test_torchvision_digests_start_with_the_hash_in_their_file_name() -> None:
+    """torchvision names its files ``<arch>-<first hex digits of the sha256>.pth``."""
+    for entry in load_manifest().values():
+        if entry.source == "torch_hub":
+            prefix = re.search(r"-([0-9a-f]{8,})\.pth$", entry.file)
+            assert prefix is not None, entry.file
+            assert entry.sha256.startswith(prefix.group(1)), entry.name
+            assert entry.url.endswith("/" + entry.file)
+
+
+def test_package_shipped_files_verify() -> None:
+    """Every package-shipped file of an installed package matches its manifest sha256 and size."""
+    checked = 0
+    for entry in load_manifest().values():
+        if entry.source != "package" or importlib.util.find_spec(entry.package) is None:
+            continue
+        path = verify(entry.name)
+        assert path.name == Path(entry.package_path).name
+        checked += 1
+    assert checked >= 6  # lpips heads at least
+    # located without importing: face_recognition_models' __init__ needs the removed pkg_resources
+    assert "face_recognition_models" not in sys.modules
+
+
+# ----------------------------------------------------------------------------------------------------
+# Schema errors
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sha256": "xyz"}, "hexadecimal"),
+        ({"sha256": "ab" * 10}, "not 64"),
+        ({"sha256_complete": False, "sha256": "abc"}, "8 to 63"),
+        ({"size_bytes": 0}, "size_bytes"),
+        ({"source": "internet"}, "source must be"),
+        ({"source": "package"}, "package, package_path, pip"),
+        ({"file": "a/b.bin"}, "plain file name"),
+        ({"papers": "proface"}, "'papers' must be list"),
+        ({"extra": 1}, "unknown field"),
+    ],
+)
+def test_manifest_schema_errors(tmp_path: Path, change: dict[str, object], message: str) -> None:
+    path = _write_manifest(tmp_path / "m.yaml", [_entry("a", b"x", **change)])
+    with pytest.raises(WeightsError, match=re.escape(message)) as info:
+        load_manifest(path)
+    assert str(path) in str(info.value)
+
+
+def test_manifest_missing_field_and_duplicates(tmp_path: Path) -> None:
+    entry = _entry("a", b"x")
+    del entry["licence"]
+    with pytest.raises(WeightsError, match="missing field.*licence"):
+        load_manifest(_write_manifest(tmp_path / "m1.yaml", [entry]))
+    with pytest.raises(WeightsError, match="duplicate entry name 'a'"):
+        load_manifest(_write_manifest(tmp_path / "m2.yaml", [_entry("a", b"x"), _entry("a", b"y")]))
+    with pytest.raises(WeightsError, match="same file name"):
+        load_manifest(
+            _write_manifest(tmp_path / "m3.yaml", [_entry("a", b"x"), _entry("b", b"y", file="a.bin")])
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# resolve / verify
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_missing_backbone_error_names_file_sha_path_and_command(isolated_dirs: tuple[Path, Path]) -> None:
+    weights, hub = isolated_dirs
+    entry = load_manifest()["lpips-alex-backbone"]
+    with pytest.raises(MissingWeightsError) as info:
+        resolve("lpips-alex-backbone")
+    message = str(info.value)
+    assert "alexnet-owt-7be5be79.pth" in message
+    assert entry.sha256 in message and len(entry.sha256) == 64
+    assert str(weights / entry.file) in message
+    assert str(hub / entry.file) in message
+    assert "python -m src.weights fetch lpips-alex-backbone" in message
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_wrong_file_is_refused_with_both_checksums(isolated_dirs: tuple[Path, Path]) -> None:
+    _, hub = isolated_dirs
+    entry = load_manifest()["lpips-squeeze-backbone"]
+    hub.mkdir(parents=True)
+    fake = hub / entry.file
+    fake.write_bytes(b"not squeezenet")
+    with pytest.raises(ChecksumMismatchError) as info:
+        resolve("lpips-squeeze-backbone")
+    message = str(info.value)
+    assert str(fake) in message
+    assert entry.sha256 in message
+    assert hashlib.sha256(b"not squeezenet").hexdigest() in message
+
+
+def test_search_order_cache_and_verify(isolated_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    weights, hub = isolated_dirs
+    data = b"weights-bytes" * 100
+    manifest = load_manifest(
+        _write_manifest(tmp_path / "m.yaml", [_entry("hubbed", data, source="torch_hub")])
+    )
+    hub.mkdir(parents=True)
+    (hub / "hubbed.bin").write_bytes(data)
+    assert resolve("hubbed", manifest) == hub / "hubbed.bin"
+    weights.mkdir()
+    (weights / "hubbed.bin").write_bytes(data)
+    assert resolve("hubbed", manifest) == weights / "hubbed.bin"  # the weights dir comes first
+    assert verify("hubbed", manifest) == weights / "hubbed.bin"
+    # same size, different content: verify always re-hashes and refuses, even after a cached resolve
+    (weights / "hubbed.bin").write_bytes(data[::-1])
+    with pytest.raises(ChecksumMismatchError):
+        verify("hubbed", manifest)
+    # a corrupt file in the weights dir is refused, not skipped in favour of the good hub copy
+    with pytest.raises(ChecksumMismatchError):
+        resolve("hubbed", manifest)
+    with pytest.raises(WeightsError, match="unknown weights name 'nope'"):
+        resolve("nope", manifest)
+
+
+def test_prefix_only_digest_and_size(isolated_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    weights, _ = isolated_dirs
+    data = b"prefix-test"
+    digest = hashlib.sha256(data).hexdigest()
+    entries = [
+        _entry("prefix", data, sha256=digest[:8], sha256_complete=False),
+        _entry("badprefix", data, sha256="0" * 8, sha256_complete=False),
+        _entry("badsize", data, size_bytes=len(data) + 1),
+    ]
+    manifest = load_manifest(_write_manifest(tmp_path / "m.yaml", entries))
+    weights.mkdir()
+    for entry in entries:
+        (weights / str(entry["file"])).write_bytes(data)
+    assert verify("prefix", manifest) == weights / "prefix.bin"
+    with pytest.raises(ChecksumMismatchError, match=r"00000000…\(prefix only\)"):
+        verify("badprefix", manifest)
+    with pytest.raises(ChecksumMismatchError, match=f"{len(data) + 1} bytes"):
+        verify("badsize", manifest)
+
+
+# ----------------------------------------------------------------------------------------------------
+# fetch (file:// only)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_fetch_from_file_url(isolated_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    weights, _ = isolated_dirs
+    data = bytes(range(256)) * 5000  # > 1 MiB: several chunks
+    source = tmp_path / "upstream.bin"
+    source.write_bytes(data)
+    entries = [
+        _entry("good", data, url=source.as_uri()),
+        _entry("wrong", data[:-1] + b"\x00", url=source.as_uri()),
+        _entry("offline", data, url=(tmp_path / "absent.bin").as_uri()),
+        _entry("pkg", data, source="package", package="no_such_pkg", package_path="w.bin", pip="nopkg==1.0"),
+    ]
+    entries[3]["url_is_file"] = False
+    manifest = load_manifest(_write_manifest(tmp_path / "m.yaml", entries))
+
+    path = fetch("good", manifest)
+    assert path == weights / "good.bin" and path.read_bytes() == data
+    source.unlink()
+    assert fetch("good", manifest) == path  # already present: nothing downloaded
+    source.write_bytes(data)
+
+    with pytest.raises(ChecksumMismatchError, match="refusing the download"):
+        fetch("wrong", manifest)
+    assert not (weights / "wrong.bin").exists()
+    assert not list(weights.glob("*.part"))
+
+    with pytest.raises(WeightsError, match="could not download") as info:
+        fetch("offline", manifest)
+    assert str(weights / "offline.bin") in str(info.value)
+
+    with pytest.raises(WeightsError, match="pip install nopkg==1.0"):
+        fetch("pkg", manifest)
+
+
+# ----------------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_cli_list_verify_fetch(
+    isolated_dirs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights, _ = isolated_dirs
+    data = b"cli-data"
+    source = tmp_path / "src.bin"
+    source.write_bytes(data)
+    manifest = _write_manifest(
+        tmp_path / "m.yaml", [_entry("one", data, url=source.as_uri()), _entry("two", b"other")]
+    )
+
+    assert cli_main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in load_manifest():
+        assert name in out
+    assert "missing" in out  # the torchvision backbones are absent in the isolated dirs
+
+    assert cli_main(["--manifest", str(manifest), "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "MISSING   one" in out and "MISSING   two" in out and "0 of 2 verified" in out
+
+    assert cli_main(["--manifest", str(manifest), "fetch", "one"]) == 0
+    assert (weights / "one.bin").read_bytes() == data
+    assert cli_main(["--manifest", str(manifest), "verify", "one"]) == 0
+    assert "OK        one" in capsys.readouterr().out
+
+    (tmp_path / "bad.yaml").write_text("weights: 3\n")
+    assert cli_main(["--manifest", str(tmp_path / "bad.yaml"), "list"]) == 2
+
+
+def test_cli_module_entry_point(isolated_dirs: tuple[Path, Path]) -> None:
+    """``python -m src.weights list`` runs as a module (one subprocess)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "src.weights", "list"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "lpips-alex-backbone" in result.stdout and "alexnet-owt-7be5be79.pth" not in result.stderr
