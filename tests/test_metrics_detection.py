@@ -531,7 +531,7 @@ def test_detection_metrics_ddp_uneven_shards(tmp_path: Path) -> None:
     assert float(want["mean"]["video_auc"]) == pytest.approx(video_auc(scores, labels, video), abs=1e-7)
 
     for rank in range(WORLD_SIZE):
-        got = torch.load(tmp_path / f"rank{rank}.pt")
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         for key in want:
             assert got[key].keys() == want[key].keys()
             for name, value in want[key].items():
