@@ -288,7 +288,7 @@ def retrieval_data(
     gallery_emb = torch.randn(gallery, dim, generator=g)
     gallery_labels = torch.randint(0, max(1, gallery // 10), (gallery,), generator=g)
     anchor = torch.randint(0, gallery, (probes,), generator=g)
-    probe_emb = 0.5 * gallery_emb[anchor] + torch.randn(probes, dim, generator=g)
+    probe_emb = 0.2 * gallery_emb[anchor] + torch.randn(probes, dim, generator=g)
     return probe_emb, gallery_labels[anchor], gallery_emb, gallery_labels
 
 

@@ -152,6 +152,8 @@ def test_lpips_input_range_is_checked_and_eval_mode_is_kept() -> None:
         metric.update(preds * 2 - 1, target)
     with pytest.raises(ValueError, match=r"input_range=\[-1,1\]"):
         lpips(preds * 255, target, input_range="[-1,1]", random_backbone=True)
+    with pytest.warns(UserWarning, match="RANDOM"), pytest.warns(UserWarning, match="no value is negative"):
+        lpips(preds, target, input_range="[-1,1]", random_backbone=True)
     with pytest.raises(ValueError, match="input_range must be one of"):
         LPIPS(net="alex", input_range="0-1", random_backbone=True)
     with pytest.raises(ValueError, match="net must be one of"):

@@ -120,8 +120,10 @@ def _batch_chunks(x: Tensor) -> int:
     return max(1, _CPU_CHUNK_VALUES // max(1, x[0].numel()))
 
 
-#: Input values (C*H*W per image times images) processed per chunk by SSIM / MS-SSIM on CPU.
-_CPU_CHUNK_VALUES = 400_000
+#: Input values (C*H*W per image times images) processed per chunk by SSIM / MS-SSIM on CPU: 4 images of
+#: 3x256² (~2x faster than unchunked at 32x3x256²; 400k is no faster, and fewer, larger chunks suffer less
+#: when other processes compete for the cores).
+_CPU_CHUNK_VALUES = 800_000
 
 
 def _ssim_and_cs(

@@ -105,6 +105,7 @@ def _to_minus_one_one(name: str, preds: object, target: object, input_range: str
         dtype = torch.float32
     preds, target = preds.to(dtype), target.to(dtype)
     lo, hi = (0.0, 1.0) if input_range == "[0,1]" else (-1.0, 1.0)
+    overall_lo = math.inf
     for arg, x in (("preds", preds), ("target", target)):
         x_lo, x_hi = (float(v) for v in torch.aminmax(x.detach()))
         if not (math.isfinite(x_lo) and math.isfinite(x_hi)):
@@ -114,6 +115,15 @@ def _to_minus_one_one(name: str, preds: object, target: object, input_range: str
                 f"{name}: `{arg}` values lie in [{x_lo:.4g}, {x_hi:.4g}], outside the declared "
                 f"input_range={input_range}; pass images in {input_range} or declare the range they are in"
             )
+        overall_lo = min(overall_lo, x_lo)
+    if input_range == "[-1,1]" and overall_lo >= 0:
+        # [0, 1] images pass the [-1, 1] check; no real [-1, 1] batch is entirely non-negative
+        warnings.warn(
+            f"{name}: input_range=[-1,1] declared but no value is negative — are these [0, 1] images? "
+            f"Declare input_range='[0,1]' for them",
+            UserWarning,
+            stacklevel=3,
+        )
     if input_range == "[0,1]":
         return preds * 2 - 1, target * 2 - 1
     return preds, target
