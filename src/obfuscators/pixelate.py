@@ -1,4 +1,9 @@
-"""Pixelation (mosaic) obfuscator: PRO-Face ``pixelate_7`` (baselines.md §1)."""
+"""Pixelation (mosaic) obfuscator: PRO-Face ``pixelate_7`` (baselines.md §1).
+
+Two methods: ``"block_mean"`` (default) replaces each ``b × b`` cell by its exact mean; ``"resize"`` is
+PRO-Face's own operation (bilinear downscale to ``size // b``, nearest upscale back), whose cells are not
+exactly ``b`` wide when ``b`` does not divide the size and whose result depends on antialiasing.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from src.obfuscators.base import Obfuscator, as_int, as_pair, check_range, randint
+
+PIXELATE_METHODS = ("block_mean", "resize")
 
 
 def pixelate(images: Tensor, block: int) -> Tensor:
@@ -26,19 +33,59 @@ def pixelate(images: Tensor, block: int) -> Tensor:
     return up[..., :h, :w]
 
 
+def pixelate_resize(images: Tensor, block: int, antialias: bool = True) -> Tensor:
+    """PRO-Face pixelation: bilinear downscale to ``(H // block, W // block)``, nearest upscale to ``(H, W)``.
+
+    The same as the authors' ``torchvision`` ``resize`` calls on tensors (``align_corners=False``, upscale
+    mode ``"nearest"``, not ``"nearest-exact"``). ``antialias=True`` is torchvision >= 0.17's default for
+    tensors (a triangle filter over the whole footprint, close to a block mean); ``antialias=False`` is what
+    torchvision 0.13, pinned by the authors, did (samples only the 2 × 2 pixels nearest each cell centre).
+    The two differ by up to ~0.4 in [0, 1] units. A block larger than a side makes a single cell there.
+    Both variants are convex combinations of pixels, so [0, 1] inputs stay in [0, 1]; differentiable.
+    """
+    h, w = images.shape[-2:]
+    small = F.interpolate(
+        images,
+        size=(max(1, h // block), max(1, w // block)),
+        mode="bilinear",
+        align_corners=False,
+        antialias=antialias,
+    )
+    return F.interpolate(small, size=(h, w), mode="nearest")
+
+
 class Pixelate(Obfuscator):
     """Pixelation with a per-sample block size ``b ~ U{block_range}`` in training and ``eval_block`` in eval.
 
-    Defaults follow PRO-Face ``pixelate_7`` (``b ~ U{4..10}``, evaluation ``b = 7``). PRO-Face downscales to
-    ``size // b`` and upscales with nearest; here cells are exactly ``b × b`` means with narrower border cells
-    (see :func:`pixelate`) — the same as a block-mean (area) downscale when the size is a multiple of ``b``.
+    Defaults follow PRO-Face ``pixelate_7`` (``b ~ U{4..10}``, evaluation ``b = 7``).
+
+    ``method="block_mean"`` (default): cells are exactly ``b × b`` means with narrower border cells (see
+    :func:`pixelate`) — the same as a block-mean (area) downscale when the size is a multiple of ``b``.
+    ``method="resize"``: PRO-Face's own operation (:func:`pixelate_resize`), bilinear downscale to
+    ``size // b`` then nearest upscale, with ``antialias`` choosing between the current torchvision behaviour
+    (``True``, the default) and the one of torchvision 0.13 that the authors pinned (``False``); pick it
+    deliberately to reproduce a given PRO-Face checkpoint's inputs (``antialias`` applies to ``"resize"``).
     """
 
     name = "pixelate"
 
-    def __init__(self, block_range: tuple[int, int] = (4, 10), eval_block: int = 7) -> None:
+    def __init__(
+        self,
+        block_range: tuple[int, int] = (4, 10),
+        eval_block: int = 7,
+        method: str = "block_mean",
+        antialias: bool = True,
+    ) -> None:
         super().__init__()
         who = type(self).__name__
+        if method not in PIXELATE_METHODS:
+            raise ValueError(f"{who}: method must be one of {PIXELATE_METHODS}, got {method!r}")
+        if not isinstance(antialias, bool):
+            raise ValueError(f"{who}: antialias must be a bool, got {antialias!r}")
+        if method == "block_mean" and not antialias:
+            raise ValueError(f"{who}: antialias=False only applies to method='resize'")
+        self.method = method
+        self.antialias = antialias
         low, high = as_pair(who, "block_range", block_range)
         low = as_int(who, "block_range[0]", low, minimum=1)
         high = as_int(who, "block_range[1]", high, minimum=1)
@@ -58,12 +105,23 @@ class Pixelate(Obfuscator):
             raise ValueError(f"{type(self).__name__}: block sizes must be >= 1, got {blocks.tolist()}")
         values = torch.unique(blocks).tolist()
         if len(values) == 1:
-            return pixelate(images, values[0]).clamp(0.0, 1.0)
+            return self._pixelate(images, values[0]).clamp(0.0, 1.0)
         out = torch.empty_like(images)
         for b in values:
             idx = torch.nonzero(blocks == b).flatten().to(images.device)
-            out = out.index_copy(0, idx, pixelate(images.index_select(0, idx), b))
+            out = out.index_copy(0, idx, self._pixelate(images.index_select(0, idx), b))
         return out.clamp(0.0, 1.0)
 
+    def _pixelate(self, images: Tensor, block: int) -> Tensor:
+        if self.method == "resize":
+            return pixelate_resize(images, block, antialias=self.antialias)
+        return pixelate(images, block)
+
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "block_range": list(self.block_range), "eval_block": self.eval_block}
+        return {
+            "name": self.name,
+            "block_range": list(self.block_range),
+            "eval_block": self.eval_block,
+            "method": self.method,
+            "antialias": self.antialias,
+        }
