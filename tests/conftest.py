@@ -48,4 +48,4 @@ def tiny_recognizer_ckpt(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def required_values(tiny_recognizer_ckpt: str) -> dict[str, str]:
     """Test values for every ``???`` key any experiment may leave open."""
-    return {"model.recognizer_ckpt": tiny_recognizer_ckpt}
+    return {"model.recognizer_ckpt": tiny_recognizer_ckpt, "model.recognizer.path": tiny_recognizer_ckpt}

@@ -35,6 +35,16 @@ TINY_DATA: dict[str, list[str]] = {
 # Miniature copies of the real layouts (FFHQ, VGGFace2, CelebA, CelebA-HQ, LFW), built once per session.
 TINY_DATA.update(tiny_data_overrides(Path(tempfile.mkdtemp(prefix="proface_tiny_data_"))))
 
+# Per LightningModule: overrides that keep its networks CPU-cheap in tests (a random-trunk LPIPS instead of
+# the offline ST-LPIPS for a training loss, random instead of published weights). A module without an entry
+# runs as its experiment files configure it.
+TINY_MODEL: dict[str, list[str]] = {
+    "src.lightning_modules.proface.ProFaceModule": [
+        "model.perceptual.kind=lpips_random",
+        "model.perceptual.net=alex",
+    ],
+}
+
 TINY_TRAINER = [
     "logger=none",
     "trainer.max_epochs=1",
@@ -68,6 +78,7 @@ def tiny_overrides(
             f"no miniature data settings for {target}: add them to tests/helpers.py TINY_DATA"
         )
     model_extra = ["model.num_pairs=60"] if "num_pairs" in probe.model else []
+    model_extra += TINY_MODEL.get(probe.model._target_, [])
     return [
         *TINY_DATA[target],
         *TINY_TRAINER,

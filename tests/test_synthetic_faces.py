@@ -250,3 +250,38 @@ def test_augmentation_differs_across_workers_and_repeats_across_runs() -> None:
     assert torch.equal(runs[0], runs[1])  # same seeds -> same augmentations
     first, second = runs[0][:4], runs[0][4:]
     assert not torch.equal(first, second)  # the two workers do not replay one augmentation stream
+
+
+def test_triplet_protocol_gives_consistent_triplets() -> None:
+    from src.datamodules.synthetic_faces import SyntheticFacesDataModule
+
+    dm = SyntheticFacesDataModule(
+        num_identities=12,
+        train_identities=6,
+        val_identities=3,
+        test_identities=3,
+        images_per_identity=3,
+        image_size=32,
+        batch_size=6,
+        train_protocol="triplets",
+    )
+    dataset = dm.train_dataloader().dataset
+    assert len(dataset) == 6 * 3
+    labels = dataset.dataset.labels
+    for anchor, positive, negative in dataset.triplets:
+        assert (
+            anchor != positive and labels[anchor] == labels[positive] and labels[negative] != labels[anchor]
+        )
+    item = dataset[4]
+    anchor, positive, negative = dataset.triplets[4]
+    assert torch.equal(item["image_positive"], dataset.dataset[int(positive)]["image"])
+    assert int(item["identity_negative"]) == labels[negative] != int(item["identity"])
+
+
+def test_triplet_protocol_rejects_bad_settings() -> None:
+    from src.datamodules.synthetic_faces import SyntheticFacesDataModule
+
+    with pytest.raises(ValueError, match="train_protocol"):
+        SyntheticFacesDataModule(train_protocol="pairs")
+    with pytest.raises(ValueError, match="images_per_identity >= 2"):
+        SyntheticFacesDataModule(images_per_identity=1, train_protocol="triplets")

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from src.datamodules.base import FaceDataModule
+from src.datamodules.components.pairs import derive_triplets
 from src.datamodules.components.synthetic_face_renderer import (
     MAX_SIZE,
     MIN_SIZE,
@@ -34,6 +35,7 @@ SYNTHETIC_NOTE = "SyntheticFaces: procedurally generated faces, not real data"
 EVAL_SAMPLE_OFFSET = 1_000_000
 
 SPLITS = ("train", "val", "test")
+TRAIN_PROTOCOLS = ("images", "triplets")
 
 
 def to_chw_float(image: np.ndarray) -> np.ndarray:
@@ -154,6 +156,34 @@ class SyntheticFacesDataset(Dataset):
         }
 
 
+class SyntheticTriplets(Dataset):
+    """Training triplets over a :class:`SyntheticFacesDataset` for triplet-loss methods (PRO-Face).
+
+    Item: the anchor's keys (``image``, ``identity``, ``identity_id``, ``anchor_index``) plus
+    ``image_positive`` (another image of the anchor's identity), ``image_negative`` and
+    ``identity_negative``, the same keys as the file-based DataModules' triplets. The (anchor, positive,
+    negative) positions come from :func:`src.datamodules.components.pairs.derive_triplets`: fixed by ``seed``.
+    """
+
+    def __init__(self, dataset: SyntheticFacesDataset, seed: int) -> None:
+        self.dataset = dataset
+        self.triplets = derive_triplets(dataset.labels, seed)
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        anchor, positive, negative = (int(i) for i in self.triplets[index])
+        out = self.dataset[anchor]
+        out["anchor_index"] = out.pop("index")
+        out["image_positive"] = self.dataset[positive]["image"]
+        negative_item = self.dataset[negative]
+        out["image_negative"] = negative_item["image"]
+        out["identity_negative"] = negative_item["identity"]
+        out["index"] = torch.tensor(int(index), dtype=torch.long)
+        return out
+
+
 def train_augmentation(seed: int) -> A.Compose:
     """Mild train-time augmentation: flip, small affine and colour jitter (seeded, for num_workers=0)."""
     return A.Compose(
@@ -198,8 +228,14 @@ class SyntheticFacesDataModule(FaceDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         cache: bool = False,
+        train_protocol: str = "images",
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        if train_protocol not in TRAIN_PROTOCOLS:
+            raise ValueError(f"data.train_protocol must be one of {TRAIN_PROTOCOLS}, got {train_protocol!r}")
+        if train_protocol == "triplets" and int(images_per_identity) < 2:
+            raise ValueError("data.train_protocol=triplets needs data.images_per_identity >= 2 (positives)")
+        self.train_protocol = train_protocol
         counts = {"train_identities": train_identities, "val_identities": val_identities}
         counts["test_identities"] = test_identities
         for key, value in {**counts, "num_identities": num_identities}.items():
@@ -277,8 +313,11 @@ class SyntheticFacesDataModule(FaceDataModule):
         return self.datasets[split]
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches of the per-device size (last partial batch dropped)."""
-        return self.make_loader(self._split("train"), train=True)
+        """Shuffled training batches (images or triplets) per device; the last partial batch is dropped."""
+        dataset: Dataset = self._split("train")
+        if self.train_protocol == "triplets":
+            dataset = SyntheticTriplets(self._split("train"), self.seed)
+        return self.make_loader(dataset, train=True)
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches in order; every image exactly once, also under DDP."""
@@ -298,6 +337,7 @@ class SyntheticFacesDataModule(FaceDataModule):
             "seed": self.seed,
             "num_identities": self.num_identities,
             "augment": self.augment,
+            "train_protocol": self.train_protocol,
         }
         for split in SPLITS:
             ids = self.split_identities(split)

@@ -39,6 +39,22 @@ def gallery_probe_split(labels: Tensor) -> tuple[Tensor, Tensor]:
     return torch.tensor(gallery, dtype=torch.long), torch.tensor(probes, dtype=torch.long)
 
 
+def pair_scores(
+    clean_embeddings: Tensor,
+    labels: Tensor,
+    probe_embeddings: Tensor | None = None,
+    *,
+    num_pairs: int = 2000,
+    pair_seed: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """Cosine scores ``cos(probe[a], clean[b])`` of the protocol's verification pairs, and ``is_same``."""
+    clean = F.normalize(clean_embeddings.float(), dim=1)
+    probes = clean if probe_embeddings is None else F.normalize(probe_embeddings.float(), dim=1)
+    generator = torch.Generator().manual_seed(int(pair_seed))
+    idx_a, idx_b, is_same = verification_pairs(labels, num_pairs, generator)
+    return (probes[idx_a] * clean[idx_b]).sum(dim=1), is_same
+
+
 def evaluate_identity(
     clean_embeddings: Tensor,
     labels: Tensor,
@@ -58,9 +74,9 @@ def evaluate_identity(
     probes_all = F.normalize(probes_all.float(), dim=1)
     gallery, probes = gallery_probe_split(labels)
     ranks = retrieval_rank_k(probes_all[probes], labels[probes], clean[gallery], labels[gallery], ks=(1, 5))
-    generator = torch.Generator().manual_seed(int(pair_seed))
-    idx_a, idx_b, is_same = verification_pairs(labels, num_pairs, generator)
-    scores = (probes_all[idx_a] * clean[idx_b]).sum(dim=1)
+    scores, is_same = pair_scores(
+        clean_embeddings, labels, probe_embeddings, num_pairs=num_pairs, pair_seed=pair_seed
+    )
     verification = verification_accuracy(scores, is_same, num_folds=num_folds)
     return {
         "rank1": float(ranks["rank1"]),

@@ -11,8 +11,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.evaluation.collector import TensorCollector
-from src.evaluation.identity_protocol import evaluate_identity, order_by_index
+from src.evaluation.identity_protocol import evaluate_identity, order_by_index, pair_scores
 from src.lightning_modules.registry import register_paper
+from src.metrics.plots import roc_curve_figure, similarity_histogram
+from src.utils.figures import log_figure
 
 
 @register_paper("face_recognizer", title="ArcFace recognizer (training)", venue="CVPR'19", kind="tool")
@@ -77,6 +79,16 @@ class FaceRecognizerModule(pl.LightningModule):
             self.log(
                 f"{stage}/{name}", value, prog_bar=name == "rank1", rank_zero_only=False, sync_dist=False
             )
+        if stage == "test":
+            scores, is_same = pair_scores(
+                embeddings, labels, num_pairs=self.hparams.num_pairs, pair_seed=self.hparams.pair_seed
+            )
+            curves = {"clean": (scores.numpy(), is_same.numpy())}
+            log_figure(self, "test/roc", roc_curve_figure(curves, log_x=True, title="Verification ROC"))
+            fig = similarity_histogram(
+                scores[is_same].numpy(), scores[~is_same].numpy(), title="Pair similarity"
+            )
+            log_figure(self, "test/similarity", fig)
 
     def on_validation_epoch_end(self) -> None:
         """Retrieval and verification over all validation images (gathered from every rank)."""

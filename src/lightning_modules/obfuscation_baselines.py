@@ -11,11 +11,13 @@ import torch
 from torch import Tensor, nn
 
 from src.evaluation.collector import TensorCollector
-from src.evaluation.identity_protocol import evaluate_identity, order_by_index
+from src.evaluation.identity_protocol import evaluate_identity, order_by_index, pair_scores
 from src.lightning_modules.registry import register_paper
 from src.metrics.image_quality import PSNR, SSIM
+from src.metrics.plots import roc_curve_figure, similarity_histogram
 from src.obfuscators.base import Obfuscator
 from src.utils.checkpoints import load_network
+from src.utils.figures import log_figure
 
 TRAINING_ONLY_KEYS = {"name", "sigma_range", "kernel_range", "block_range", "std_range", "jitter"}
 IDENTITY_COLUMNS = ("verif_acc", "verif_acc_std", "rank1", "rank5", "genuine_cos", "impostor_cos")
@@ -78,16 +80,26 @@ class ObfuscationBaselinesModule(pl.LightningModule):
         _, clean, labels, *obfuscated = order_by_index(
             outputs["index"], outputs["clean"], outputs["label"], *(outputs[f"obf_{n}"] for n in names)
         )
+        curves = {}
         for name, probe in zip(names, obfuscated, strict=True):
             results = evaluate_identity(
                 clean, labels, probe, num_pairs=self.hparams.num_pairs, pair_seed=self.hparams.pair_seed
             )
+            scores, is_same = pair_scores(
+                clean, labels, probe, num_pairs=self.hparams.num_pairs, pair_seed=self.hparams.pair_seed
+            )
+            curves[name] = (scores.numpy(), is_same.numpy())
             results["psnr"] = float(self.psnr[name].compute())
             results["ssim"] = float(self.ssim[name].compute())
             self.psnr[name].reset()
             self.ssim[name].reset()
             for metric, value in results.items():
                 self.log(f"test/{name}/{metric}", value, sync_dist=False)
+        title = "Obfuscated probes vs clean gallery"
+        log_figure(self, "test/roc_obfuscators", roc_curve_figure(curves, log_x=True, title=title))
+        for name, (scores, is_same) in curves.items():
+            fig = similarity_histogram(scores[is_same], scores[~is_same], title=f"{name}: probe vs clean")
+            log_figure(self, f"test/similarity/{name}", fig)
 
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
         """One row per obfuscator: its evaluation setting, PSNR, SSIM and identity metrics."""

@@ -1,0 +1,375 @@
+"""PRO-Face (ACM MM'22): a fusion network makes a face that looks obfuscated but stays recognizable.
+
+``x_p = G(x, x_o)``: the two-branch dense U-Net ``G`` (:mod:`src.networks.proface`) reads the original
+face ``x`` and its conventional obfuscation ``x_o`` (blur, pixelate, ... from :mod:`src.obfuscators`) and is
+trained so that ``x_p`` looks like ``x_o`` (LPIPS + L1) while a frozen recognizer ``E`` still matches ``x_p``
+with other protected and original images of the same identity (two triplet losses). Spec:
+``shared/specs/papers/proface.md``.
+
+* Images arrive in [0, 1] and are mapped to the paper's [-1, 1] here; the recognizer sees ``(x + 1) / 2``
+  resized (bicubic) to ``recognizer_input_size``, in [0, 1] as every recognizer of the framework expects.
+* ``L = w_vis·LPIPS(x_o^a, x_p^a) + w_l1·|x_o^a − x_p^a| + w_p2p·T(E(x_p^a), E(x_p^p), E(x_p^n))
+  + w_p2o·T(E(x_p^a), E(x^a), E(x_p^n))`` with ``T`` the Euclidean triplet margin loss on raw
+  (un-normalised) embeddings, as the authors' code does (§5).
+* ``G`` is the only trainable part; the recognizer (and obfuscator) are frozen, and the recognizer stays in
+  eval mode whatever Lightning does, yet gradients flow through it into ``G``.
+* Evaluation (§8): embeddings of the original, obfuscated and protected (clamped) image in the four settings
+  Orig / Obf. / ADR (protected–protected) / XDR (protected–original), angular distance, 10-fold accuracy,
+  AUC, EER and TAR@FAR; plus SSIM, PSNR and the perceptual distance of ``x_p`` to ``x_o`` (the privacy side,
+  which the authors optimise but do not report). Image batches (pairs derived from identities) and pair
+  batches (LFW ``pairs.txt``) both work (:mod:`src.evaluation.protection_protocol`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from src.evaluation.protection_protocol import (
+    PAPER_NAMES,
+    ProtectionEmbeddings,
+    ProtectionResult,
+    batch_protocol,
+    evaluate_protection,
+)
+from src.lightning_modules.registry import register_paper
+from src.losses.perceptual import PerceptualLoss
+from src.metrics.image_quality import PSNR, SSIM
+from src.metrics.plots import roc_curve_figure, similarity_histogram
+from src.networks.proface import load_released_proface
+from src.obfuscators.base import Obfuscator
+from src.utils.figures import log_figure
+from src.weights import resolve
+
+LOSS_TERMS = ("vis", "l1", "p2p", "p2o")
+REPORTED = ("accuracy", "accuracy_std", "auc", "eer")
+STAGES = ("val", "test")
+
+
+def released_weights_path(spec: str) -> Path:
+    """A weights file given as a path or as ``manifest:<name>`` (resolved and sha256-checked)."""
+    if spec.startswith("manifest:"):
+        return resolve(spec.removeprefix("manifest:"))
+    return Path(spec)
+
+
+def input_size_of(recognizer: nn.Module, given: int | None) -> int:
+    """The square input size the recognizer takes: ``given``, else its declared ``input_size``."""
+    if given is not None:
+        return int(given)
+    declared = getattr(recognizer, "input_size", None)
+    if isinstance(declared, int):
+        return declared
+    if isinstance(declared, tuple | list) and len(declared) == 2 and declared[0] == declared[1]:
+        return int(declared[0])
+    raise ValueError(
+        f"{type(recognizer).__name__} declares no square input_size ({declared!r}); "
+        "set model.recognizer_input_size"
+    )
+
+
+def to_signed(images: Tensor) -> Tensor:
+    """[0, 1] → [-1, 1]."""
+    return images * 2.0 - 1.0
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """[-1, 1] → [0, 1]."""
+    return (images + 1.0) / 2.0
+
+
+@register_paper(
+    "proface",
+    title="PRO-Face: A Generic Framework for Privacy-preserving Recognizable Obfuscation of Face Images",
+    venue="ACM MM 2022",
+    kind="privacy",
+)
+class ProFaceModule(pl.LightningModule):
+    """Train the PRO-Face fusion network through a frozen recognizer; evaluate in the four settings."""
+
+    def __init__(
+        self,
+        embedder: nn.Module,
+        obfuscator: Obfuscator,
+        recognizer: nn.Module,
+        perceptual: PerceptualLoss,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        recognizer_name: str = "recognizer",
+        obfuscator_name: str = "obfuscator",
+        recognizer_input_size: int | None = None,
+        loss_weights: Mapping[str, float] | None = None,
+        triplet_margin: float = 1.0,
+        normalize_embeddings: bool = False,
+        distance: str = "angular",
+        fars: Sequence[float] = (1e-3, 1e-2, 1e-1),
+        num_pairs: int = 6000,
+        pair_seed: int = 0,
+        obfuscator_seed: int = 0,
+        embedder_weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            logger=False, ignore=["embedder", "obfuscator", "recognizer", "perceptual", "optimizer"]
+        )
+        weights = dict(loss_weights or {"vis": 2.0, "l1": 1.0, "p2p": 0.5, "p2o": 0.1})
+        if set(weights) != set(LOSS_TERMS):
+            raise ValueError(
+                f"model.loss_weights must have exactly the keys {LOSS_TERMS}, got {sorted(weights)}"
+            )
+        self.loss_weights = {k: float(v) for k, v in weights.items()}
+        self.embedder = embedder
+        if embedder_weights:
+            self.embedder.load_state_dict(
+                load_released_proface(released_weights_path(embedder_weights)).state_dict()
+            )
+        self.obfuscator = obfuscator.requires_grad_(False)
+        self.recognizer = recognizer.eval().requires_grad_(False)
+        self.perceptual = perceptual
+        self.optimizer_factory = optimizer
+        self.recognizer_input_size = input_size_of(recognizer, recognizer_input_size)
+        self.collectors = nn.ModuleDict()
+        self.quality = nn.ModuleDict(
+            {
+                stage: nn.ModuleDict(
+                    {"ssim": SSIM(), "psnr": PSNR(), "perceptual": MeanMetric(), "l1": MeanMetric()}
+                )
+                for stage in STAGES
+            }
+        )
+
+    @property
+    def requires_checkpoint(self) -> bool:
+        """Evaluation needs trained weights: a Lightning checkpoint, unless released weights were loaded."""
+        return not self.hparams.embedder_weights
+
+    # ------------------------------------------------------------------------------------------------
+    # Building blocks
+    # ------------------------------------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> ProFaceModule:
+        """Lightning switches modes around validation; the frozen recognizer must stay in eval mode."""
+        super().train(mode)
+        self.recognizer.eval()
+        return self
+
+    def _generator(self) -> torch.Generator:
+        """Per-step, per-rank generator for the obfuscator's random strengths (reproducible runs)."""
+        seed = (int(self.hparams.obfuscator_seed) * 1_000_003 + self.global_step) * 4096 + self.global_rank
+        return torch.Generator().manual_seed(seed)
+
+    def obfuscate(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The conventional obfuscation of ``x`` ([-1, 1] in and out)."""
+        return to_signed(self.obfuscator(to_unit(x), generator=generator or self._generator()))
+
+    def forward(self, x: Tensor, x_o: Tensor | None = None) -> Tensor:
+        """Protected faces ``G(x, x_o)`` of [-1, 1] faces (raw: unclamped, as trained)."""
+        return self.embedder(x, self.obfuscate(x) if x_o is None else x_o)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Recognizer embeddings of [-1, 1] faces (resized bicubic to the recognizer's input size)."""
+        size = self.recognizer_input_size
+        unit = to_unit(x)
+        if tuple(unit.shape[-2:]) != (size, size):
+            unit = F.interpolate(unit, size=(size, size), mode="bicubic", align_corners=False)
+        embeddings = self.recognizer(unit)
+        return F.normalize(embeddings, dim=1) if self.hparams.normalize_embeddings else embeddings
+
+    # ------------------------------------------------------------------------------------------------
+    # Training
+    # ------------------------------------------------------------------------------------------------
+
+    def losses(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The four loss terms and their weighted sum on a triplet batch (anchor, positive, negative)."""
+        for key in ("image", "image_positive", "image_negative"):
+            if key not in batch:
+                raise ValueError(
+                    f"PRO-Face trains on triplets: no '{key}' in the batch (set train_protocol=triplets)"
+                )
+        n = batch["image"].shape[0]
+        x = to_signed(torch.cat([batch["image"], batch["image_positive"], batch["image_negative"]]))
+        x_o = self.obfuscate(x)
+        x_p = self.embedder(x, x_o)
+        e_anchor, e_positive, e_negative = self.embed(x_p).split(n)
+        with torch.no_grad():
+            e_original = self.embed(x[:n])
+        margin = float(self.hparams.triplet_margin)
+        terms = {
+            "vis": self.perceptual(x_o[:n], x_p[:n]),
+            "l1": (x_o[:n] - x_p[:n]).abs().mean(),
+            "p2p": F.triplet_margin_loss(e_anchor, e_positive, e_negative, margin=margin),
+            "p2o": F.triplet_margin_loss(e_anchor, e_original, e_negative, margin=margin),
+        }
+        terms["loss"] = sum(self.loss_weights[k] * terms[k] for k in LOSS_TERMS)
+        return terms
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """One optimisation step of ``G``; logs every term (the visual one under its metric's name)."""
+        terms = self.losses(batch)
+        size = batch["image"].shape[0]
+        names = {"vis": self.perceptual.report_name, "l1": "l1", "p2p": "triplet_p2p", "p2o": "triplet_p2o"}
+        self.log("train/loss", terms["loss"], on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        for key, name in names.items():
+            self.log(f"train/{name}", terms[key], on_step=True, on_epoch=True, batch_size=size)
+        return terms["loss"]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam on the fusion network only (paper: lr 1e-3, no scheduler)."""
+        return self.optimizer_factory(self.embedder.parameters())
+
+    # ------------------------------------------------------------------------------------------------
+    # Evaluation
+    # ------------------------------------------------------------------------------------------------
+
+    def _versions(self, images: Tensor, stage: str) -> dict[str, Tensor]:
+        """Embeddings of the original, obfuscated and protected versions; updates the image metrics."""
+        x = to_signed(images)
+        x_o = self.obfuscate(x)
+        x_p = self.embedder(x, x_o).clamp(-1.0, 1.0)  # evaluation clamps, as the authors' code does
+        quality = self.quality[stage]
+        quality["ssim"].update(to_unit(x_p), to_unit(x_o))
+        quality["psnr"].update(to_unit(x_p), to_unit(x_o))
+        quality["perceptual"].update(self.perceptual.per_sample(x_p, x_o))
+        quality["l1"].update((x_p - x_o).abs().flatten(1).mean(1))
+        return {"original": self.embed(x), "obfuscated": self.embed(x_o), "protected": self.embed(x_p)}
+
+    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
+        protocol = batch_protocol(batch)
+        key = f"{stage}_{protocol}"
+        if key not in self.collectors:
+            self.collectors[key] = ProtectionEmbeddings(protocol).to(self.device)
+        collector = self.collectors[key]
+        if protocol == "images":
+            collector.add_images(self._versions(batch["image"], stage), batch["identity"], batch["index"])
+        else:
+            sides = [self._versions(batch[f"image_{side}"], stage) for side in "ab"]
+            collector.add_pairs(*sides, batch["is_same"], batch["fold"], batch["index"])
+
+    def on_validation_start(self) -> None:
+        """Fixed evaluation strength for the obfuscator."""
+        self.obfuscator.eval()
+
+    def on_test_start(self) -> None:
+        """Fixed evaluation strength for the obfuscator."""
+        self.obfuscator.eval()
+
+    def on_train_start(self) -> None:
+        """Random training strengths for the obfuscator."""
+        self.obfuscator.train()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _finish_eval(self, stage: str) -> ProtectionResult | None:
+        """Verification in the four settings plus image metrics; logged as ``<stage>/<setting>/<metric>``."""
+        result = None
+        for key in [k for k in self.collectors if k.startswith(f"{stage}_")]:
+            collector = self.collectors[key]
+            result = evaluate_protection(
+                collector,
+                distance=self.hparams.distance,
+                fars=tuple(self.hparams.fars),
+                num_pairs=int(self.hparams.num_pairs),
+                pair_seed=int(self.hparams.pair_seed),
+            )
+            collector.reset()
+            for setting, summary in result.settings.items():
+                for metric in REPORTED:
+                    self.log(f"{stage}/{setting}/{metric}", float(summary[metric]), sync_dist=False)
+                for far, tar in summary["tar_at_far"].items():
+                    self.log(f"{stage}/{setting}/tar_at_far/{far:g}", float(tar), sync_dist=False)
+            self.log(f"{stage}/num_pairs", float(result.num_pairs), sync_dist=False)
+        quality = self.quality[stage]
+        names = {"ssim": "ssim", "psnr": "psnr", "perceptual": self.perceptual.report_name, "l1": "l1"}
+        for key, name in names.items():
+            if quality[key]._update_count:
+                self.log(f"{stage}/{name}_prot_obf", quality[key].compute(), sync_dist=False)
+            quality[key].reset()
+        return result
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        result = self._finish_eval("test")
+        if result is not None:
+            self._log_figures(result)
+
+    def _log_figures(self, result: ProtectionResult) -> None:
+        """ROC curves of the four settings and the XDR similarity histogram, in the run record and W&B."""
+        labels = result.is_same.numpy()
+        curves = {PAPER_NAMES[s]: (scores.numpy(), labels) for s, scores in result.scores.items()}
+        log_figure(self, "test/roc_settings", roc_curve_figure(curves, log_x=True, title="PRO-Face settings"))
+        if "prot_orig" in result.scores:
+            scores = result.scores["prot_orig"]
+            fig = similarity_histogram(
+                scores[result.is_same].numpy(),
+                scores[~result.is_same].numpy(),
+                title="XDR: protected vs original",
+            )
+            log_figure(self, "test/similarity_xdr", fig)
+
+    def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
+        """One row per verification setting (paper names), with the image metrics of ``x_p`` vs ``x_o``."""
+        fars = [float(f) for f in self.hparams.fars]
+        rows: list[dict[str, Any]] = []
+        for key, paper in PAPER_NAMES.items():
+            row: dict[str, Any] = {
+                "obfuscator": self.hparams.obfuscator_name,
+                "recognizer": self.hparams.recognizer_name,
+                "setting": paper,
+                "accuracy": metrics.get(f"test/{key}/accuracy", float("nan")),
+                "±std": metrics.get(f"test/{key}/accuracy_std", float("nan")),
+            }
+            for far in fars:
+                row[f"TAR@FAR={far:g}"] = metrics.get(f"test/{key}/tar_at_far/{far:g}", float("nan"))
+            row["AUC"] = metrics.get(f"test/{key}/auc", float("nan"))
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        for name in ("ssim", "psnr", self.perceptual.report_name):
+            table[f"{name} (x_p vs x_o)"] = metrics.get(f"test/{name}_prot_obf", float("nan"))
+        return table
+
+    @classmethod
+    def paper_table(cls, runs: pd.DataFrame) -> pd.DataFrame:
+        """The paper's layout over runs: one row per (obfuscator, recognizer, test data); per setting the
+        10-fold accuracy and TAR@FAR, then the image metrics of ``x_p`` against ``x_o``."""
+        rows = []
+        for run in runs.to_dict("records"):
+            fars = run.get("config.model.fars") or [1e-3, 1e-2, 1e-1]
+            row: dict[str, Any] = {
+                "obfuscator": run.get("config.model.obfuscator_name"),
+                "recognizer": run.get("config.model.recognizer_name"),
+                "test data": dataset_label(run),
+            }
+            for key, paper in PAPER_NAMES.items():
+                row[f"{paper} acc"] = run.get(f"test/{key}/accuracy", float("nan"))
+                for far in fars:
+                    row[f"{paper} TAR@{float(far):g}"] = run.get(
+                        f"test/{key}/tar_at_far/{float(far):g}", float("nan")
+                    )
+            perceptual = run.get("config.model.perceptual.kind", "lpips")
+            net = run.get("config.model.perceptual.net", "vgg")
+            for name in ("ssim", "psnr", f"{perceptual}_{net}", f"{perceptual}_{net}_RANDOM"):
+                value = run.get(f"test/{name}_prot_obf")
+                if value is not None and value == value:
+                    row[f"{name} (x_p vs x_o)"] = value
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def dataset_label(run: Mapping[str, Any]) -> str:
+    """Short name of a run's test data (``SyntheticFaces (synthetic)``, ``LFW``, ``CelebA``, ...)."""
+    target = str(run.get("config.datamodule._target_", "?"))
+    name = target.rsplit(".", 1)[-1].removesuffix("DataModule")
+    return f"{name} (synthetic)" if name == "SyntheticFaces" else name
