@@ -27,12 +27,14 @@ from src.networks.recognizers import (
     load_recognizer_checkpoint,
     to_published_state_dict,
 )
+from src.networks.recognizers.cbam_resnet import CBAMIRNet
 from src.networks.recognizers.irse import ADAFACE_DEPTHS, TREB1EN_DEPTHS, psp_identity_crop, stage_end_indices
 
 FACENET_STD = 128.0 / 255.0
 # name → (input size (H, W), channel order, mean, std, embedding dim); sources in each module's docstring:
 # insightface arcface_torch inference.py; pSp/AMT-GAN consumers of TreB1eN; AdaFace inference.py to_input;
-# facenet-pytorch fixed_image_standardization; clcarwin sphereface lfw_eval.py.
+# facenet-pytorch fixed_image_standardization; clcarwin sphereface lfw_eval.py; PRO-Face face_recognizer.py
+# (wujiyang-layout CASIA nets); InfoSwap inference_demo.py.
 EXPECTED: dict[str, tuple[tuple[int, int], str, float, float, int]] = {
     "iresnet18": ((112, 112), "RGB", 0.5, 0.5, 512),
     "iresnet34": ((112, 112), "RGB", 0.5, 0.5, 512),
@@ -46,13 +48,25 @@ EXPECTED: dict[str, tuple[tuple[int, int], str, float, float, int]] = {
     "adaface_ir50": ((112, 112), "BGR", 0.5, 0.5, 512),
     "adaface_ir101": ((112, 112), "BGR", 0.5, 0.5, 512),
     "mobilefacenet": ((112, 112), "RGB", 0.5, 0.5, 512),
+    "mobilefacenet_casia": ((112, 112), "RGB", 0.5, 0.5, 128),
+    "ir50_casia": ((112, 112), "RGB", 0.5, 0.5, 512),
+    "ir_se50_casia": ((112, 112), "RGB", 0.5, 0.5, 512),
+    "ir_se50_infoswap": ((128, 128), "RGB", 0.5, 0.5, 512),
     "facenet_vggface2": ((160, 160), "RGB", 0.5, FACENET_STD, 512),
     "sphereface20": ((112, 96), "BGR", 0.5, FACENET_STD, 512),
 }
 # IR-type nets also run at 32 px where only the mapping/plumbing matters (only the FC width changes): fast.
 SMALL = {"input_size": 32}
 # Parameter counts quoted by the specs (PRO-Face §3.2, PRO-Face C §3.1, iFADIT §3), in millions.
-PARAMS_M = {"iresnet100": 65.16, "ir_se50": 43.80, "adaface_ir101": 65.15, "facenet_vggface2": 23.48}
+PARAMS_M = {
+    "iresnet100": 65.16,
+    "ir_se50": 43.80,
+    "adaface_ir101": 65.15,
+    "facenet_vggface2": 23.48,
+    "mobilefacenet_casia": 1.00,
+    "ir50_casia": 43.59,
+    "ir_se50_casia": 43.81,
+}
 
 
 def _randomize(model: nn.Module, seed: int) -> nn.Module:
@@ -199,9 +213,17 @@ def reference_insightface(sd: dict[str, Tensor], layers: tuple[int, ...], x: Ten
 
 
 def reference_irse(
-    sd: dict[str, Tensor], units: tuple[int, ...], x: Tensor, adaface: bool, se: bool
+    sd: dict[str, Tensor],
+    units: tuple[int, ...],
+    x: Tensor,
+    adaface: bool,
+    se: bool,
+    head: str = "output_layer.",
 ) -> Tensor:
-    """TreB1eN model.py Backbone / AdaFace net.py Backbone forward, from their state-dict names."""
+    """TreB1eN model.py Backbone / AdaFace net.py Backbone forward, from their state-dict names.
+
+    ``head="output_layer128."``: InfoSwap encoder128.py Backbone128 (the same body, another head name).
+    """
     x = _bn(F.conv2d(x, sd["input_layer.0.weight"], padding=1), sd, "input_layer.1.")
     x = _prelu(x, sd, "input_layer.2.")
     index = 0
@@ -230,8 +252,60 @@ def reference_irse(
                 out = out * torch.sigmoid(gate)
             x = out + shortcut
             index += 1
+    x = _bn(x, sd, head + "0.").flatten(1)
+    return _bn(F.linear(x, sd[head + "3.weight"], sd[head + "3.bias"]), sd, head + "4.")
+
+
+def reference_cbam(sd: dict[str, Tensor], units: tuple[int, ...], x: Tensor, se: bool) -> Tensor:
+    """wujiyang backbone/cbam.py CBAMResNet forward (mode ir / ir_se), from its state-dict names."""
+    x = _prelu(
+        _bn(F.conv2d(x, sd["input_layer.0.weight"], padding=1), sd, "input_layer.1."), sd, "input_layer.2."
+    )
+    for layer, count in enumerate(units, start=1):
+        for unit in range(count):
+            p, stride = f"layer{layer}.{unit}.", 2 if unit == 0 else 1
+            r = p + "res_layer."
+            out = F.conv2d(_bn(x, sd, r + "0."), sd[r + "1.weight"], padding=1)
+            out = _prelu(_bn(out, sd, r + "2."), sd, r + "3.")
+            out = _bn(F.conv2d(out, sd[r + "4.weight"], stride=stride, padding=1), sd, r + "5.")
+            if se:
+                squeezed = F.conv2d(out.mean((2, 3), keepdim=True), sd[r + "6.fc1.weight"])
+                out = out * torch.sigmoid(F.conv2d(F.relu(squeezed), sd[r + "6.fc2.weight"]))
+            if p + "shortcut_layer.0.weight" in sd:  # dim_match=False: the first unit of every layer
+                shortcut = F.conv2d(x, sd[p + "shortcut_layer.0.weight"], stride=stride)
+                shortcut = _bn(shortcut, sd, p + "shortcut_layer.1.")
+            else:
+                assert stride == 1
+                shortcut = x
+            x = shortcut + out
     x = _bn(x, sd, "output_layer.0.").flatten(1)
     return _bn(F.linear(x, sd["output_layer.3.weight"], sd["output_layer.3.bias"]), sd, "output_layer.4.")
+
+
+# wujiyang / PRO-Face MobileFaceNet: bottleneck settings (t, c, n, s) and top-level module names per format.
+MOBILEFACENET_SETTING = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
+MOBILEFACENET_NAMES = {
+    "wujiyang": ("conv1.", "dw_conv1.", "blocks.", "conv2.", "linear7.", "linear1."),
+    "proface": ("conv3.", "dw_conv3.", "bottlenecks.", "conv1.", "linear_GDConv7.", "linear_conv1."),
+}
+
+
+def reference_mobilefacenet_wujiyang(sd: dict[str, Tensor], x: Tensor, fmt: str) -> Tensor:
+    """wujiyang mobilefacenet.py MobileFaceNet / PRO-Face face/MobileFaceNet.py MobileFacenet forward."""
+    stem, dw, blocks, expand, gdc, linear = MOBILEFACENET_NAMES[fmt]
+    x = _conv_block(_conv_block(x, sd, stem, 2, 1), sd, dw, 1, 1, 64)
+    index, channels = 0, 64
+    for t, c, n, s in MOBILEFACENET_SETTING:
+        for i in range(n):
+            stride, hidden, p = (s if i == 0 else 1), channels * t, f"{blocks}{index}.conv."
+            out = _prelu(_bn(F.conv2d(x, sd[p + "0.weight"]), sd, p + "1."), sd, p + "2.")
+            out = F.conv2d(out, sd[p + "3.weight"], stride=stride, padding=1, groups=hidden)
+            out = _prelu(_bn(out, sd, p + "4."), sd, p + "5.")
+            out = _bn(F.conv2d(out, sd[p + "6.weight"]), sd, p + "7.")
+            x = x + out if stride == 1 and channels == c else out
+            index, channels = index + 1, c
+    x = _conv_block(_conv_block(x, sd, expand), sd, gdc, groups=512, act=False)
+    return _conv_block(x, sd, linear, act=False).flatten(1)
 
 
 def _conv_block(
@@ -339,6 +413,74 @@ FORMAT_CASES = [
         reference_mobilefacenet,
     ),
     (
+        "ir50_casia",
+        SMALL,
+        "wujiyang",
+        {},
+        "plain",
+        [
+            "input_layer.2.weight",
+            "layer1.0.shortcut_layer.0.weight",  # projected even though layer1 keeps 64 channels
+            "layer1.1.res_layer.2.running_mean",  # the middle BN
+            "layer3.13.res_layer.4.weight",
+            "output_layer.4.running_var",
+        ],
+        lambda sd, x: reference_cbam(sd, TREB1EN_DEPTHS[50], x, se=False),
+    ),
+    (
+        "ir_se50_casia",
+        SMALL,
+        "wujiyang",
+        {},
+        "wujiyang",
+        [
+            "layer2.3.res_layer.6.fc1.weight",
+            "layer4.2.res_layer.6.fc2.weight",
+            "layer4.0.shortcut_layer.1.bias",
+        ],
+        lambda sd, x: reference_cbam(sd, TREB1EN_DEPTHS[50], x, se=True),
+    ),
+    (
+        "mobilefacenet_casia",
+        {},
+        "proface",
+        {},
+        "plain",
+        [
+            "conv3.prelu.weight",
+            "dw_conv3.conv.weight",
+            "bottlenecks.14.conv.7.running_var",
+            "conv1.prelu.weight",
+            "linear_GDConv7.bn.bias",
+            "linear_conv1.conv.weight",
+        ],
+        lambda sd, x: reference_mobilefacenet_wujiyang(sd, x, "proface"),
+    ),
+    (
+        "mobilefacenet_casia",
+        {},
+        "wujiyang",
+        {},
+        "wujiyang",
+        [
+            "conv1.conv.weight",
+            "blocks.0.conv.5.weight",
+            "conv2.bn.weight",
+            "linear7.conv.weight",
+            "linear1.bn.bias",
+        ],
+        lambda sd, x: reference_mobilefacenet_wujiyang(sd, x, "wujiyang"),
+    ),
+    (
+        "ir_se50_infoswap",
+        {"input_size": 32},
+        "infoswap",
+        {},
+        "plain",
+        ["body.23.res_layer.5.fc2.weight", "output_layer128.3.weight", "output_layer128.4.running_mean"],
+        lambda sd, x: reference_irse(sd, TREB1EN_DEPTHS[50], x, False, True, head="output_layer128."),
+    ),
+    (
         "facenet_vggface2",
         {},
         "facenet_pytorch",
@@ -373,6 +515,8 @@ def _wrap(state: dict[str, Tensor], wrapper: str) -> object:
         return {f"module.{k}": v for k, v in state.items()}
     if wrapper == "state_dict":
         return {"state_dict": state, "epoch": 3}
+    if wrapper == "wujiyang":  # wujiyang/Face_Pytorch train.py: Iter_%06d_net.ckpt
+        return {"iters": 64000, "net_state_dict": state}
     if wrapper == "lightning":  # AdaFace .ckpt: backbone under model.*, the margin head under head.*
         return {
             "epoch": 1,
@@ -400,6 +544,8 @@ def test_published_format_round_trip_and_reference(case: tuple, tmp_path: Path) 
     report = load_recognizer_checkpoint(target, path, format=fmt, sha256=digest.upper())
     assert report.format == fmt and report.sha256 == digest
     assert set(report.dropped_keys) == set(extra)
+    if wrapper == "wujiyang":
+        assert report.containers == ("net_state_dict",)
     assert _same_state(source, target)
 
     # the mapping's meaning: our network computes what the published layout computes with those weights
@@ -514,3 +660,70 @@ def test_psp_identity_crop() -> None:
         assert out[0, 0, i, 0].item() == pytest.approx(35 + (start + end - 1) / 2)
     with pytest.raises(ValueError, match="256, 256"):
         psp_identity_crop(torch.zeros(1, 3, 128, 128))
+
+
+# ------------------------------------------------------------------- wujiyang / PRO-Face / InfoSwap layouts
+def test_cbam_ir_is_not_treb1en_ir(tmp_path: Path) -> None:
+    """CBAMResNet(ir) has a middle BN and a projected layer1 shortcut: neither IR-50 file fits the other."""
+    cbam, treb1en = tmp_path / "cbam_ir50.pth", tmp_path / "treb1en_ir50.pth"
+    _save(to_published_state_dict(build_recognizer("ir50_casia", **SMALL), "wujiyang"), cbam)
+    _save(to_published_state_dict(build_recognizer("ir50", **SMALL), "treb1en"), treb1en)
+    with pytest.raises(ValueError, match=r"format 'treb1en'.*missing keys.*unexpected keys") as info:
+        load_recognizer_checkpoint(build_recognizer("ir50", **SMALL), cbam, format="treb1en")
+    assert "body.0.res_layer.0.weight" in str(info.value) and "layer1.0.res_layer.0.weight" in str(info.value)
+    with pytest.raises(ValueError, match=r"format 'wujiyang'.*missing keys.*unexpected keys") as info:
+        load_recognizer_checkpoint(build_recognizer("ir50_casia", **SMALL), treb1en, format="wujiyang")
+    assert "layer1.0.res_layer.2.weight" in str(info.value) and "body.0.res_layer.1.weight" in str(info.value)
+    assert "Formats for CBAMIRNet: wujiyang, native" in str(info.value)
+    # ir checkpoint into the ir_se net: exactly the SE weights are missing, nothing is unexpected
+    with pytest.raises(
+        ValueError, match=r"48 missing keys \(wujiyang names\): layer1\.0\.res_layer\.6\.fc1"
+    ) as info:
+        load_recognizer_checkpoint(build_recognizer("ir_se50_casia", **SMALL), cbam)
+    assert "unexpected" not in str(info.value)
+
+
+def test_cbam_layout_details() -> None:
+    model = build_recognizer("ir50_casia", **SMALL)
+    assert isinstance(model, CBAMIRNet) and model.published_stage_ends() == (2, 3, 13, 2)
+    # the first unit of every stage projects its shortcut (layer1 too, although 64 → 64 channels)
+    assert all(isinstance(stage[0].shortcut, nn.Sequential) for stage in model.stages)
+    assert isinstance(model.stages[0][1].shortcut, nn.MaxPool2d)
+    # depth 100 (CBAMResNet(100, ...)): the key mapping is a bijection over the published layer{k}.{i} names
+    deep = CBAMIRNet(depth=100, se=True, input_size=16)
+    theirs = {deep._ours_to_published(key) for key in deep.state_dict()}
+    assert {"layer2.12.res_layer.6.fc2.weight", "layer3.29.res_layer.5.running_var"} <= theirs
+    assert not any(key.startswith(("stages.", "head.", "stem.")) for key in theirs)
+    assert all(deep._published_to_ours(deep._ours_to_published(key)) == key for key in deep.state_dict())
+
+
+def test_mobilefacenet_formats_do_not_mix(tmp_path: Path) -> None:
+    source = _randomize(build_recognizer("mobilefacenet_casia"), seed=7)
+    wujiyang, treb1en = tmp_path / "wujiyang.ckpt", tmp_path / "treb1en.pth"
+    _save({"iters": 3000, "net_state_dict": to_published_state_dict(source, "wujiyang")}, wujiyang)
+    _save(to_published_state_dict(build_recognizer("mobilefacenet", embedding_dim=128), "treb1en"), treb1en)
+    target = build_recognizer("mobilefacenet_casia")
+    # wujiyang's names read as PRO-Face's: conv1 is the stem there and the 128→512 expansion here
+    with pytest.raises(ValueError, match=r"format 'proface'.*missing keys.*conv3\.conv\.weight") as info:
+        load_recognizer_checkpoint(target, wujiyang, format="proface")
+    message = str(info.value)
+    assert "unexpected keys" in message and "dw_conv1.conv.weight" in message
+    assert "conv1.conv.weight (64, 3, 3, 3) vs (512, 128, 1, 1)" in message
+    # TreB1eN's MobileFaceNet has the same body but a Linear + BN1d head and other names
+    with pytest.raises(ValueError, match=r"missing keys.*unexpected keys.*conv_23\.conv\.conv\.weight"):
+        load_recognizer_checkpoint(target, treb1en)
+    report = load_recognizer_checkpoint(target, wujiyang, format="wujiyang")
+    assert report.containers == ("net_state_dict",) and _same_state(source, target)
+
+
+def test_infoswap_head_is_its_own_format(tmp_path: Path) -> None:
+    path = tmp_path / "model_128_ir_se50.pth"
+    source = _randomize(build_recognizer("ir_se50_infoswap", input_size=32), seed=8)
+    _save(to_published_state_dict(source, "infoswap"), path)
+    plain = build_recognizer("ir_se50", input_size=32)  # the same architecture as TreB1eN's IR-SE-50
+    with pytest.raises(ValueError, match=r"format 'treb1en'.*missing keys.*output_layer\.0\.weight") as info:
+        load_recognizer_checkpoint(plain, path, format="treb1en")
+    assert "unexpected keys" in str(info.value) and "output_layer128.0.weight" in str(info.value)
+    # so it loads into the plain IRNet as 'infoswap' (a refused load leaves the model untouched)
+    assert load_recognizer_checkpoint(plain, path, format="infoswap").format == "infoswap"
+    assert _same_state(source, plain)

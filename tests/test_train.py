@@ -58,6 +58,8 @@ def test_training_leaves_a_complete_run_record(runs_dir: Path) -> None:
     assert summary["data"]["synthetic"] is True
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["proface"]["run_id"] == result.run_id
+    assert (run_dir / "plots" / "test" / "roc.png").is_file()
+    assert (run_dir / "plots" / "test" / "similarity.png").is_file()
 
 
 def test_same_seed_gives_identical_metrics(runs_dir: Path) -> None:
@@ -122,3 +124,6 @@ def test_obfuscation_baselines_table(runs_dir: Path, tiny_recognizer_ckpt: str) 
     assert clean["ssim"] == pytest.approx(1.0)
     assert (table.set_index("obfuscator").drop(index="none")["psnr"] < 60).all()
     assert (result.run_dir / "results.csv").is_file()
+    plots = result.run_dir / "plots" / "test"
+    assert (plots / "roc_obfuscators.png").is_file()
+    assert sorted(p.stem for p in (plots / "similarity").glob("*.png")) == sorted(table["obfuscator"])

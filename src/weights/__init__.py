@@ -2,19 +2,26 @@
 
 ``resolve(name)`` returns the verified path of a weight file listed in ``manifest.yaml`` or raises an error
 naming the file, its sha256, where to put it and the command that gets it; nothing downloads implicitly.
-CLI: ``python -m src.weights list | verify [NAME ...] | fetch NAME [NAME ...]``.
+Files without a published sha256 are refused until pinned locally (``pin``; see :mod:`src.weights.core`).
+CLI: ``python -m src.weights list | verify [NAME ...] | fetch NAME [NAME ...] | pin NAME [--file PATH]``.
 """
 
 from src.weights.core import (
     ChecksumMismatchError,
     MissingWeightsError,
+    UnpinnedWeightsError,
     WeightEntry,
+    WeightPin,
     WeightsError,
     candidate_paths,
     fetch,
     fetch_command,
     load_manifest,
+    load_pins,
     manifest_path,
+    pin,
+    pin_command,
+    pins_path,
     resolve,
     sha256_file,
     torch_hub_checkpoints_dir,
@@ -26,13 +33,19 @@ from src.weights.core import (
 __all__ = [
     "ChecksumMismatchError",
     "MissingWeightsError",
+    "UnpinnedWeightsError",
     "WeightEntry",
+    "WeightPin",
     "WeightsError",
     "candidate_paths",
     "fetch",
     "fetch_command",
     "load_manifest",
+    "load_pins",
     "manifest_path",
+    "pin",
+    "pin_command",
+    "pins_path",
     "resolve",
     "sha256_file",
     "torch_hub_checkpoints_dir",

@@ -1,11 +1,23 @@
 """Face-recognizer zoo: one interface (:class:`FaceRecognizer`) over many published architectures.
 
 Importing the package registers every family (``iresnet*``, ``ir50``/``ir_se50``/``ir101``/``ir152``,
-``adaface_ir*``, ``mobilefacenet``, ``facenet_vggface2``, ``sphereface20``, ``dlib_resnet``); published
-weights load through :func:`load_recognizer_checkpoint` (key mappings, strict, sha256-pinned).
+``ir_se50_infoswap``, ``adaface_ir*``, ``ir50_casia``/``ir_se50_casia`` (wujiyang CBAMResNet),
+``mobilefacenet``, ``mobilefacenet_casia`` (wujiyang layout, 128-d), ``facenet_vggface2``, ``sphereface20``,
+``dlib_resnet``);
+published weights load through :func:`load_recognizer_checkpoint` (key mappings, strict, sha256-pinned).
+PRO-Face's five recognizers are built by their PRO-Face names with :func:`build_proface_recognizer`.
 """
 
-from src.networks.recognizers import dlib_resnet, facenet, iresnet, irse, mobilefacenet, sphereface
+from src.networks.recognizers import (
+    cbam_resnet,
+    dlib_resnet,
+    facenet,
+    iresnet,
+    irse,
+    mobilefacenet,
+    mobilefacenet_wujiyang,
+    sphereface,
+)
 from src.networks.recognizers.base import RECOGNIZERS, FaceRecognizer, build_recognizer, register_recognizer
 from src.networks.recognizers.checkpoints import (
     ChecksumMismatchError,
@@ -14,22 +26,32 @@ from src.networks.recognizers.checkpoints import (
     load_recognizer_checkpoint,
     to_published_state_dict,
 )
+from src.networks.recognizers.proface_names import (
+    PROFACE_RECOGNIZERS,
+    ProFaceRecognizerSpec,
+    build_proface_recognizer,
+)
 from src.networks.recognizers.stages import StagedRecognizer
 
 __all__ = [
+    "PROFACE_RECOGNIZERS",
     "RECOGNIZERS",
     "ChecksumMismatchError",
     "FaceRecognizer",
     "KeyMapping",
     "LoadReport",
+    "ProFaceRecognizerSpec",
     "StagedRecognizer",
+    "build_proface_recognizer",
     "build_recognizer",
+    "cbam_resnet",
     "dlib_resnet",
     "facenet",
     "iresnet",
     "irse",
     "load_recognizer_checkpoint",
     "mobilefacenet",
+    "mobilefacenet_wujiyang",
     "register_recognizer",
     "sphereface",
     "to_published_state_dict",

@@ -6,9 +6,10 @@ recognizer, such as a classification head, and is dropped) and its inverse. Load
 
 1. checks the file's sha256 when one is pinned (a mismatch refuses to load and names both checksums);
 2. reads it with ``torch.load(weights_only=True)`` (no arbitrary pickles);
-3. unwraps common containers (``state_dict``, ``model``, ... and wrapper prefixes such as ``module.``
-   (DataParallel), ``model.`` (AdaFace's Lightning checkpoints), ``_orig_mod.`` (``torch.compile``)) —
-   a prefix is stripped only when that makes more keys map onto the model;
+3. unwraps common containers (``state_dict``, ``model``, ``net_state_dict`` (wujiyang/Face_Pytorch's
+   ``{'iters': ..., 'net_state_dict': ...}`` ``Iter_*_net.ckpt``), ... and wrapper prefixes such as
+   ``module.`` (DataParallel), ``model.`` (AdaFace's Lightning checkpoints), ``_orig_mod.``
+   (``torch.compile``)) — a prefix is stripped only when that makes more keys map onto the model;
 4. maps the keys and loads strictly: any missing key, unexpected key or shape mismatch raises a
    ``ValueError`` listing them (published names, first few of each, with counts) and the format tried.
 
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 NATIVE = "native"
-CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "backbone", "module")
+CONTAINER_KEYS = ("state_dict", "model_state_dict", "net_state_dict", "model", "net", "backbone", "module")
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.", "backbone.")
 SHOWN = 10
 

@@ -18,6 +18,18 @@
   PRO-Face C's frozen server is AdaFace IR-101 (WebFace12M) with features injected at the four stage ends
   (body blocks 2, 15, 45, 48): :meth:`IRNet.published_stage_ends` gives those indices,
   :meth:`StagedRecognizer.inject` the hooks.
+- **InfoSwap** (GGGHSL/InfoSwap-master ``modules/encoder128.py`` ``Backbone128``, FaceShield's frozen
+  identity encoder ``model_128_ir_se50.pth``): the TreB1eN IR-SE-50 unit and body names at **128 px** (FC
+  512·8·8 → 512), but its head is ``output_layer128.*`` instead of ``output_layer.*`` — the checkpoint format
+  ``infoswap`` on :class:`IRNet` (registered as ``ir_se50_infoswap``, :class:`InfoSwapIRNet`, whose first
+  format it is). The network L2-normalises its output (``embed(..., normalize=True)``). Declared conventions:
+  128×128, RGB, mean = std = 0.5. Source: InfoSwap ``inference_demo.py`` (PIL RGB, Normalize(0.5, 0.5) at
+  512 px, rows/cols 37:475 bilinearly resized to 128). FaceShield's fork adds duplicate head modules whose
+  keys its own loader derives from ``output_layer128.*``; the published file holds only ``input_layer``,
+  ``body`` and ``output_layer128``.
+
+The wujiyang/Face_Pytorch ``CBAMResNet`` (PRO-Face's IResNet50 / SEResNet50) is a different unit (extra BN, a
+projection shortcut in the first unit even where the width is unchanged): :mod:`.cbam_resnet`.
 
 Our names: ``stem.{conv,bn,prelu}``, ``stages.{s}.{u}.{bn_in,conv1,bn_mid,prelu,conv2,bn_out,se,shortcut}``,
 ``head.{bn2d,fc,bn1d}``; the published flat ``body.{g}`` index maps to (stage ``s``, unit ``u``).
@@ -41,6 +53,7 @@ from src.networks.recognizers.stages import StagedRecognizer, check_input_size
 
 TREB1EN = "treb1en"
 ADAFACE = "adaface"
+INFOSWAP = "infoswap"
 WIDTHS = (64, 128, 256, 512)
 TREB1EN_DEPTHS: dict[int, tuple[int, int, int, int]] = {
     50: (3, 4, 14, 3),
@@ -70,6 +83,11 @@ SE_PARTS_INVERSE = {ours: theirs for theirs, ours in SE_PARTS.items()}
 SHORTCUT_INVERSE = {ours: theirs for theirs, ours in SHORTCUT.items()}
 STEM = {"input_layer.0.": "stem.conv.", "input_layer.1.": "stem.bn.", "input_layer.2.": "stem.prelu."}
 HEAD = {"output_layer.0.": "head.bn2d.", "output_layer.3.": "head.fc.", "output_layer.4.": "head.bn1d."}
+INFOSWAP_HEAD = {
+    "output_layer128.0.": "head.bn2d.",
+    "output_layer128.3.": "head.fc.",
+    "output_layer128.4.": "head.bn1d.",
+}
 _THEIR_UNIT = re.compile(r"^body\.(\d+)\.(res_layer|shortcut_layer)\.([^.]+)\.(.*)$")
 _OUR_UNIT = re.compile(r"^stages\.(\d+)\.(\d+)\.([^.]+)\.(.*)$")
 
@@ -94,9 +112,21 @@ class SqueezeExcite(nn.Module):
 
 
 class IRUnit(nn.Module):
-    """One IR(-SE) unit: BN → conv3×3 → [BN] → PReLU → conv3×3(stride) → BN → [SE], plus a shortcut."""
+    """One IR(-SE) unit: BN → conv3×3 → [BN] → PReLU → conv3×3(stride) → BN → [SE], plus a shortcut.
 
-    def __init__(self, in_channels: int, channels: int, stride: int, se: bool, mid_bn: bool) -> None:
+    The shortcut is a parameter-free MaxPool(1, stride) when the width is unchanged, else conv1×1 + BN;
+    ``project_shortcut`` forces the conv1×1 + BN shortcut (wujiyang's CBAMResNet: each stage's first unit).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int,
+        se: bool,
+        mid_bn: bool,
+        project_shortcut: bool = False,
+    ) -> None:
         super().__init__()
         self.bn_in = nn.BatchNorm2d(in_channels)
         self.conv1 = nn.Conv2d(in_channels, channels, 3, 1, 1, bias=False)
@@ -106,7 +136,7 @@ class IRUnit(nn.Module):
         self.bn_out = nn.BatchNorm2d(channels)
         self.se = SqueezeExcite(channels) if se else None
         self.shortcut: nn.Module
-        if in_channels == channels:
+        if in_channels == channels and not project_shortcut:
             self.shortcut = nn.MaxPool2d(1, stride)  # parameter-free subsampling (published layout)
         else:
             self.shortcut = nn.Sequential(
@@ -140,7 +170,7 @@ class IRNet(StagedRecognizer):
     embedding_dim = 512
     stage_names: ClassVar[tuple[str, ...]] = ("stage1", "stage2", "stage3", "stage4")
     stage_paths: ClassVar[dict[str, str]] = {f"stage{i + 1}": f"stages.{i}" for i in range(4)}
-    checkpoint_formats: ClassVar[tuple[str, ...]] = (TREB1EN, NATIVE)
+    checkpoint_formats: ClassVar[tuple[str, ...]] = (TREB1EN, INFOSWAP, NATIVE)
     conventions_source = (
         "RGB [-1,1] 112 px as fed by pSp criteria/id_loss.py, iFADIT and AMT-GAN; TreB1eN data/data_pipe.py "
         "Normalize(0.5, 0.5) (its training images were BGR-ordered: see module docstring)"
@@ -149,6 +179,7 @@ class IRNet(StagedRecognizer):
     residual_names: ClassVar[dict[str, str]] = TREB1EN_RESIDUAL
     mid_bn: ClassVar[bool] = False
     affine_embedding_bn: ClassVar[bool] = True
+    project_first_shortcut: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -172,7 +203,7 @@ class IRNet(StagedRecognizer):
         )
         stages, in_channels = [], 64
         for count, width in zip(self.units, WIDTHS, strict=True):
-            units = [IRUnit(in_channels, width, 2, se, self.mid_bn)]
+            units = [IRUnit(in_channels, width, 2, se, self.mid_bn, self.project_first_shortcut)]
             units += [IRUnit(width, width, 1, se, self.mid_bn) for _ in range(count - 1)]
             stages.append(nn.Sequential(*units))
             in_channels = width
@@ -199,8 +230,8 @@ class IRNet(StagedRecognizer):
         return stage_end_indices(self.units)
 
     # ------------------------------------------------------------------------------- key mapping
-    def _published_to_ours(self, key: str) -> str | None:
-        for theirs, ours in (*STEM.items(), *HEAD.items()):
+    def _published_to_ours(self, key: str, head: dict[str, str] = HEAD) -> str | None:
+        for theirs, ours in (*STEM.items(), *head.items()):
             if key.startswith(theirs):
                 return ours + key[len(theirs) :]
         match = _THEIR_UNIT.match(key)
@@ -222,8 +253,8 @@ class IRNet(StagedRecognizer):
             name = f"shortcut.{name}"
         return f"stages.{stage}.{index - starts[stage]}.{name}.{rest}"
 
-    def _ours_to_published(self, key: str) -> str:
-        for theirs, ours in (*STEM.items(), *HEAD.items()):
+    def _ours_to_published(self, key: str, head: dict[str, str] = HEAD) -> str:
+        for theirs, ours in (*STEM.items(), *head.items()):
             if key.startswith(ours):
                 return theirs + key[len(ours) :]
         match = _OUR_UNIT.match(key)
@@ -241,6 +272,13 @@ class IRNet(StagedRecognizer):
         return f"body.{index}.res_layer.{inverse[name]}.{rest}"
 
     def _published_mapping(self, format: str) -> KeyMapping:
+        if format == INFOSWAP:
+            return KeyMapping(
+                INFOSWAP,
+                lambda key: self._published_to_ours(key, INFOSWAP_HEAD),
+                lambda key: self._ours_to_published(key, INFOSWAP_HEAD),
+                "GGGHSL/InfoSwap-master modules/encoder128.py Backbone128 state_dict (model_128_ir_se50.pth)",
+            )
         return KeyMapping(
             TREB1EN,
             self._published_to_ours,
@@ -270,10 +308,10 @@ class AdaFaceIRNet(IRNet):
     ) -> None:
         super().__init__(100 if depth == 101 else depth, se, input_size, dropout, channel_order)
 
-    def _published_to_ours(self, key: str) -> str | None:
+    def _published_to_ours(self, key: str, head: dict[str, str] = HEAD) -> str | None:
         if key.startswith("head."):  # the AdaFace margin head (kernel, t, batch_mean, batch_std)
             return None
-        return super()._published_to_ours(key)
+        return super()._published_to_ours(key, head)
 
     def _published_mapping(self, format: str) -> KeyMapping:
         return KeyMapping(
@@ -282,6 +320,30 @@ class AdaFaceIRNet(IRNet):
             self._ours_to_published,
             "mk-minchul/AdaFace net.py Backbone in a Lightning .ckpt (state_dict/model.*; head.* dropped)",
         )
+
+
+class InfoSwapIRNet(IRNet):
+    """InfoSwap's ``Backbone128``: TreB1eN IR-SE-50 at 128 px, checkpoint head ``output_layer128.*``.
+
+    Only the defaults differ from :class:`IRNet` (128 px, SE, the ``infoswap`` format first); see the module
+    docstring for the source of the declared conventions.
+    """
+
+    checkpoint_formats: ClassVar[tuple[str, ...]] = (INFOSWAP, TREB1EN, NATIVE)
+    conventions_source = (
+        "GGGHSL/InfoSwap-master inference_demo.py: PIL RGB, Normalize(0.5, 0.5), 512-px crop 37:475 "
+        "resized to 128 px; output L2-normalised by Backbone128"
+    )
+
+    def __init__(
+        self,
+        depth: int = 50,
+        se: bool = True,
+        input_size: int = 128,
+        dropout: float = 0.6,
+        channel_order: str | None = None,
+    ) -> None:
+        super().__init__(depth, se, input_size, dropout, channel_order)
 
 
 def psp_identity_crop(images: Tensor) -> Tensor:
@@ -304,6 +366,12 @@ def ir50(**kwargs: Any) -> IRNet:
 def ir_se50(**kwargs: Any) -> IRNet:
     """IR-SE-50 (TreB1eN ``model_ir_se50.pth``: pSp / FaceShifter / iFADIT identity; AMT-GAN irse50)."""
     return IRNet(depth=50, se=True, **kwargs)
+
+
+@register_recognizer("ir_se50_infoswap")
+def ir_se50_infoswap(**kwargs: Any) -> InfoSwapIRNet:
+    """IR-SE-50 at 128 px (InfoSwap / FaceShield ``model_128_ir_se50.pth``, format ``infoswap``)."""
+    return InfoSwapIRNet(**kwargs)
 
 
 @register_recognizer("ir101")

@@ -10,8 +10,8 @@ argument, as in the original). Source: as for TreB1eN's IR-SE-50 (``data/data_pi
 the same BGR-ordered-training caveat applies, see :mod:`src.networks.recognizers.irse`) and AMT-GAN /
 Makeup-privacy, which feed it RGB [-1, 1] at 112 px.
 
-Not covered: the 128-d CASIA MobileFaceNet PRO-Face uses (wujiyang/Face_Pytorch layout) and the torchkit one
-of PRO-Face C's client; their layouts differ from this one.
+The 128-d CASIA MobileFaceNet PRO-Face uses (wujiyang/Face_Pytorch layout) has this body but a 1×1-conv
+embedding layer: :mod:`.mobilefacenet_wujiyang`. Not covered: the torchkit one of PRO-Face C's client.
 
 Our names: ``stages.0.{conv,dw}``, ``stages.{1,2,3}.down`` / ``.blocks.{i}``
 (``expand``/``depthwise``/``project``), ``stages.3.expand``, ``head.{gdc,fc,bn}``.
@@ -160,7 +160,11 @@ class MobileFaceNet(StagedRecognizer):
                 stage4,
             ]
         )
-        self.head = nn.Sequential(
+        self.head = self._make_head()
+
+    def _make_head(self) -> nn.Sequential:
+        """Global depthwise conv (GDC) → flatten → linear (no bias) → BN1d."""
+        return nn.Sequential(
             OrderedDict(
                 gdc=ConvBN(512, 512, 7, groups=512, act=False),
                 flatten=nn.Flatten(),
