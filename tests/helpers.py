@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from src.tasks import RunResult, run
 from tests.fixtures_datasets import tiny_data_overrides
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
 
 # Per DataModule: overrides that make its data tiny. An experiment whose DataModule is missing here fails the
 # parametrised experiment tests, so every new dataset must come with a miniature setting.
@@ -44,6 +46,32 @@ TINY_MODEL: dict[str, list[str]] = {
         "model.perceptual.net=alex",
     ],
 }
+
+# Per experiment-name pattern: overrides for paper-scale experiments. Published recognizer weights are not on
+# a test machine, so those recognizers start from random weights (same architecture, same code path); the
+# released PRO-Face embedders are all one architecture, so the fixture's released file stands in for each.
+RELEASED_PROFACE_EMBEDDER = SHARED_FIXTURES / "proface_release" / "blur_31_2_8_IResNet50_ep13_BEST.pth"
+TINY_EXPERIMENTS: dict[str, list[str]] = {
+    "proface/celeba/*": ["model.recognizer.weights=null"],
+    "proface/released/*": [
+        "model.recognizer.weights=null",
+        f"model.embedder_weights={RELEASED_PROFACE_EMBEDDER}",
+    ],
+    "proface/released/vggface2/*": ["datamodule.val_identities=0"],  # test split only (TINY_DATA holds out 2)
+}
+# Experiments whose networks stay full-size (paper-scale recognizers): their fast_dev_run is a slow test.
+SLOW_EXPERIMENTS = ("proface/celeba/*", "proface/released/*")
+
+
+def is_slow_experiment(experiment: str) -> bool:
+    """Whether ``experiment`` runs paper-scale networks even with tiny data."""
+    return any(fnmatch.fnmatchcase(experiment, pattern) for pattern in SLOW_EXPERIMENTS)
+
+
+def needs_shared(experiment: str) -> bool:
+    """Whether the tiny version of ``experiment`` reads ``../shared`` fixtures."""
+    return fnmatch.fnmatchcase(experiment, "proface/released/*")
+
 
 TINY_TRAINER = [
     "logger=none",
@@ -79,6 +107,9 @@ def tiny_overrides(
         )
     model_extra = ["model.num_pairs=60"] if "num_pairs" in probe.model else []
     model_extra += TINY_MODEL.get(probe.model._target_, [])
+    for pattern, extra_overrides in TINY_EXPERIMENTS.items():
+        if fnmatch.fnmatchcase(experiment, pattern):
+            model_extra += extra_overrides
     return [
         *TINY_DATA[target],
         *TINY_TRAINER,

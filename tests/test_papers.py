@@ -17,8 +17,9 @@ PAPERS = discover()
 
 
 def experiments_using(target: str) -> list[str]:
-    """Experiment files whose model is built from ``target``."""
-    return [e for e in list_experiments() if compose(e, allow_missing=True).config.model._target_ == target]
+    """Experiment files whose model is built from ``target``, demo-sized ones first."""
+    found = [e for e in list_experiments() if compose(e, allow_missing=True).config.model._target_ == target]
+    return sorted(found, key=lambda e: ("demo" not in e, e))
 
 
 def test_registry_is_populated() -> None:
