@@ -51,11 +51,19 @@ TINY_MODEL: dict[str, list[str]] = {
 # a test machine, so those recognizers start from random weights (same architecture, same code path); the
 # released PRO-Face embedders are all one architecture, so the fixture's released file stands in for each.
 RELEASED_PROFACE_EMBEDDER = SHARED_FIXTURES / "proface_release" / "blur_31_2_8_IResNet50_ep13_BEST.pth"
+# PRO-Face verifies 10-fold on pairs; the tiny pair lists hold one fold, so tiny runs derive pairs from the
+# identities of one 8-image batch.
 TINY_EXPERIMENTS: dict[str, list[str]] = {
-    "proface/celeba/*": ["model.recognizer.weights=null"],
+    "proface/celeba/*": [
+        "model.recognizer.weights=null",
+        "datamodule.eval_protocol=images",
+        "datamodule.batch_size=8",
+    ],
     "proface/released/*": [
         "model.recognizer.weights=null",
         f"model.embedder_weights={RELEASED_PROFACE_EMBEDDER}",
+        "datamodule.eval_protocol=images",
+        "datamodule.batch_size=8",
     ],
     "proface/released/vggface2/*": ["datamodule.val_identities=0"],  # test split only (TINY_DATA holds out 2)
 }

@@ -135,6 +135,13 @@ def evaluate_protection(
         embeddings, pairs, fold_ids = _pairs_from_images(outputs, num_pairs, pair_seed)
     else:
         embeddings, pairs, fold_ids = _pairs_from_pairs(outputs)
+    if fold_ids is not None:
+        num_folds = int(torch.unique(fold_ids).numel())
+        if num_folds < 2:
+            raise ValueError(
+                "the evaluation pairs hold a single fold; k-fold verification needs at least 2 "
+                "(set datamodule.pair_folds >= 2 or use a pairs file with folds)"
+            )
     results = identity_settings(
         embeddings["original"],
         pairs,
