@@ -3,6 +3,10 @@
 Images are float ``[B, 3, H, W]`` in [0, 1] (RGB). ``module.train()``: per-sample random strength drawn from
 an explicit ``torch.Generator``; ``module.eval()``: fixed, deterministic evaluation strength (see
 :mod:`src.obfuscators.base`). Build by name with :func:`build_obfuscator`; parameters in baselines.md §1.
+
+Face swaps (:mod:`src.obfuscators.face_swap`: the generic :class:`FaceSwap` and PRO-Face's ``simswap``) need
+target faces and pretrained networks, so they are kept apart from :data:`OBFUSCATORS` (whose members build
+with no arguments) in :data:`FACE_SWAP_OBFUSCATORS`; :func:`build_obfuscator` builds both kinds by name.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 from src.obfuscators.base import Identity, Obfuscator
 from src.obfuscators.blur import GaussianBlur, MedianBlur
+from src.obfuscators.face_swap import FaceSwap, SimSwap, build_simswap_obfuscator
 from src.obfuscators.hybrid import RandomChoice
 from src.obfuscators.mask import BlackBoxMask
 from src.obfuscators.noise import GaussianNoise
@@ -23,16 +28,24 @@ OBFUSCATORS: dict[str, type[Obfuscator]] = {
     for cls in (Identity, GaussianBlur, MedianBlur, Pixelate, BlackBoxMask, GaussianNoise, RandomChoice)
 }
 
+#: face-swap obfuscators by name (they need ``targets`` and weights, so they are not in OBFUSCATORS)
+FACE_SWAP_OBFUSCATORS: dict[str, type[Obfuscator]] = {cls.name: cls for cls in (SimSwap,)}
+
 
 def build_obfuscator(name: str, **kwargs: Any) -> Obfuscator:
     """Build the obfuscator registered under ``name`` with keyword arguments ``kwargs``.
 
     For ``hybrid``, each entry of ``obfuscators`` may be an :class:`Obfuscator`, a registered name, or a
     mapping ``{"name": ..., **kwargs}`` (as in a config file); names and mappings are built recursively.
-    Raises ``ValueError`` listing the available names when ``name`` is unknown.
+    Face swaps (:data:`FACE_SWAP_OBFUSCATORS`, e.g. ``simswap``) take their constructor's arguments
+    (``targets=...``, ``weights=...``). Raises ``ValueError`` listing the available names when ``name`` is
+    unknown.
     """
+    if name in FACE_SWAP_OBFUSCATORS:
+        return FACE_SWAP_OBFUSCATORS[name](**kwargs)
     if name not in OBFUSCATORS:
-        raise ValueError(f"unknown obfuscator {name!r}; available: {', '.join(sorted(OBFUSCATORS))}")
+        available = sorted({*OBFUSCATORS, *FACE_SWAP_OBFUSCATORS})
+        raise ValueError(f"unknown obfuscator {name!r}; available: {', '.join(available)}")
     if name == RandomChoice.name and "obfuscators" in kwargs:
         kwargs = {
             **kwargs,
@@ -55,8 +68,10 @@ def _build_child(index: int, spec: Any) -> Any:
 
 
 __all__ = [
+    "FACE_SWAP_OBFUSCATORS",
     "OBFUSCATORS",
     "BlackBoxMask",
+    "FaceSwap",
     "GaussianBlur",
     "GaussianNoise",
     "Identity",
@@ -64,5 +79,7 @@ __all__ = [
     "Obfuscator",
     "Pixelate",
     "RandomChoice",
+    "SimSwap",
     "build_obfuscator",
+    "build_simswap_obfuscator",
 ]
