@@ -22,8 +22,11 @@ def test_experiments_exist() -> None:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_in_struct_mode(experiment: str) -> None:
-    overrides = ["model.recognizer_ckpt=x.ckpt"] if "baselines" in experiment else []
-    cfg = compose(experiment, overrides).config
+    required = OmegaConf.missing_keys(compose(experiment, allow_missing=True).config)
+    assert required <= {"model.recognizer_ckpt", "model.recognizer.path"}, (
+        f"unexpected required keys {required}"
+    )
+    cfg = compose(experiment, [f"{key}=x.ckpt" for key in sorted(required)]).config
     assert OmegaConf.is_struct(cfg)
     assert not OmegaConf.missing_keys(cfg)
     container = OmegaConf.to_container(cfg, resolve=True)

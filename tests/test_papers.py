@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from tests.helpers import composed, tiny_overrides
 PAPERS = discover()
 
 
+@functools.cache
 def experiments_using(target: str) -> list[str]:
     """Experiment files whose model is built from ``target``, demo-sized ones first."""
     found = [e for e in list_experiments() if compose(e, allow_missing=True).config.model._target_ == target]
