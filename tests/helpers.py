@@ -45,6 +45,10 @@ TINY_MODEL: dict[str, list[str]] = {
         "model.perceptual.kind=lpips_random",
         "model.perceptual.net=alex",
     ],
+    "src.lightning_modules.proface_s.ProFaceSModule": [
+        "model.perceptual.kind=lpips_random",
+        "model.perceptual.net=alex",
+    ],
 }
 
 # Per experiment-name pattern: overrides for paper-scale experiments. Published recognizer weights are not on
