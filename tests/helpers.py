@@ -70,6 +70,12 @@ TINY_EXPERIMENTS: dict[str, list[str]] = {
         "datamodule.batch_size=8",
     ],
     "proface/released/vggface2/*": ["datamodule.val_identities=0"],  # test split only (TINY_DATA holds out 2)
+    # dlib chips are 150 px; one batch holds every pair image (the official pairs need all of them)
+    "obfuscation_baselines/lfw_dlib": [
+        "datamodule.image_dir=lfw",
+        "datamodule.image_size=150",
+        "datamodule.batch_size=16",
+    ],
 }
 # Experiments whose networks stay full-size (paper-scale recognizers): their fast_dev_run is a slow test.
 SLOW_EXPERIMENTS = ("proface/celeba/*", "proface/released/*")

@@ -21,6 +21,7 @@ from src.utils.figures import log_figure
 
 TRAINING_ONLY_KEYS = {"name", "sigma_range", "kernel_range", "block_range", "std_range", "jitter"}
 IDENTITY_COLUMNS = ("verif_acc", "verif_acc_std", "rank1", "rank5", "genuine_cos", "impostor_cos")
+PAIR_SOURCES = ("derived", "dataset")
 
 
 @register_paper("obfuscation_baselines", title="Classical obfuscation baselines", venue="-", kind="baseline")
@@ -30,22 +31,36 @@ class ObfuscationBaselinesModule(pl.LightningModule):
     Per obfuscator: PSNR and SSIM of the obfuscated image against the clean one, and the identity protocol
     of :mod:`src.evaluation.identity_protocol` with obfuscated probes against the clean gallery (lower
     verification accuracy and rank-1 mean better privacy). The row ``none`` is the recognizer on clean images.
+
+    The recognizer is either a trained ``face_recognizer`` checkpoint (``recognizer_ckpt``) or a zoo
+    recognizer (``recognizer``, e.g. the offline ``dlib_resnet`` on real faces) — exactly one of them.
+    ``pairs``: ``derived`` draws ``num_pairs`` verification pairs from the identity labels with ``pair_seed``;
+    ``dataset`` uses the DataModule's own pair list and folds (``pair_list("test")``, e.g. LFW ``pairs.txt``).
     """
 
-    requires_checkpoint = False  # nothing is trained; the recognizer comes from recognizer_ckpt
+    requires_checkpoint = False  # nothing is trained; the recognizer comes from recognizer_ckpt or the zoo
 
     def __init__(
         self,
-        recognizer_ckpt: str,
         obfuscators: Mapping[str, Obfuscator],
+        recognizer_ckpt: str | None = None,
         num_pairs: int = 2000,
         pair_seed: int = 0,
         recognizer: nn.Module | None = None,
+        pairs: str = "derived",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["obfuscators", "recognizer"])
         if not obfuscators:
             raise ValueError("ObfuscationBaselinesModule needs at least one obfuscator")
+        if (recognizer is None) == (recognizer_ckpt is None):
+            raise ValueError(
+                "ObfuscationBaselinesModule needs exactly one of model.recognizer_ckpt (a face_recognizer "
+                "checkpoint) and model.recognizer (a zoo recognizer); got "
+                + ("both" if recognizer is not None else "neither")
+            )
+        if pairs not in PAIR_SOURCES:
+            raise ValueError(f"model.pairs must be one of {PAIR_SOURCES}, got {pairs!r}")
         self.recognizer = recognizer if recognizer is not None else load_network(Path(recognizer_ckpt), "net")
         self.recognizer.eval().requires_grad_(False)
         self.obfuscators = nn.ModuleDict(dict(obfuscators))
@@ -77,17 +92,15 @@ class ObfuscationBaselinesModule(pl.LightningModule):
         outputs = self.outputs.compute()
         self.outputs.reset()
         names = list(self.obfuscators)
-        _, clean, labels, *obfuscated = order_by_index(
+        index, clean, labels, *obfuscated = order_by_index(
             outputs["index"], outputs["clean"], outputs["label"], *(outputs[f"obf_{n}"] for n in names)
         )
+        pairs, fold_ids = self._dataset_pairs(index) if self.hparams.pairs == "dataset" else (None, None)
+        protocol = {"num_pairs": self.hparams.num_pairs, "pair_seed": self.hparams.pair_seed, "pairs": pairs}
         curves = {}
         for name, probe in zip(names, obfuscated, strict=True):
-            results = evaluate_identity(
-                clean, labels, probe, num_pairs=self.hparams.num_pairs, pair_seed=self.hparams.pair_seed
-            )
-            scores, is_same = pair_scores(
-                clean, labels, probe, num_pairs=self.hparams.num_pairs, pair_seed=self.hparams.pair_seed
-            )
+            results = evaluate_identity(clean, labels, probe, **protocol, fold_ids=fold_ids)
+            scores, is_same = pair_scores(clean, labels, probe, **protocol)
             curves[name] = (scores.numpy(), is_same.numpy())
             results["psnr"] = float(self.psnr[name].compute())
             results["ssim"] = float(self.ssim[name].compute())
@@ -100,6 +113,29 @@ class ObfuscationBaselinesModule(pl.LightningModule):
         for name, (scores, is_same) in curves.items():
             fig = similarity_histogram(scores[is_same], scores[~is_same], title=f"{name}: probe vs clean")
             log_figure(self, f"test/similarity/{name}", fig)
+
+    def _dataset_pairs(self, index: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+        """The DataModule's test pairs as rows of the gathered outputs (sorted ``index``), and their folds."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "pair_list"):
+            raise ValueError(
+                f"model.pairs=dataset needs a DataModule with a verification pair list (e.g. LFW); "
+                f"{type(datamodule).__name__} has none — use model.pairs=derived"
+            )
+        pair_list = datamodule.pair_list("test").tensors()
+        index = index.cpu()
+        rows = []
+        for side in ("index_a", "index_b"):
+            wanted = pair_list[side]
+            row = torch.searchsorted(index, wanted).clamp_(max=index.numel() - 1)
+            missing = wanted[index[row] != wanted]
+            if missing.numel():
+                raise ValueError(
+                    f"{missing.numel()} test image(s) of the pair list were not evaluated (dataset positions "
+                    f"{missing[:5].tolist()}...): limit_test_batches must not cut the test set"
+                )
+            rows.append(row)
+        return (rows[0], rows[1], pair_list["is_same"]), pair_list["fold"]
 
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
         """One row per obfuscator: its evaluation setting, PSNR, SSIM and identity metrics."""

@@ -637,8 +637,8 @@ def retrieval_rank_k(
     counted directly (#items scoring higher plus #equal-scoring items with a lower index), which is exact for
     every k at once. Probes are processed ``chunk_size`` at a time (``None``: as many as fit
     :data:`RETRIEVAL_CHUNK_BYTES`, 671 at G = 100k in float32), so memory is ``O(chunk_size × G)``: a
-    10k-probe × 100k-gallery × 512-d float32 search peaks at ≈ 0.71 GB extra and costs 1.25× a bare chunked
-    matmul into a reused buffer (0.95× one allocating each block) on a 2-core CPU.
+    10k-probe × 100k-gallery × 512-d float32 search peaks at ≈ 0.71 GB extra and costs 1.07× the fastest bare
+    chunked matmul on an idle 2-core CPU (``make bench-metrics``).
     Probes with no same-label gallery item count as misses (the denominator is all probes). A probe that
     also appears in the gallery matches itself: remove it beforehand for leave-one-out protocols.
 
@@ -733,9 +733,9 @@ def mean_average_precision(
     (the score block and its sorted copy). On CPU the row sort runs on ``torch.get_num_threads()`` threads;
     a chunk whose probes have at most one same-label item each (a one-image-per-identity gallery) needs no
     sort: AP = 1 / (1 + that item's position), counted as in :func:`retrieval_rank_k`.
-    Cost at 10k probes × 100k gallery × 512-d float32 on a 2-core CPU (CPU time): 1.6× a bare chunked matmul
-    into a reused buffer (1.25× one allocating each block) with 10 gallery images per identity — the row sort
-    is the extra — and 1.3× (1.0×) with one image per identity; peak extra memory ≈ 0.71 GB.
+    Cost at 10k probes × 100k gallery × 512-d float32 on an idle 2-core CPU (``make bench-metrics``): 1.47×
+    the fastest bare chunked matmul with 10 gallery images per identity — the row sort (≈0.45× the matmul) is
+    the extra — and about 1.1× with one image per identity; peak extra memory ≈ 0.71 GB.
     """
     name = "mean_average_precision"
     probe, p_lab, gallery, g_lab = _check_retrieval_inputs(
