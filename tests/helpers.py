@@ -35,7 +35,10 @@ TINY_DATA: dict[str, list[str]] = {
 }
 
 # Miniature copies of the real layouts (FFHQ, VGGFace2, CelebA, CelebA-HQ, LFW), built once per session.
-TINY_DATA.update(tiny_data_overrides(Path(tempfile.mkdtemp(prefix="proface_tiny_data_"))))
+TINY_DATA_ROOT = Path(tempfile.mkdtemp(prefix="proface_tiny_data_"))
+TINY_DATA.update(tiny_data_overrides(TINY_DATA_ROOT))
+# Face-swap targets for tiny runs: the miniature CelebA images (the real ones are CelebA's frontal subsets).
+TINY_SWAP_TARGETS = TINY_DATA_ROOT / "celeba" / "img_align_celeba"
 
 # Per LightningModule: overrides that keep its networks CPU-cheap in tests (a random-trunk LPIPS instead of
 # the offline ST-LPIPS for a training loss, random instead of published weights). A module without an entry
@@ -70,6 +73,15 @@ TINY_EXPERIMENTS: dict[str, list[str]] = {
         "datamodule.batch_size=8",
     ],
     "proface/released/vggface2/*": ["datamodule.val_identities=0"],  # test split only (TINY_DATA holds out 2)
+    # face swaps: random swap networks (published ones are not on a test machine), miniature CelebA targets
+    **{
+        f"proface/*/{swap}/*": [
+            "model.obfuscator.weights=null",
+            f"model.obfuscator.targets={TINY_SWAP_TARGETS}",
+            f"model.obfuscator.eval_targets={TINY_SWAP_TARGETS}",
+        ]
+        for swap in ("simswap", "faceshifter")
+    },
     # dlib chips are 150 px; one batch holds every pair image (the official pairs need all of them)
     "obfuscation_baselines/lfw_dlib": [
         "datamodule.image_dir=lfw",

@@ -90,6 +90,37 @@ def test_losses_match_closed_forms_and_weights() -> None:
     torch.testing.assert_close(terms["loss"], expected)
 
 
+class RecordingEmbedder(ProFaceFusionNet):
+    """The fusion network, remembering the range of what it was given."""
+
+    def forward(self, x: torch.Tensor, x_o: torch.Tensor) -> torch.Tensor:
+        self.seen = (float(torch.minimum(x.min(), x_o.min())), float(torch.maximum(x.max(), x_o.max())))
+        return super().forward(x, x_o)
+
+
+@pytest.mark.filterwarnings("ignore:.*RANDOM.*")
+def test_unit_range_contract_of_the_simswap_checkpoints() -> None:
+    """``embedder_range=[0,1]``: G gets [0, 1] faces, the recognizer the same faces, LPIPS [-1, 1] ones."""
+    module = make_module(embedder_range="[0,1]")
+    module.embedder = RecordingEmbedder()
+    module.eval()
+    batch = triplet_batch()
+    terms = module.losses(batch)
+    low, high = module.embedder.seen
+    assert low >= 0.0 and high <= 1.0 and low < 0.2 and high > 0.8  # [0, 1], not [-1, 1]
+    n = batch["image"].shape[0]
+    x = torch.cat([batch["image"], batch["image_positive"], batch["image_negative"]])
+    x_o = module.obfuscate(x)
+    x_p = module.embedder(x, x_o)
+    emb = module.recognizer(torch.nn.functional.interpolate(x_p, size=32, mode="bicubic"))
+    torch.testing.assert_close(module.embed(x_p), emb)
+    torch.testing.assert_close(terms["l1"], (x_o[:n] - x_p[:n]).abs().mean())
+    torch.testing.assert_close(terms["vis"], module.perceptual(x_o[:n] * 2 - 1, x_p[:n] * 2 - 1))
+    assert float(module.clamp(torch.tensor([-0.5, 1.5])).min()) == 0.0
+    with pytest.raises(ValueError, match="embedder_range"):
+        make_module(embedder_range="0-255")
+
+
 @pytest.mark.filterwarnings("ignore:.*RANDOM.*")
 def test_recognizer_stays_frozen_but_passes_gradients() -> None:
     module = make_module()

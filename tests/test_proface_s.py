@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 
+import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -328,3 +329,33 @@ def test_test_loop_fills_the_results_table(trained: tuple) -> None:
     assert (table["rec_maxerr_exact_z"] < 1e-5).all() and (table["rec_maxerr_q8"] > 0).all()
     assert table.loc[0, "eval setting"].startswith("kernel_size=15, eval_sigma=3.75")
     assert (table["wrong recovery vs"] == "original").all()
+
+
+def test_paper_table_layout(trained: tuple) -> None:
+    """§8 layout from run-record rows: one row per evaluation obfuscator with p / p_abs / r / wr columns."""
+    model, datamodule, _ = trained
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        limit_test_batches=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    run = {
+        "experiment": "proface_s/demo_synthetic",
+        "config.datamodule._target_": "src.datamodules.synthetic_faces.SyntheticFacesDataModule",
+        "config.model.wrong_recover_type": "Obfs",
+        **metrics,
+    }
+    table = ProFaceSModule.paper_table(pd.DataFrame([run]))
+    assert list(table["obfuscator"]) == ["blur", "median", "pixelate"]
+    assert (table["test data"] == "SyntheticFaces (synthetic)").all()
+    assert (table["wrong recovery vs"] == "obfuscated").all()
+    name = model.perceptual_name
+    for group in ("p", "p_abs", "r", "wr"):
+        for metric in ("ssim", "psnr", name):
+            assert table.loc[1, f"{group} {metric}"] == metrics[f"test/median/{group}_{metric}"]
+    assert table.loc[2, "r psnr (8-bit x_p)"] == metrics["test/pixelate/r_q8_psnr"]
+    assert table.loc[0, "max |x_r - x| (8-bit x_p)"] == metrics["test/blur/rec_maxerr_q8"]
+    assert table.drop(columns=["experiment"]).notna().all().all()

@@ -24,6 +24,7 @@ __all__ = [
     "RUN_COLUMNS",
     "Run",
     "RunRecordError",
+    "dataset_label",
     "find_runs",
     "flatten_dict",
     "load_run",
@@ -282,3 +283,10 @@ def load_sweep(index_csv: str | Path) -> pd.DataFrame:
         else:
             joined[column] = values
     return joined
+
+
+def dataset_label(run: Mapping[str, Any]) -> str:
+    """Short name of a run's test data (``SyntheticFaces (synthetic)``, ``LFW``, ``CelebA``, ...)."""
+    target = str(run.get("config.datamodule._target_", "?"))
+    name = target.rsplit(".", 1)[-1].removesuffix("DataModule")
+    return f"{name} (synthetic)" if name == "SyntheticFaces" else name

@@ -6,8 +6,11 @@ trained so that ``x_p`` looks like ``x_o`` (LPIPS + L1) while a frozen recognize
 with other protected and original images of the same identity (two triplet losses). Spec:
 ``shared/specs/papers/proface.md``.
 
-* Images arrive in [0, 1] and are mapped to the paper's [-1, 1] here; the recognizer sees ``(x + 1) / 2``
-  resized (bicubic) to ``recognizer_input_size``, in [0, 1] as every recognizer of the framework expects.
+* Images arrive in [0, 1] and are mapped to the embedder's range ``embedder_range``: the paper's [-1, 1]
+  (default), or [0, 1] for the released SimSwap-obfuscator embedders, which were trained on [0, 1] at 224 px
+  (proface.md §2 and §11: a per-checkpoint input contract). The recognizer sees the faces in [0, 1], resized
+  (bicubic) to ``recognizer_input_size``, as every recognizer of the framework expects; the perceptual loss
+  and metric always get [-1, 1]; the L1 loss and ``l1_prot_obf`` are in the embedder's range.
 * ``L = w_vis·LPIPS(x_o^a, x_p^a) + w_l1·|x_o^a − x_p^a| + w_p2p·T(E(x_p^a), E(x_p^p), E(x_p^n))
   + w_p2o·T(E(x_p^a), E(x^a), E(x_p^n))`` with ``T`` the Euclidean triplet margin loss on raw
   (un-normalised) embeddings, as the authors' code does (§5).
@@ -33,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from src.analysis.runs import dataset_label
 from src.evaluation.protection_protocol import (
     PAPER_NAMES,
     ProtectionEmbeddings,
@@ -51,6 +55,7 @@ from src.weights import resolve
 
 LOSS_TERMS = ("vis", "l1", "p2p", "p2o")
 REPORTED = ("accuracy", "accuracy_std", "auc", "eer")
+EMBEDDER_RANGES = ("[-1,1]", "[0,1]")
 STAGES = ("val", "test")
 
 
@@ -114,8 +119,12 @@ class ProFaceModule(pl.LightningModule):
         pair_seed: int = 0,
         obfuscator_seed: int = 0,
         embedder_weights: str | None = None,
+        embedder_range: str = "[-1,1]",
     ) -> None:
         super().__init__()
+        if embedder_range not in EMBEDDER_RANGES:
+            raise ValueError(f"model.embedder_range must be one of {EMBEDDER_RANGES}, got {embedder_range!r}")
+        self.signed = embedder_range == "[-1,1]"
         self.save_hyperparameters(
             logger=False, ignore=["embedder", "obfuscator", "recognizer", "perceptual", "optimizer"]
         )
@@ -165,18 +174,34 @@ class ProFaceModule(pl.LightningModule):
         seed = (int(self.hparams.obfuscator_seed) * 1_000_003 + self.global_step) * 4096 + self.global_rank
         return torch.Generator().manual_seed(seed)
 
+    def to_model(self, images: Tensor) -> Tensor:
+        """[0, 1] images → the embedder's range."""
+        return to_signed(images) if self.signed else images
+
+    def to_unit(self, x: Tensor) -> Tensor:
+        """Faces in the embedder's range → [0, 1]."""
+        return to_unit(x) if self.signed else x
+
+    def to_signed(self, x: Tensor) -> Tensor:
+        """Faces in the embedder's range → [-1, 1] (the perceptual loss's range)."""
+        return x if self.signed else to_signed(x)
+
+    def clamp(self, x: Tensor) -> Tensor:
+        """Clamp to the embedder's range (evaluation clamps, as the authors' code does)."""
+        return x.clamp(-1.0 if self.signed else 0.0, 1.0)
+
     def obfuscate(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """The conventional obfuscation of ``x`` ([-1, 1] in and out)."""
-        return to_signed(self.obfuscator(to_unit(x), generator=generator or self._generator()))
+        """The conventional obfuscation of ``x`` (in the embedder's range, in and out)."""
+        return self.to_model(self.obfuscator(self.to_unit(x), generator=generator or self._generator()))
 
     def forward(self, x: Tensor, x_o: Tensor | None = None) -> Tensor:
-        """Protected faces ``G(x, x_o)`` of [-1, 1] faces (raw: unclamped, as trained)."""
+        """Protected faces ``G(x, x_o)`` of faces in the embedder's range (raw: unclamped, as trained)."""
         return self.embedder(x, self.obfuscate(x) if x_o is None else x_o)
 
     def embed(self, x: Tensor) -> Tensor:
-        """Recognizer embeddings of [-1, 1] faces (resized bicubic to the recognizer's input size)."""
+        """Recognizer embeddings of faces in the embedder's range (resized bicubic to its input size)."""
         size = self.recognizer_input_size
-        unit = to_unit(x)
+        unit = self.to_unit(x)
         if tuple(unit.shape[-2:]) != (size, size):
             unit = F.interpolate(unit, size=(size, size), mode="bicubic", align_corners=False)
         embeddings = self.recognizer(unit)
@@ -194,7 +219,7 @@ class ProFaceModule(pl.LightningModule):
                     f"PRO-Face trains on triplets: no '{key}' in the batch (set train_protocol=triplets)"
                 )
         n = batch["image"].shape[0]
-        x = to_signed(torch.cat([batch["image"], batch["image_positive"], batch["image_negative"]]))
+        x = self.to_model(torch.cat([batch["image"], batch["image_positive"], batch["image_negative"]]))
         x_o = self.obfuscate(x)
         x_p = self.embedder(x, x_o)
         e_anchor, e_positive, e_negative = self.embed(x_p).split(n)
@@ -202,7 +227,7 @@ class ProFaceModule(pl.LightningModule):
             e_original = self.embed(x[:n])
         margin = float(self.hparams.triplet_margin)
         terms = {
-            "vis": self.perceptual(x_o[:n], x_p[:n]),
+            "vis": self.perceptual(self.to_signed(x_o[:n]), self.to_signed(x_p[:n])),
             "l1": (x_o[:n] - x_p[:n]).abs().mean(),
             "p2p": F.triplet_margin_loss(e_anchor, e_positive, e_negative, margin=margin),
             "p2o": F.triplet_margin_loss(e_anchor, e_original, e_negative, margin=margin),
@@ -230,13 +255,13 @@ class ProFaceModule(pl.LightningModule):
 
     def _versions(self, images: Tensor, stage: str) -> dict[str, Tensor]:
         """Embeddings of the original, obfuscated and protected versions; updates the image metrics."""
-        x = to_signed(images)
+        x = self.to_model(images)
         x_o = self.obfuscate(x)
-        x_p = self.embedder(x, x_o).clamp(-1.0, 1.0)  # evaluation clamps, as the authors' code does
+        x_p = self.clamp(self.embedder(x, x_o))  # evaluation clamps, as the authors' code does
         quality = self.quality[stage]
-        quality["ssim"].update(to_unit(x_p), to_unit(x_o))
-        quality["psnr"].update(to_unit(x_p), to_unit(x_o))
-        quality["perceptual"].update(self.perceptual.per_sample(x_p, x_o))
+        quality["ssim"].update(self.to_unit(x_p), self.to_unit(x_o))
+        quality["psnr"].update(self.to_unit(x_p), self.to_unit(x_o))
+        quality["perceptual"].update(self.perceptual.per_sample(self.to_signed(x_p), self.to_signed(x_o)))
         quality["l1"].update((x_p - x_o).abs().flatten(1).mean(1))
         return {"original": self.embed(x), "obfuscated": self.embed(x_o), "protected": self.embed(x_p)}
 
@@ -366,10 +391,3 @@ class ProFaceModule(pl.LightningModule):
                     row[f"{name} (x_p vs x_o)"] = value
             rows.append(row)
         return pd.DataFrame(rows)
-
-
-def dataset_label(run: Mapping[str, Any]) -> str:
-    """Short name of a run's test data (``SyntheticFaces (synthetic)``, ``LFW``, ``CelebA``, ...)."""
-    target = str(run.get("config.datamodule._target_", "?"))
-    name = target.rsplit(".", 1)[-1].removesuffix("DataModule")
-    return f"{name} (synthetic)" if name == "SyntheticFaces" else name

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 
+from src.analysis.runs import dataset_label
 from src.lightning_modules.registry import register_paper
 from src.metrics.image_quality import PSNR, SSIM
 from src.networks.proface_s import ProFaceSNet
@@ -425,6 +426,41 @@ class ProFaceSModule(pl.LightningModule):
             for column in columns:
                 row[column] = metrics.get(f"test/{setting}/{column}", math.nan)
             rows.append(row)
+        return pd.DataFrame(rows)
+
+    @classmethod
+    def paper_table(cls, runs: pd.DataFrame) -> pd.DataFrame:
+        """The paper's layout (§8) over runs: one row per (experiment, test data, evaluation obfuscator) with
+        pSSIM / pPSNR / pLPIPS (protected vs obfuscated), their ``_abs`` variants (vs original), rSSIM /
+        rPSNR / rLPIPS (right-key recovery), wrSSIM / wrPSNR / wrLPIPS (wrong key), then the recovery from
+        the 8-bit protected image. The perceptual column keeps its metric's name (``lpips_vgg``, ...)."""
+        rows = []
+        for run in runs.to_dict("records"):
+            settings = sorted(
+                key.split("/")[1]
+                for key, value in run.items()
+                if key.startswith("test/") and key.endswith("/p_psnr") and value == value
+            )
+            for setting in settings:
+                prefix = f"test/{setting}/"
+                perceptual = sorted(
+                    {k.removeprefix(f"{prefix}r_") for k in run if k.startswith(f"{prefix}r_")}
+                    - {"ssim", "psnr", "q8_psnr"}
+                )
+                row: dict[str, Any] = {
+                    "experiment": run.get("experiment"),
+                    "test data": dataset_label(run),
+                    "wrong recovery vs": "obfuscated"
+                    if run.get("config.model.wrong_recover_type") == "Obfs"
+                    else "original",
+                    "obfuscator": setting,
+                }
+                for group, label in (("p", "p"), ("p_abs", "p_abs"), ("r", "r"), ("wr", "wr")):
+                    for metric in ("ssim", "psnr", *perceptual):
+                        row[f"{label} {metric}"] = run.get(f"{prefix}{group}_{metric}", math.nan)
+                row["r psnr (8-bit x_p)"] = run.get(f"{prefix}r_q8_psnr", math.nan)
+                row["max |x_r - x| (8-bit x_p)"] = run.get(f"{prefix}rec_maxerr_q8", math.nan)
+                rows.append(row)
         return pd.DataFrame(rows)
 
     def configure_optimizers(self) -> Any:
