@@ -4,9 +4,10 @@ Images are float ``[B, 3, H, W]`` in [0, 1] (RGB). ``module.train()``: per-sampl
 an explicit ``torch.Generator``; ``module.eval()``: fixed, deterministic evaluation strength (see
 :mod:`src.obfuscators.base`). Build by name with :func:`build_obfuscator`; parameters in baselines.md §1.
 
-Face swaps (:mod:`src.obfuscators.face_swap`: the generic :class:`FaceSwap` and PRO-Face's ``simswap``) need
-target faces and pretrained networks, so they are kept apart from :data:`OBFUSCATORS` (whose members build
-with no arguments) in :data:`FACE_SWAP_OBFUSCATORS`; :func:`build_obfuscator` builds both kinds by name.
+Face swaps (:mod:`src.obfuscators.face_swap`: the generic :class:`FaceSwap`, PRO-Face's ``simswap`` and
+``faceshifter``) need target faces and pretrained networks, so they are kept apart from :data:`OBFUSCATORS`
+(whose members build with no arguments) in :data:`FACE_SWAP_OBFUSCATORS`; :func:`build_obfuscator` builds
+both kinds by name.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import Any
 
 from src.obfuscators.base import Identity, Obfuscator
 from src.obfuscators.blur import GaussianBlur, MedianBlur
-from src.obfuscators.face_swap import FaceSwap, SimSwap, build_simswap_obfuscator
+from src.obfuscators.face_swap import (
+    FaceShifter,
+    FaceSwap,
+    SimSwap,
+    build_faceshifter_obfuscator,
+    build_simswap_obfuscator,
+)
 from src.obfuscators.hybrid import RandomChoice
 from src.obfuscators.mask import BlackBoxMask
 from src.obfuscators.noise import GaussianNoise
@@ -29,7 +36,7 @@ OBFUSCATORS: dict[str, type[Obfuscator]] = {
 }
 
 #: face-swap obfuscators by name (they need ``targets`` and weights, so they are not in OBFUSCATORS)
-FACE_SWAP_OBFUSCATORS: dict[str, type[Obfuscator]] = {cls.name: cls for cls in (SimSwap,)}
+FACE_SWAP_OBFUSCATORS: dict[str, type[Obfuscator]] = {cls.name: cls for cls in (SimSwap, FaceShifter)}
 
 
 def build_obfuscator(name: str, **kwargs: Any) -> Obfuscator:
@@ -37,9 +44,9 @@ def build_obfuscator(name: str, **kwargs: Any) -> Obfuscator:
 
     For ``hybrid``, each entry of ``obfuscators`` may be an :class:`Obfuscator`, a registered name, or a
     mapping ``{"name": ..., **kwargs}`` (as in a config file); names and mappings are built recursively.
-    Face swaps (:data:`FACE_SWAP_OBFUSCATORS`, e.g. ``simswap``) take their constructor's arguments
-    (``targets=...``, ``weights=...``). Raises ``ValueError`` listing the available names when ``name`` is
-    unknown.
+    Face swaps (:data:`FACE_SWAP_OBFUSCATORS`: ``simswap``, ``faceshifter``) take their constructor's
+    arguments (``targets=...``, ``weights=...``). Raises ``ValueError`` listing the available names when
+    ``name`` is unknown.
     """
     if name in FACE_SWAP_OBFUSCATORS:
         return FACE_SWAP_OBFUSCATORS[name](**kwargs)
@@ -71,6 +78,7 @@ __all__ = [
     "FACE_SWAP_OBFUSCATORS",
     "OBFUSCATORS",
     "BlackBoxMask",
+    "FaceShifter",
     "FaceSwap",
     "GaussianBlur",
     "GaussianNoise",
@@ -80,6 +88,7 @@ __all__ = [
     "Pixelate",
     "RandomChoice",
     "SimSwap",
+    "build_faceshifter_obfuscator",
     "build_obfuscator",
     "build_simswap_obfuscator",
 ]

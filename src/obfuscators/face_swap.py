@@ -1,9 +1,11 @@
-"""Face-swap obfuscators: give every face a target's identity (PRO-Face / PRO-Face S ``simswap``).
+"""Face-swap obfuscators: give every face a target's identity (PRO-Face's ``simswap`` and ``faceshifter``).
 
 :class:`FaceSwap` is generic: a *swapper* module ``(faces in [0, 1], target identity latents [B, D]) -> faces
 in [0, 1]``, an *identity encoder* ``target faces in [0, 1] -> latents [B, D]`` and a source of target faces.
 :class:`SimSwap` (or :func:`build_simswap_obfuscator`) wires in SimSwap's 224 generator and ArcFace
-(:mod:`src.networks.face_swap.simswap`) exactly as PRO-Face §3.3 uses them.
+(:mod:`src.networks.face_swap.simswap`), :class:`FaceShifter` (or :func:`build_faceshifter_obfuscator`)
+FaceShifter's AEI-Net and TreB1eN's IR-SE-50 (:mod:`src.networks.face_swap.faceshifter`), exactly as PRO-Face
+§3.3 uses them.
 
 **Targets** (``targets`` for training, ``eval_targets`` for evaluation, default the same): a tensor bank
 ``[N,3,H,W]`` in [0, 1]; a folder of images (read sorted by relative path, like the ``ImageFolder`` PRO-Face
@@ -544,11 +546,184 @@ def build_simswap_obfuscator(
     return SimSwap(targets=targets, eval_targets=eval_targets, weights=weights, **options)
 
 
+# ============================================================================================== FaceShifter
+
+
+class FaceShifter(FaceSwap):
+    """PRO-Face's ``faceshifter`` obfuscator: FaceShifter's AEI-Net + TreB1eN's IR-SE-50 (PRO-Face §3.3).
+
+    The swapper maps the faces to [-1, 1], resizes them (bilinear, ``align_corners=False``) to 256, runs the
+    AEI-Net and resizes the result back (bilinear) to [0, 1]; the identity latent of a target is its IR-SE-50
+    embedding at 112 (PIL-like antialiased bicubic resize, PRO-Face's ``Resize(112, BICUBIC)``; [-1, 1];
+    L2-normalised; no crop) (:class:`~src.networks.face_swap.faceshifter.FaceShifterSwapper`,
+    :class:`~src.networks.face_swap.faceshifter.FaceShifterIdentityEncoder`). PRO-Face runs it on 112 px
+    faces (output resized back to 112), PRO-Face S on 256 px faces (no resize at all).
+
+    ``weights``: ``"manifest"`` (default) — the files of the manifest entries ``faceshifter-generator-256``
+    and ``treb1en-ir-se50`` (:func:`src.weights.resolve`: checksum- or pin-verified); a mapping
+    ``{"generator": path, "arcface": path}``; or ``None`` — **random** networks, with a
+    :class:`RandomWeightsWarning`, for tests and synthetic plumbing only. Nothing is read or built before
+    first use (:meth:`setup`). ``image_size`` must be 256 (AEI-Net's only resolution). ``swap_resize`` /
+    ``identity_resize`` are :func:`~src.networks.face_swap.faceshifter.resize_images` modes;
+    ``identity_crop=True`` (with ``identity_resize="bilinear_align_corners"``) is FaceShifter's own identity
+    crop ``19:237`` instead of PRO-Face's uncropped target. ``generator_options`` are
+    :class:`~src.networks.face_swap.faceshifter.AEINet` arguments (the released file needs the defaults;
+    tests shrink ``base_channels``); ``arcface_options`` are zoo ``ir_se50`` arguments (e.g.
+    ``channel_order="BGR"`` to study TreB1eN's BGR-trained weights; PRO-Face feeds RGB).
+    """
+
+    name = "faceshifter"
+
+    def __init__(
+        self,
+        targets: Any,
+        eval_targets: Any = None,
+        weights: str | Mapping[str, str | os.PathLike[str]] | None = "manifest",
+        image_size: int = 256,
+        swap_resize: str = "bilinear",
+        identity_resize: str = "bicubic_antialias",
+        identity_crop: bool = False,
+        generator_options: Mapping[str, Any] | None = None,
+        arcface_options: Mapping[str, Any] | None = None,
+        eval_target_offset: int = 0,
+        differentiable: bool = False,
+    ) -> None:
+        from src.networks.face_swap.faceshifter import FACESHIFTER_IMAGE_SIZE, RESIZE_MODES
+
+        who = type(self).__name__
+        weights = _check_weights(who, weights)
+        size = as_int(who, "image_size", image_size, minimum=8)
+        if size != FACESHIFTER_IMAGE_SIZE:
+            raise ValueError(
+                f"{who}: image_size must be {FACESHIFTER_IMAGE_SIZE} (AEI-Net's only resolution), got {size}"
+            )
+        for option, mode in (("swap_resize", swap_resize), ("identity_resize", identity_resize)):
+            if mode not in RESIZE_MODES:
+                raise ValueError(f"{who}: {option} must be one of {list(RESIZE_MODES)}, got {mode!r}")
+        super().__init__(
+            swapper=self._build_swapper,
+            identity_encoder=self._build_identity_encoder,
+            targets=targets,
+            eval_targets=eval_targets,
+            eval_target_offset=eval_target_offset,
+            differentiable=differentiable,
+        )
+        self.weights = weights
+        self.image_size = size
+        self.swap_resize = str(swap_resize)
+        self.identity_resize = str(identity_resize)
+        self.identity_crop = bool(identity_crop)
+        self.generator_options = dict(generator_options or {})
+        self.arcface_options = dict(arcface_options or {})
+
+    def _weights_path(self, role: str) -> Path | None:
+        from src.networks.face_swap.faceshifter import (
+            FACESHIFTER_ARCFACE_WEIGHTS,
+            FACESHIFTER_GENERATOR_WEIGHTS,
+        )
+
+        entry = FACESHIFTER_GENERATOR_WEIGHTS if role == "generator" else FACESHIFTER_ARCFACE_WEIGHTS
+        what = "AEI-Net generator" if role == "generator" else "IR-SE-50 identity network"
+        return _resolve_weights(type(self).__name__, self.weights, role, entry, f"the FaceShifter {what}")
+
+    def _build_swapper(self) -> nn.Module:
+        from src.networks.face_swap.faceshifter import AEINet, FaceShifterSwapper, load_faceshifter_generator
+
+        path = self._weights_path("generator")
+        if path is None:
+            _warn_random(type(self).__name__, "AEI-Net generator")
+            generator = AEINet(**self.generator_options)
+        else:
+            generator = load_faceshifter_generator(path, **self.generator_options)
+        return FaceShifterSwapper(generator, self.image_size, self.swap_resize)
+
+    def _build_identity_encoder(self) -> nn.Module:
+        from src.networks.face_swap.faceshifter import (
+            FaceShifterIdentityEncoder,
+            build_faceshifter_arcface,
+            load_faceshifter_arcface,
+        )
+
+        path = self._weights_path("arcface")
+        if path is None:
+            _warn_random(type(self).__name__, "IR-SE-50 identity network")
+            arcface = build_faceshifter_arcface(**self.arcface_options)
+        else:
+            arcface = load_faceshifter_arcface(path, **self.arcface_options)
+        return FaceShifterIdentityEncoder(arcface, self.identity_resize, self.identity_crop)
+
+    def describe(self) -> dict[str, Any]:
+        weights: Any = self.weights if not isinstance(self.weights, Mapping) else dict(self.weights)
+        return {
+            **super().describe(),
+            "weights": weights,
+            "image_size": self.image_size,
+            "swap_resize": self.swap_resize,
+            "identity_resize": self.identity_resize,
+            "identity_crop": self.identity_crop,
+        }
+
+
+def _check_weights(
+    who: str, weights: str | Mapping[str, str | os.PathLike[str]] | None
+) -> str | dict[str, str] | None:
+    """``"manifest"``, ``None`` or a ``{"generator": path, "arcface": path}`` mapping (paths expanded)."""
+    if weights is None or weights == "manifest":
+        return weights
+    if isinstance(weights, Mapping) and not isinstance(weights, str):
+        if set(weights) != set(WEIGHT_ROLES):
+            raise ValueError(
+                f"{who}: a weights mapping needs exactly the keys {list(WEIGHT_ROLES)}, got {sorted(weights)}"
+            )
+        return {role: str(Path(weights[role]).expanduser()) for role in WEIGHT_ROLES}
+    raise ValueError(f"{who}: weights must be 'manifest', a mapping of paths or None, got {weights!r}")
+
+
+def _resolve_weights(
+    who: str, weights: str | Mapping[str, str] | None, role: str, entry: str, what: str
+) -> Path | None:
+    """The file of ``role``: ``None`` (random weights), the mapped path or the manifest ``entry``'s file."""
+    if weights is None:
+        return None
+    if isinstance(weights, Mapping):
+        path = Path(weights[role])
+        if not path.is_file():
+            raise FileNotFoundError(f"{who}: {role} weights file not found: {path}")
+        return path
+    from src.weights import WeightsError, resolve
+
+    try:
+        return resolve(entry)
+    except WeightsError as exc:
+        raise type(exc)(f"{who} obfuscator needs {what} (manifest entry '{entry}'): {exc}") from exc
+
+
+def _warn_random(who: str, what: str) -> None:
+    message = (
+        f"{who}: the {what} has RANDOM weights (weights=None). Its swaps are meaningless: use this only for "
+        "tests and synthetic plumbing, never for a reported number."
+    )
+    warnings.warn(message, RandomWeightsWarning, stacklevel=4)
+    log.warning(message)
+
+
+def build_faceshifter_obfuscator(
+    weights: str | Mapping[str, str | os.PathLike[str]] | None = "manifest",
+    targets: Any = None,
+    eval_targets: Any = None,
+    **options: Any,
+) -> FaceShifter:
+    """A :class:`FaceShifter` obfuscator (``options``: its other arguments); nothing loads until first use."""
+    return FaceShifter(targets=targets, eval_targets=eval_targets, weights=weights, **options)
+
+
 __all__ = [
+    "FaceShifter",
     "FaceSwap",
     "RandomWeightsWarning",
     "SimSwap",
     "TargetFaces",
+    "build_faceshifter_obfuscator",
     "build_simswap_obfuscator",
     "targets_from_datamodule",
 ]
