@@ -311,7 +311,9 @@ def test_trained_model_recovery_quantisation_and_wrong_key(trained: tuple) -> No
     assert right_error < q8_error < 0.5  # 8-bit storage of x_p perturbs the recovery, boundedly
 
 
-def test_test_loop_fills_the_results_table(trained: tuple) -> None:
+@pytest.fixture(scope="module")
+def loop_metrics(trained: tuple) -> dict[str, float]:
+    """The test loop of the trained model on one batch (shared by the table tests)."""
     model, datamodule, _ = trained
     trainer = pl.Trainer(
         accelerator="cpu",
@@ -320,7 +322,11 @@ def test_test_loop_fills_the_results_table(trained: tuple) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    return trainer.test(model, datamodule=datamodule, verbose=False)[0]
+
+
+def test_test_loop_fills_the_results_table(trained: tuple, loop_metrics: dict[str, float]) -> None:
+    model, metrics = trained[0], loop_metrics
     table = model.results_table(metrics)
     assert list(table["obfuscator"]) == ["blur", "median", "pixelate"]
     assert "st_lpips_alex" in model.perceptual_name and "p_st_lpips_alex" in table.columns
@@ -331,17 +337,9 @@ def test_test_loop_fills_the_results_table(trained: tuple) -> None:
     assert (table["wrong recovery vs"] == "original").all()
 
 
-def test_paper_table_layout(trained: tuple) -> None:
+def test_paper_table_layout(trained: tuple, loop_metrics: dict[str, float]) -> None:
     """§8 layout from run-record rows: one row per evaluation obfuscator with p / p_abs / r / wr columns."""
-    model, datamodule, _ = trained
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        limit_test_batches=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    model, metrics = trained[0], loop_metrics
     run = {
         "experiment": "proface_s/demo_synthetic",
         "config.datamodule._target_": "src.datamodules.synthetic_faces.SyntheticFacesDataModule",

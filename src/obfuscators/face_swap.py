@@ -436,22 +436,7 @@ class SimSwap(FaceSwap):
         differentiable: bool = False,
     ) -> None:
         who = type(self).__name__
-        if isinstance(weights, str):
-            if weights != "manifest":
-                raise ValueError(
-                    f"{who}: weights must be 'manifest', a mapping of paths or None, got {weights!r}"
-                )
-        elif isinstance(weights, Mapping):
-            if set(weights) != set(WEIGHT_ROLES):
-                raise ValueError(
-                    f"{who}: a weights mapping needs exactly the keys {list(WEIGHT_ROLES)}, "
-                    f"got {sorted(weights)}"
-                )
-            weights = {role: str(Path(weights[role]).expanduser()) for role in WEIGHT_ROLES}
-        elif weights is not None:
-            raise ValueError(
-                f"{who}: weights must be 'manifest', a mapping of paths or None, got {weights!r}"
-            )
+        weights = _check_weights(who, weights)
         if weights is not None and arcface_options:
             raise ValueError(
                 f"{who}: arcface_options only apply to random initialisation (weights=None); the published "
@@ -473,38 +458,17 @@ class SimSwap(FaceSwap):
         self.arcface_options = dict(arcface_options or {})
 
     def _weights_path(self, role: str) -> Path | None:
-        if self.weights is None:
-            return None
-        if isinstance(self.weights, Mapping):
-            path = Path(self.weights[role])
-            if not path.is_file():
-                raise FileNotFoundError(f"{type(self).__name__}: {role} weights file not found: {path}")
-            return path
         from src.networks.face_swap.simswap import ARCFACE_WEIGHTS, GENERATOR_WEIGHTS
-        from src.weights import WeightsError, resolve
 
         entry = GENERATOR_WEIGHTS if role == "generator" else ARCFACE_WEIGHTS
-        try:
-            return resolve(entry)
-        except WeightsError as exc:
-            raise type(exc)(
-                f"{type(self).__name__} obfuscator needs the SimSwap {role} (manifest entry '{entry}'): {exc}"
-            ) from exc
-
-    def _warn_random(self, role: str) -> None:
-        message = (
-            f"{type(self).__name__}: the {role} has RANDOM weights (weights=None). Its swaps are "
-            "meaningless: use this only for tests and synthetic plumbing, never for a reported number."
-        )
-        warnings.warn(message, RandomWeightsWarning, stacklevel=3)
-        log.warning(message)
+        return _resolve_weights(type(self).__name__, self.weights, role, entry, f"the SimSwap {role}")
 
     def _build_swapper(self) -> nn.Module:
         from src.networks.face_swap.simswap import SimSwapGenerator, SimSwapSwapper, load_simswap_generator
 
         path = self._weights_path("generator")
         if path is None:
-            self._warn_random("generator")
+            _warn_random(type(self).__name__, "generator")
             generator = SimSwapGenerator(**self.generator_options)
         else:
             generator = load_simswap_generator(path, **self.generator_options)
@@ -519,7 +483,7 @@ class SimSwap(FaceSwap):
 
         path = self._weights_path("arcface")
         if path is None:
-            self._warn_random("ArcFace identity network")
+            _warn_random(type(self).__name__, "ArcFace identity network")
             arcface = SimSwapArcFace(**self.arcface_options)
         else:
             arcface = load_simswap_arcface(path)

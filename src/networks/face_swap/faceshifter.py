@@ -201,6 +201,20 @@ class AADResBlock(nn.Module):
         return x + h
 
 
+def aad_block_widths(b: int) -> tuple[tuple[int, int, int], ...]:
+    """(input, output, attribute) channels of ``AADBlk1..8`` for encoder base width ``b`` (32 published)."""
+    return (
+        (32 * b, 32 * b, 32 * b),
+        (32 * b, 32 * b, 64 * b),
+        (32 * b, 32 * b, 32 * b),
+        (32 * b, 16 * b, 16 * b),
+        (16 * b, 8 * b, 8 * b),
+        (8 * b, 4 * b, 4 * b),
+        (4 * b, 2 * b, 2 * b),
+        (2 * b, 3, 2 * b),
+    )
+
+
 class AADGenerator(nn.Module):
     """Published ``AADGenerator``: identity → 2×2 map, 8 AAD ResBlks with ×2 bilinear upsampling, tanh."""
 
@@ -209,18 +223,7 @@ class AADGenerator(nn.Module):
         b = base_channels
         self.c_id = c_id
         self.up1 = nn.ConvTranspose2d(c_id, 32 * b, kernel_size=2, stride=1, padding=0)
-        # (cin, cout, attribute channels) of AADBlk1..8
-        blocks = (
-            (32 * b, 32 * b, 32 * b),
-            (32 * b, 32 * b, 64 * b),
-            (32 * b, 32 * b, 32 * b),
-            (32 * b, 16 * b, 16 * b),
-            (16 * b, 8 * b, 8 * b),
-            (8 * b, 4 * b, 4 * b),
-            (4 * b, 2 * b, 2 * b),
-            (2 * b, 3, 2 * b),
-        )
-        for i, (cin, cout, c_attr) in enumerate(blocks, start=1):
+        for i, (cin, cout, c_attr) in enumerate(aad_block_widths(b), start=1):
             setattr(self, f"AADBlk{i}", AADResBlock(cin, cout, c_attr, c_id))
 
     def forward(self, attributes: tuple[Tensor, ...], z_id: Tensor) -> Tensor:
@@ -291,16 +294,7 @@ def faceshifter_parameter_count(
     ups = ((32 * b, 32 * b), (64 * b, 16 * b), (32 * b, 8 * b), (16 * b, 4 * b), (8 * b, 2 * b), (4 * b, b))
     encoder += sum(cin * cout * 16 + bn(cout) for cin, cout in ups)
     generator = c_id * 32 * b * 4 + 32 * b
-    blocks = (
-        (32 * b, 32 * b, 32 * b),
-        (32 * b, 32 * b, 64 * b),
-        (32 * b, 32 * b, 32 * b),
-        (32 * b, 16 * b, 16 * b),
-        (16 * b, 8 * b, 8 * b),
-        (8 * b, 4 * b, 4 * b),
-        (4 * b, 2 * b, 2 * b),
-        (2 * b, 3, 2 * b),
-    )
+    blocks = aad_block_widths(b)
     generator += sum(resblk(*block) for block in blocks)
     return encoder + generator
 
