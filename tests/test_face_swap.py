@@ -581,7 +581,7 @@ def test_target_sources(tmp_path: Path) -> None:
         json_ready = ob.describe()
         assert json_ready["name"] == "face_swap" and "kind" in json_ready["targets"]
         torch.testing.assert_close(ob(images), reference, atol=2e-2, rtol=0)  # PNG/uint8 rounding
-    with pytest.raises(ValueError, match=r"must be RGB in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
         _toy(targets=bank * 2 - 1)
     with pytest.raises(ValueError, match="must be given"):
         FaceSwap(ToySwapper(), ToyEncoder(), None)

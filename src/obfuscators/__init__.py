@@ -4,10 +4,11 @@ Images are float ``[B, 3, H, W]`` in [0, 1] (RGB). ``module.train()``: per-sampl
 an explicit ``torch.Generator``; ``module.eval()``: fixed, deterministic evaluation strength (see
 :mod:`src.obfuscators.base`). Build by name with :func:`build_obfuscator`; parameters in baselines.md §1.
 
-Face swaps (:mod:`src.obfuscators.face_swap`: the generic :class:`FaceSwap`, PRO-Face's ``simswap`` and
-``faceshifter``) need target faces and pretrained networks, so they are kept apart from :data:`OBFUSCATORS`
-(whose members build with no arguments) in :data:`FACE_SWAP_OBFUSCATORS`; :func:`build_obfuscator` builds
-both kinds by name.
+Obfuscators that paste in target images need a source of them (:mod:`src.obfuscators.targets`), so they
+are kept apart from :data:`OBFUSCATORS` (whose members build with no arguments) in
+:data:`TARGETED_OBFUSCATORS`: the face swaps (:mod:`src.obfuscators.face_swap`: PRO-Face's ``simswap`` and
+``faceshifter``, in :data:`FACE_SWAP_OBFUSCATORS`; they also need pretrained networks) and PRO-Face S's
+cartoon ``mask`` (:class:`CartoonMask`). :func:`build_obfuscator` builds every kind by name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from src.obfuscators.base import Identity, Obfuscator
 from src.obfuscators.blur import GaussianBlur, MedianBlur
+from src.obfuscators.cartoon_mask import CartoonMask
 from src.obfuscators.face_swap import (
     FaceShifter,
     FaceSwap,
@@ -28,6 +30,7 @@ from src.obfuscators.hybrid import RandomChoice
 from src.obfuscators.mask import BlackBoxMask
 from src.obfuscators.noise import GaussianNoise
 from src.obfuscators.pixelate import Pixelate
+from src.obfuscators.targets import RandomSplit
 
 #: name → class; every class's ``name`` attribute equals its key
 OBFUSCATORS: dict[str, type[Obfuscator]] = {
@@ -38,20 +41,23 @@ OBFUSCATORS: dict[str, type[Obfuscator]] = {
 #: face-swap obfuscators by name (they need ``targets`` and weights, so they are not in OBFUSCATORS)
 FACE_SWAP_OBFUSCATORS: dict[str, type[Obfuscator]] = {cls.name: cls for cls in (SimSwap, FaceShifter)}
 
+#: obfuscators that need target images (``targets=...``): the face swaps and the cartoon mask
+TARGETED_OBFUSCATORS: dict[str, type[Obfuscator]] = {**FACE_SWAP_OBFUSCATORS, CartoonMask.name: CartoonMask}
+
 
 def build_obfuscator(name: str, **kwargs: Any) -> Obfuscator:
     """Build the obfuscator registered under ``name`` with keyword arguments ``kwargs``.
 
     For ``hybrid``, each entry of ``obfuscators`` may be an :class:`Obfuscator`, a registered name, or a
     mapping ``{"name": ..., **kwargs}`` (as in a config file); names and mappings are built recursively.
-    Face swaps (:data:`FACE_SWAP_OBFUSCATORS`: ``simswap``, ``faceshifter``) take their constructor's
-    arguments (``targets=...``, ``weights=...``). Raises ``ValueError`` listing the available names when
-    ``name`` is unknown.
+    Obfuscators with targets (:data:`TARGETED_OBFUSCATORS`: ``simswap``, ``faceshifter``,
+    ``cartoon_mask``) take their constructor's arguments (``targets=...``, and ``weights=...`` for swaps).
+    Raises ``ValueError`` listing the available names when ``name`` is unknown.
     """
-    if name in FACE_SWAP_OBFUSCATORS:
-        return FACE_SWAP_OBFUSCATORS[name](**kwargs)
+    if name in TARGETED_OBFUSCATORS:
+        return TARGETED_OBFUSCATORS[name](**kwargs)
     if name not in OBFUSCATORS:
-        available = sorted({*OBFUSCATORS, *FACE_SWAP_OBFUSCATORS})
+        available = sorted({*OBFUSCATORS, *TARGETED_OBFUSCATORS})
         raise ValueError(f"unknown obfuscator {name!r}; available: {', '.join(available)}")
     if name == RandomChoice.name and "obfuscators" in kwargs:
         kwargs = {
@@ -77,7 +83,9 @@ def _build_child(index: int, spec: Any) -> Any:
 __all__ = [
     "FACE_SWAP_OBFUSCATORS",
     "OBFUSCATORS",
+    "TARGETED_OBFUSCATORS",
     "BlackBoxMask",
+    "CartoonMask",
     "FaceShifter",
     "FaceSwap",
     "GaussianBlur",
@@ -87,6 +95,7 @@ __all__ = [
     "Obfuscator",
     "Pixelate",
     "RandomChoice",
+    "RandomSplit",
     "SimSwap",
     "build_faceshifter_obfuscator",
     "build_obfuscator",

@@ -7,27 +7,11 @@ in [0, 1]``, an *identity encoder* ``target faces in [0, 1] -> latents [B, D]`` 
 FaceShifter's AEI-Net and TreB1eN's IR-SE-50 (:mod:`src.networks.face_swap.faceshifter`), exactly as PRO-Face
 §3.3 uses them.
 
-**Targets** (``targets`` for training, ``eval_targets`` for evaluation, default the same): a tensor bank
-``[N,3,H,W]`` in [0, 1]; a folder of images (read sorted by relative path, like the ``ImageFolder`` PRO-Face
-uses); a map-style dataset whose items are an image tensor, a tuple starting with one, or a mapping with
-``"image"`` (e.g. a ProFace Lab image dataset); a ``(datamodule, split)`` pair (its ``image_dataset(split)``,
-resolved on first use); or a zero-argument callable returning any of these. PRO-Face trains with CelebA's
-``valid_frontal`` and evaluates with ``test_frontal`` (proface.md §2); PRO-Face S splits ``test_frontal``
-90/10 (proface_s.md §4).
-
-**Target choice** (one target per batch, repeated over the batch, as both papers do):
-
-- training (``.train()``): an index drawn uniformly from the training targets with the ``torch.Generator``
-  passed to ``forward`` (a fresh one from the global RNG when ``None``), so a seed fixes the swap;
-- evaluation (``.eval()``): the fixed sequence of the evaluation targets — the k-th call (of ``forward`` or
-  ``draw_params``) after entering eval mode uses target ``(eval_target_offset + k) mod N``. This is PRO-Face's
-  ``evaluate.py`` (batch k gets ``target_set[k]``; its counter is incremented before use, so
-  ``eval_target_offset=1`` reproduces it exactly; the default 0 starts at the first target). Every ``.eval()``
-  call restarts the sequence, so each validation or test run sees the same targets in the same order.
-
-:meth:`FaceSwap.draw_params` returns the per-sample target index (for the current mode's target set) so a
-caller can log it or pass its own to :meth:`~src.obfuscators.base.Obfuscator.apply`; ``last_target`` keeps
-the last one used.
+**Targets** (``targets`` for training, ``eval_targets`` for evaluation, default the same) and the per-batch
+choice of one target (random in training, a fixed sequence from ``eval_target_offset`` in evaluation) are
+those of :mod:`src.obfuscators.targets`. PRO-Face trains with CelebA's ``valid_frontal`` and evaluates with
+``test_frontal`` (proface.md §2; its ``evaluate.py`` is ``eval_target_offset=1``); PRO-Face S splits
+``test_frontal`` 90/10 with :class:`~src.obfuscators.targets.RandomSplit` (proface_s.md §4).
 
 **Frozen networks, built lazily.** Constructing the obfuscator never builds or loads a network; they are built
 by :meth:`FaceSwap.setup` (called on first use), put in eval mode with ``requires_grad_(False)``, kept in eval
@@ -51,155 +35,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from src.obfuscators.base import Obfuscator, as_int
+from src.obfuscators.base import as_int
+from src.obfuscators.targets import TargetedObfuscator
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-_RANGE_SLACK = 1e-3
 
 
 class RandomWeightsWarning(UserWarning):
     """A face-swap obfuscator was built with random weights (plumbing tests only: its swaps mean nothing)."""
-
-
-# ================================================================================================= targets
-
-
-def _as_unit_image(image: Any, where: str) -> Tensor:
-    """A target image as a float ``[3, H, W]`` tensor in [0, 1] (uint8 is scaled by 1/255)."""
-    if isinstance(image, np.ndarray):
-        image = torch.from_numpy(image)
-    if not isinstance(image, Tensor):
-        raise ValueError(f"{where}: expected an image tensor [3, H, W], got {type(image).__name__}")
-    if image.ndim == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"{where}: expected an RGB image [3, H, W], got shape {tuple(image.shape)}")
-    if image.dtype == torch.uint8:
-        image = image.float() / 255.0
-    elif not image.is_floating_point():
-        raise ValueError(f"{where}: expected a floating (or uint8) image, got {image.dtype}")
-    low, high = float(image.min()), float(image.max())
-    if low < -_RANGE_SLACK or high > 1.0 + _RANGE_SLACK:
-        raise ValueError(
-            f"{where}: target faces must be RGB in [0, 1], got values in [{low:.3f}, {high:.3f}] "
-            f"(map [-1, 1] or ImageNet-normalised images back to [0, 1] first)"
-        )
-    return image.clamp(0.0, 1.0)
-
-
-def _read_image(path: Path) -> Tensor:
-    from PIL import Image
-
-    with Image.open(path) as handle:
-        array = np.asarray(handle.convert("RGB"), dtype=np.uint8).copy()
-    return torch.from_numpy(array).permute(2, 0, 1)
-
-
-class TargetFaces:
-    """A source of target faces (module docstring), resolved on first use: ``len`` and ``image(i)``."""
-
-    def __init__(self, source: Any, role: str) -> None:
-        if source is None:
-            raise ValueError(
-                f"FaceSwap: {role} must be given (a tensor bank, a folder, a dataset or (datamodule, split))"
-            )
-        self.role = role
-        self._source = source
-        self._resolved: Any = None
-        self._paths: list[Path] | None = None
-        if isinstance(source, Tensor):  # cheap to check now
-            self._resolved = self._check_bank(source)
-
-    # -- resolution ------------------------------------------------------------------------------------------
-
-    def _check_bank(self, bank: Tensor) -> Tensor:
-        if bank.ndim == 3:
-            bank = bank.unsqueeze(0)
-        if bank.ndim != 4 or bank.shape[1] != 3 or bank.shape[0] < 1:
-            raise ValueError(
-                f"FaceSwap: {self.role} as a tensor must be a non-empty bank [N, 3, H, W], got shape "
-                f"{tuple(bank.shape)}"
-            )
-        _as_unit_image(bank[0], f"FaceSwap {self.role}[0]")  # dtype / range check on one image
-        return bank.detach()
-
-    def _resolve(self) -> Any:
-        if self._resolved is not None:
-            return self._resolved
-        source = self._source
-        if callable(source) and not isinstance(source, Tensor) and not hasattr(source, "__getitem__"):
-            source = source()
-        if isinstance(source, Tensor):
-            resolved: Any = self._check_bank(source)
-        elif isinstance(source, (str, os.PathLike)):
-            folder = Path(source).expanduser()
-            if not folder.is_dir():
-                raise FileNotFoundError(f"FaceSwap: {self.role} folder not found: {folder}")
-            self._paths = sorted(
-                (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-                key=lambda p: p.relative_to(folder).as_posix(),
-            )
-            if not self._paths:
-                raise ValueError(f"FaceSwap: no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
-            resolved = self._paths
-        elif isinstance(source, tuple) and len(source) == 2 and hasattr(source[0], "image_dataset"):
-            resolved = source[0].image_dataset(source[1])
-        elif hasattr(source, "__getitem__") and hasattr(source, "__len__"):
-            resolved = source
-        else:
-            raise ValueError(
-                f"FaceSwap: cannot use {type(source).__name__} as {self.role}; give a tensor bank "
-                "[N, 3, H, W], a folder, a map-style dataset, a (datamodule, split) pair or a callable "
-                "returning one"
-            )
-        if len(resolved) == 0:
-            raise ValueError(f"FaceSwap: {self.role} is empty")
-        self._resolved = resolved
-        return resolved
-
-    def __len__(self) -> int:
-        return len(self._resolve())
-
-    def image(self, index: int) -> Tensor:
-        """Target ``index`` as a float ``[3, H, W]`` tensor in [0, 1] (on the source's device)."""
-        resolved = self._resolve()
-        where = f"FaceSwap {self.role}[{index}]"
-        if self._paths is not None:
-            return _as_unit_image(_read_image(self._paths[index]), f"{where} ({self._paths[index]})")
-        item = resolved[index]
-        if isinstance(item, Mapping):
-            if "image" not in item:
-                raise ValueError(f"{where}: a mapping item needs an 'image' key, got keys {sorted(item)}")
-            item = item["image"]
-        elif isinstance(item, (tuple, list)):
-            item = item[0]
-        return _as_unit_image(item, where)
-
-    def describe(self) -> dict[str, Any]:
-        """What the source is, without resolving it (JSON-friendly)."""
-        source = self._source
-        if isinstance(source, Tensor):
-            return {"kind": "tensor", "count": len(self._resolved), "size": list(source.shape[-2:])}
-        if isinstance(source, (str, os.PathLike)):
-            return {"kind": "folder", "path": str(source)}
-        if isinstance(source, tuple) and len(source) == 2 and hasattr(source[0], "image_dataset"):
-            return {"kind": "datamodule", "datamodule": type(source[0]).__name__, "split": str(source[1])}
-        if hasattr(source, "__getitem__"):
-            return {"kind": "dataset", "type": type(source).__name__}
-        return {"kind": "callable", "type": getattr(source, "__name__", type(source).__name__)}
-
-
-def targets_from_datamodule(datamodule: Any, split: str) -> tuple[Any, str]:
-    """``(datamodule, split)``: the split's image dataset is used as targets, resolved on first use."""
-    if not hasattr(datamodule, "image_dataset"):
-        raise ValueError(f"{type(datamodule).__name__} has no image_dataset(split) method")
-    return (datamodule, split)
 
 
 # ============================================================================================== obfuscator
@@ -207,7 +53,7 @@ def targets_from_datamodule(datamodule: Any, split: str) -> tuple[Any, str]:
 NetworkSpec = nn.Module | Callable[[], nn.Module]
 
 
-class FaceSwap(Obfuscator):
+class FaceSwap(TargetedObfuscator):
     """Generic face-swap obfuscator (see the module docstring).
 
     Args:
@@ -232,7 +78,7 @@ class FaceSwap(Obfuscator):
         eval_target_offset: int = 0,
         differentiable: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(targets, eval_targets, eval_target_offset)
         who = type(self).__name__
         for role, spec in (("swapper", swapper), ("identity_encoder", identity_encoder)):
             if not isinstance(spec, nn.Module) and not callable(spec):
@@ -240,16 +86,9 @@ class FaceSwap(Obfuscator):
         # plain dicts: nn.Module does not register their contents (no state_dict entries, no .to() moves)
         self._specs: dict[str, NetworkSpec] = {"swapper": swapper, "identity_encoder": identity_encoder}
         self._networks: dict[str, nn.Module] = {}
-        self._targets = {"train": TargetFaces(targets, "targets")}
-        self._targets["eval"] = (
-            self._targets["train"] if eval_targets is None else TargetFaces(eval_targets, "eval_targets")
-        )
-        self.eval_target_offset = as_int(who, "eval_target_offset", eval_target_offset, minimum=0)
         self.differentiable = bool(differentiable)
         self._latents: dict[tuple[str, int], Tensor] = {}
         self._device: torch.device | None = None
-        self._eval_position = 0
-        self.last_target: int | None = None
 
     # -- networks --------------------------------------------------------------------------------------------
 
@@ -293,55 +132,18 @@ class FaceSwap(Obfuscator):
         encoder.eval()
         return swapper, encoder
 
-    def train(self, mode: bool = True) -> FaceSwap:
-        """Switch the target choice (random / fixed sequence); entering eval mode restarts the sequence."""
-        super().train(mode)
-        if not mode:
-            self._eval_position = 0
-        return self
-
-    def reset_eval_targets(self) -> None:
-        """Restart the evaluation target sequence (as ``.eval()`` does)."""
-        self._eval_position = 0
-
     # -- targets ---------------------------------------------------------------------------------------------
-
-    def target_set(self, training: bool | None = None) -> TargetFaces:
-        """The target faces of the given (default: current) mode."""
-        return self._targets["train" if (self.training if training is None else training) else "eval"]
-
-    def num_targets(self, training: bool | None = None) -> int:
-        """How many target faces the given (default: current) mode draws from (resolves the source)."""
-        return len(self.target_set(training))
-
-    def _sample_params(self, batch_size: int, generator: torch.Generator) -> Tensor:
-        n = self.num_targets(True)
-        index = int(torch.randint(0, n, (1,), generator=generator, device=generator.device).item())
-        return torch.full((batch_size,), index, dtype=torch.long)
-
-    def _eval_params(self, batch_size: int) -> Tensor:
-        n = self.num_targets(False)
-        index = (self.eval_target_offset + self._eval_position) % n
-        self._eval_position += 1
-        return torch.full((batch_size,), index, dtype=torch.long)
 
     def target_latent(
         self, index: int, training: bool | None = None, device: torch.device | None = None
     ) -> Tensor:
         """The identity latent ``[D]`` of target ``index`` of the given (default: current) mode (cached)."""
-        role = "train" if (self.training if training is None else training) else "eval"
-        source = self._targets[role]
         device = torch.device("cpu") if device is None else device
         _, encoder = self._networks_on(device)
-        key = (role, int(index))
+        key = (self.mode_key(training), int(index))
         if key not in self._latents:
-            n = len(source)
-            if not 0 <= index < n:
-                raise IndexError(
-                    f"{type(self).__name__}: target index {index} out of range for {n} {role} targets"
-                )
             dtype = _network_dtype(encoder)
-            face = source.image(int(index)).to(device=device, dtype=dtype).unsqueeze(0)
+            face = self.target_image(int(index), training).to(device=device, dtype=dtype).unsqueeze(0)
             with torch.no_grad():
                 latent = encoder(face)
             if latent.ndim != 2 or latent.shape[0] != 1:
@@ -357,8 +159,7 @@ class FaceSwap(Obfuscator):
     def _obfuscate(self, images: Tensor, params: Tensor, generator: torch.Generator | None) -> Tensor:
         who = type(self).__name__
         swapper, _ = self._networks_on(images.device)
-        indices = [int(i) for i in params.reshape(-1).tolist()]
-        unique = sorted(set(indices))
+        indices, unique = self._used_targets(params)
         latents = {i: self.target_latent(i, device=images.device) for i in unique}
         latent = torch.stack([latents[i] for i in indices])
         dtype = _network_dtype(swapper)
@@ -372,17 +173,10 @@ class FaceSwap(Obfuscator):
             raise ValueError(
                 f"{who}: the swapper returned shape {tuple(out.shape)} for images {tuple(images.shape)}"
             )
-        self.last_target = unique[0] if len(unique) == 1 else None
         return out.clamp(0.0, 1.0).to(images.dtype)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "targets": self._targets["train"].describe(),
-            "eval_targets": self._targets["eval"].describe(),
-            "eval_target_offset": self.eval_target_offset,
-            "differentiable": self.differentiable,
-        }
+        return {**super().describe(), "differentiable": self.differentiable}
 
     def extra_repr(self) -> str:
         return f"set_up={self.is_set_up}, differentiable={self.differentiable}"
@@ -686,8 +480,6 @@ __all__ = [
     "FaceSwap",
     "RandomWeightsWarning",
     "SimSwap",
-    "TargetFaces",
     "build_faceshifter_obfuscator",
     "build_simswap_obfuscator",
-    "targets_from_datamodule",
 ]
