@@ -14,6 +14,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 CRLF = "\r\n"
 
@@ -381,6 +382,38 @@ def lfw_full_format(root: Path, folds: int = 10, per_fold: int = 3) -> Path:
 # --- TINY_DATA ----------------------------------------------------------------------------------------
 
 
+# --- Google CartoonSet (PRO-Face S's mask stickers) ------------------------------------------------------
+
+
+def write_sticker(path: Path, size: int, box: tuple[int, int, int, int], seed: int) -> Path:
+    """An RGBA PNG: random colours, opaque inside ``box`` (r0, r1, c0, c1; inclusive), one half-alpha row."""
+    rng = np.random.default_rng(seed)
+    rgba = np.zeros((size, size, 4), dtype=np.uint8)
+    rgba[..., :3] = rng.integers(0, 256, (size, size, 3))
+    r0, r1, c0, c1 = box
+    rgba[r0 : r1 + 1, c0 : c1 + 1, 3] = 255
+    rgba[r0, c0 : c1 + 1, 3] = 128
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgba, "RGBA").save(path)
+    return path
+
+
+STICKER_BOXES = [(10, 50, 12, 40), (0, 59, 5, 30), (20, 30, 0, 59), (3, 40, 30, 59)]
+
+
+def make_cartoonset(root: Path, count: int = 10) -> Path:
+    """CartoonSet as downloaded: ``cartoonset10k/cs<id>.png`` (RGBA) with its attribute ``.csv`` beside it.
+
+    The stickers' visible regions touch the borders in different ways, so the square crop leaves the image.
+    """
+    folder = root / "cartoonset10k"
+    for i in range(count):
+        name = f"cs{10000000 + 7919 * i:011d}"
+        write_sticker(folder / f"{name}.png", 60, STICKER_BOXES[i % len(STICKER_BOXES)], i)
+        write_text(folder / f"{name}.csv", ['"eye_angle", 1, 3', '"face_color", 4, 11'])
+    return root
+
+
 def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
     """Build every miniature layout under ``base``; return the ``tests/helpers.py`` TINY_DATA entries."""
     make_ffhq(base / "ffhq", train=(0, 1, 2, 3), validation=(60000, 60001))
@@ -388,6 +421,7 @@ def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
     hq_files = make_celeba_hq(base / "celeba_hq", celeba["files"])  # type: ignore[arg-type]
     make_vggface2(base / "vggface2")
     make_lfw(base / "lfw")
+    make_cartoonset(base / "cartoonset")
     lookup = dict(
         zip(celeba["files"], zip(celeba["identity"], celeba["partition"], strict=True), strict=True)
     )  # type: ignore[arg-type]

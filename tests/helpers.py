@@ -39,6 +39,26 @@ TINY_DATA_ROOT = Path(tempfile.mkdtemp(prefix="proface_tiny_data_"))
 TINY_DATA.update(tiny_data_overrides(TINY_DATA_ROOT))
 # Face-swap targets for tiny runs: the miniature CelebA images (the real ones are CelebA's frontal subsets).
 TINY_SWAP_TARGETS = TINY_DATA_ROOT / "celeba" / "img_align_celeba"
+# Cartoon-mask stickers for tiny runs: a miniature Google CartoonSet (RGBA PNGs + attribute CSVs).
+TINY_CARTOONS = TINY_DATA_ROOT / "cartoonset"
+# PRO-Face S hybridAll children 3, 4, 5: FaceShifter and SimSwap with random, narrow networks (published ones
+# are not on a test machine; the swap still runs at its real 256 / 224 px), miniature targets and stickers.
+TINY_HYBRID_ALL = [
+    *(
+        override
+        for child in (3, 4)
+        for override in (
+            f"model.obfuscator.obfuscators.{child}.weights=null",
+            f"model.obfuscator.obfuscators.{child}.targets.source={TINY_SWAP_TARGETS}",
+            f"model.obfuscator.obfuscators.{child}.eval_targets.source={TINY_SWAP_TARGETS}",
+        )
+    ),
+    "+model.obfuscator.obfuscators.3.generator_options.base_channels=2",
+    "+model.obfuscator.obfuscators.4.generator_options.ngf=4",
+    "+model.obfuscator.obfuscators.4.generator_options.n_blocks=1",
+    f"model.obfuscator.obfuscators.5.targets.source={TINY_CARTOONS}",
+    f"model.obfuscator.obfuscators.5.eval_targets.source={TINY_CARTOONS}",
+]
 
 # Per LightningModule: overrides that keep its networks CPU-cheap in tests (a random-trunk LPIPS instead of
 # the offline ST-LPIPS for a training loss, random instead of published weights). A module without an entry
@@ -82,6 +102,7 @@ TINY_EXPERIMENTS: dict[str, list[str]] = {
         ]
         for swap in ("simswap", "faceshifter")
     },
+    "proface_s/hybrid_all_*": TINY_HYBRID_ALL,
     # dlib chips are 150 px; one batch holds every pair image (the official pairs need all of them)
     "obfuscation_baselines/lfw_dlib": [
         "datamodule.image_dir=lfw",

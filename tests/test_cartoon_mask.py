@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
@@ -14,29 +13,7 @@ from torchvision import datasets
 
 from src.obfuscators import TARGETED_OBFUSCATORS, CartoonMask, RandomSplit, build_obfuscator
 from src.obfuscators.targets import TargetImages
-
-
-def _sticker(size: int, box: tuple[int, int, int, int], seed: int) -> np.ndarray:
-    """An RGBA sticker: random colours, alpha 255 inside ``box`` (r0, r1, c0, c1; inclusive), soft edge."""
-    rng = np.random.default_rng(seed)
-    rgba = np.zeros((size, size, 4), dtype=np.uint8)
-    rgba[..., :3] = rng.integers(0, 256, (size, size, 3))
-    r0, r1, c0, c1 = box
-    rgba[r0 : r1 + 1, c0 : c1 + 1, 3] = 255
-    rgba[r0, c0 : c1 + 1, 3] = 128  # a half-transparent border row
-    return rgba
-
-
-def _write_cartoonset(root: Path, count: int) -> Path:
-    """CartoonSet as downloaded: ``cartoonset10k/cs<id>.png`` with a ``.csv`` of attributes beside each."""
-    folder = root / "cartoonset10k"
-    folder.mkdir(parents=True)
-    boxes = [(10, 50, 12, 40), (0, 59, 5, 30), (20, 30, 0, 59), (3, 40, 30, 59)]
-    for i in range(count):
-        name = f"cs{10000000 + 7919 * i:011d}"
-        Image.fromarray(_sticker(60, boxes[i % len(boxes)], i), "RGBA").save(folder / f"{name}.png")
-        (folder / f"{name}.csv").write_text('"eye_angle", 1, 3\n')
-    return root
+from tests.fixtures_datasets import make_cartoonset
 
 
 def _original_mask(img_pm1: torch.Tensor, sticker_path: Path) -> torch.Tensor:
@@ -95,7 +72,7 @@ def test_folder_targets_follow_imagefolder_order(tmp_path: Path) -> None:
 
 
 def test_cartoon_mask_matches_the_original_algorithm(tmp_path: Path) -> None:
-    root = _write_cartoonset(tmp_path, 4)
+    root = make_cartoonset(tmp_path, 4)
     paths = sorted((root / "cartoonset10k").glob("*.png"))
     images = torch.rand(3, 3, 48, 48, generator=torch.Generator().manual_seed(0))
     mask = CartoonMask(targets=root).eval()
@@ -114,7 +91,7 @@ def test_cartoon_mask_matches_the_original_algorithm(tmp_path: Path) -> None:
 
 
 def test_cartoon_mask_training_choice_split_and_gradients(tmp_path: Path) -> None:
-    root = _write_cartoonset(tmp_path, 10)
+    root = make_cartoonset(tmp_path, 10)
     mask = build_obfuscator(
         "cartoon_mask",
         targets=RandomSplit(root, "train", seed=1),

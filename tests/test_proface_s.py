@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,6 +24,8 @@ from src.metrics.image_quality import psnr
 from src.networks.invertible import AffineCouplingBlock, ResidualDenseBlock, haar_dwt, haar_iwt
 from src.networks.proface_s import ProFaceSNet
 from src.networks.proface_s_keys import key_from_password, password_bytes, random_key_maps
+from src.obfuscators.targets import list_images
+from tests.helpers import TINY_CARTOONS, TINY_DATA, TINY_HYBRID_ALL, TINY_MODEL, TINY_SWAP_TARGETS
 
 TINY_SYNTHETIC = [
     "datamodule.num_identities=12",
@@ -357,3 +360,48 @@ def test_paper_table_layout(trained: tuple, loop_metrics: dict[str, float]) -> N
     assert table.loc[2, "r psnr (8-bit x_p)"] == metrics["test/pixelate/r_q8_psnr"]
     assert table.loc[0, "max |x_r - x| (8-bit x_p)"] == metrics["test/blur/rec_maxerr_q8"]
     assert table.drop(columns=["experiment"]).notna().all().all()
+
+
+# ---------------------------------------------------------------------------- the released hybridAll setting
+
+
+@pytest.mark.filterwarnings("ignore:.*RANDOM weights.*")
+def test_hybrid_all_has_six_settings_with_split_targets(tmp_path: Path) -> None:
+    """hybridAll (§4): blur, median, pixelate, FaceShifter, SimSwap and the cartoon mask, each a test setting;
+    swap targets and stickers are the seeded 90/10 splits (seed 0 / seed 1) of their folders."""
+    overrides = [
+        *TINY_DATA["src.datamodules.celeba.CelebADataModule"],
+        *TINY_MODEL["src.lightning_modules.proface_s.ProFaceSModule"],
+        *TINY_HYBRID_ALL,
+        "model.net.inv_blocks=1",
+    ]
+    cfg = compose("proface_s/hybrid_all_celeba", overrides).config
+    model, datamodule = instantiate(cfg.model), instantiate(cfg.datamodule)
+    settings = ["blur", "median", "pixelate", "faceshifter", "simswap", "cartoon_mask"]
+    assert list(model.eval_obfuscators) == settings
+    faces, stickers = list_images(TINY_SWAP_TARGETS, "t"), list_images(TINY_CARTOONS, "t")
+    splits = (("faceshifter", faces, 0), ("simswap", faces, 0), ("cartoon_mask", stickers, 1))
+    for setting, pool, seed in splits:
+        child = model.eval_obfuscators[setting]
+        n = len(pool)
+        torch.manual_seed(seed)
+        train, test = torch.utils.data.random_split(pool, [int(0.9 * n), n - int(0.9 * n)])
+        assert child.num_targets(True) == len(train) and child.num_targets(False) == len(test)
+        assert [child.target_set(False)._resolve()[i] for i in range(len(test))] == list(test)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        limit_test_batches=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    table = model.results_table(metrics)
+    assert list(table["obfuscator"]) == settings
+    assert table.drop(columns=["obfuscator", "eval setting", "wrong recovery vs"]).notna().all().all()
+    assert (table["rec_maxerr_exact_z"] < 1e-5).all()
+    # the test loop's first batch used the first target of each test sequence (swaps start at offset 1)
+    assert model.eval_obfuscators["cartoon_mask"].last_target == 0
+    simswap = model.eval_obfuscators["simswap"]
+    assert simswap.last_target == 1 % simswap.num_targets()

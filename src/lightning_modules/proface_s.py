@@ -65,7 +65,7 @@ GROUPS = ("p", "p_abs", "r", "wr")
 #: max |x_r − x| with the exact z / the default ẑ / the default ẑ after 8-bit x_p; mean |x_r − x| (default ẑ)
 INVERTIBILITY_COLUMNS = ("rec_maxerr_exact_z", "rec_maxerr", "rec_maxerr_q8", "rec_mae", "r_q8_psnr")
 LPIPS_INPUT_RANGES = ("[-1,1]", "[0,1]")
-_TRAINING_ONLY_KEYS = {"name", "sigma_range", "kernel_range", "block_range", "std_range", "jitter"}
+_TRAINING_ONLY_KEYS = {"name", "sigma_range", "kernel_range", "block_range", "std_range", "jitter", "targets"}
 
 
 # ---------------------------------------------------------------------------------------------------- losses
