@@ -144,13 +144,15 @@ def tiny_overrides(
 ) -> list[str]:
     """Overrides that make ``experiment`` tiny: small data, one epoch, no W&B, records under ``runs_dir``.
 
-    ``required`` gives values for the experiment's ``???`` keys (only those it has are used).
+    ``required`` gives values for the experiment's ``???`` keys (only those it has are used). A config-group
+    switch in ``extra`` (e.g. ``datamodule=lfw``) picks the miniature settings of the switched-to group.
     """
     needed = required_keys(experiment)
     given = {key: value for key, value in (required or {}).items() if key in needed}
     if set(needed) - set(given):
         raise AssertionError(f"{experiment} requires {sorted(set(needed) - set(given))}: give test values")
-    probe = compose(experiment, [f"{k}={v}" for k, v in given.items()]).config
+    groups = [o for o in extra or [] if "=" in o and not o.startswith("+") and "." not in o.split("=")[0]]
+    probe = compose(experiment, [*groups, *(f"{k}={v}" for k, v in given.items())]).config
     target = probe.datamodule._target_
     if target not in TINY_DATA:
         raise AssertionError(
@@ -162,12 +164,13 @@ def tiny_overrides(
         if fnmatch.fnmatchcase(experiment, pattern):
             model_extra += extra_overrides
     return [
+        *groups,
         *TINY_DATA[target],
         *TINY_TRAINER,
         *model_extra,
         *(f"{k}={v}" for k, v in given.items()),
         f"paths.runs_dir={runs_dir}",
-        *(extra or []),
+        *(o for o in extra or [] if o not in groups),
     ]
 
 

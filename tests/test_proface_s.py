@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -25,7 +26,15 @@ from src.networks.invertible import AffineCouplingBlock, ResidualDenseBlock, haa
 from src.networks.proface_s import ProFaceSNet
 from src.networks.proface_s_keys import key_from_password, password_bytes, random_key_maps
 from src.obfuscators.targets import list_images
-from tests.helpers import TINY_CARTOONS, TINY_DATA, TINY_HYBRID_ALL, TINY_MODEL, TINY_SWAP_TARGETS
+from tests.helpers import (
+    TINY_CARTOONS,
+    TINY_DATA,
+    TINY_HYBRID_ALL,
+    TINY_MODEL,
+    TINY_SWAP_TARGETS,
+    run_experiment,
+    tiny_overrides,
+)
 
 TINY_SYNTHETIC = [
     "datamodule.num_identities=12",
@@ -405,3 +414,31 @@ def test_hybrid_all_has_six_settings_with_split_targets(tmp_path: Path) -> None:
     assert model.eval_obfuscators["cartoon_mask"].last_target == 0
     simswap = model.eval_obfuscators["simswap"]
     assert simswap.last_target == 1 % simswap.num_targets()
+
+
+@pytest.mark.filterwarnings("ignore:.*RANDOM weights.*")
+def test_celeba_checkpoint_evaluates_on_lfw_and_ffhq(runs_dir: Path) -> None:
+    """The paper's cross-dataset tests: a CelebA-trained checkpoint evaluated on LFW and FFHQ images by
+    switching the DataModule on the command line (as the experiments README documents)."""
+    experiment = "proface_s/hybrid_all_celeba"
+    overrides = tiny_overrides(
+        experiment, runs_dir, extra=["trainer.max_steps=1", "trainer.limit_val_batches=0"]
+    )
+    trained = run_experiment(experiment, overrides)
+    checkpoint = trained.run_dir / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    for datamodule, label in (("lfw", "LFW"), ("ffhq", "FFHQ")):
+        target = f"src.datamodules.{datamodule}.{label}DataModule"
+        extra = [
+            f"datamodule={datamodule}",
+            "datamodule.eval_protocol=images",
+            f"ckpt_path={checkpoint}",
+            "trainer.limit_test_batches=1",
+        ]
+        result = run_experiment(experiment, tiny_overrides(experiment, runs_dir, extra=extra), task="eval")
+        summary = json.loads((result.run_dir / "summary.json").read_text())
+        assert summary["status"] == "completed"
+        for setting in ("blur", "faceshifter", "simswap", "cartoon_mask"):
+            assert math.isfinite(summary[f"test/{setting}/r_psnr"])
+        config = (result.run_dir / "config.yaml").read_text()
+        assert target in config and str(checkpoint) in config
