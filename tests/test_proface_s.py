@@ -20,6 +20,7 @@ from src.lightning_modules.proface_s import (
     ProFaceSModule,
     proface_s_loss,
     quantize_8bit,
+    step_seed,
 )
 from src.metrics.image_quality import psnr
 from src.networks.invertible import AffineCouplingBlock, ResidualDenseBlock, haar_dwt, haar_iwt
@@ -337,6 +338,43 @@ def loop_metrics(trained: tuple) -> dict[str, float]:
     return trainer.test(model, datamodule=datamodule, verbose=False)[0]
 
 
+def test_robustness_columns(trained: tuple, loop_metrics: dict[str, float]) -> None:
+    """Recovery PSNRs under a close password, noise on x_p and from x_o, recomputed independently."""
+    model, datamodule, _ = trained
+    assert model.robustness_columns() == [
+        "r_close_key_psnr",
+        "r_noise1e-3_psnr",
+        "r_noise5e-3_psnr",
+        "r_noise1e-2_psnr",
+        "r_from_xo_psnr",
+    ]
+    # the same quantities for the first test batch, computed here without the module's evaluation code
+    batch = next(iter(datamodule.test_dataloader()))
+    images = batch["image"]
+    key, close = model.eval_key(32, 32), key_from_password(1, 32, 32)
+    seed = step_seed(model.hparams.seed, int(batch["index"][0]), 0)  # blur is setting 0
+    with torch.no_grad():
+        x_o = model.eval_obfuscators["blur"].eval()(images)
+        x_p = model.net(images * 2 - 1, x_o * 2 - 1, key)[0]
+
+        def rec_psnr(protected: torch.Tensor, k: torch.Tensor) -> float:
+            x_r = model.net.inverse(protected, k)[0]
+            return float(psnr(((x_r + 1) / 2).clamp(0, 1), images).mean())
+
+        right, close_psnr, from_xo = rec_psnr(x_p, key), rec_psnr(x_p, close), rec_psnr(x_o * 2 - 1, key)
+        noisy = []
+        for i, std in enumerate((0.001, 0.005, 0.01)):
+            noise = torch.randn(x_p.shape, generator=torch.Generator().manual_seed(seed + 10 + i))
+            noisy.append(rec_psnr(x_p + std * noise, key))
+    metrics = loop_metrics
+    assert metrics["test/blur/r_close_key_psnr"] == pytest.approx(close_psnr, abs=1e-3)
+    assert metrics["test/blur/r_from_xo_psnr"] == pytest.approx(from_xo, abs=1e-3)
+    for value, name in zip(noisy, ("1e-3", "5e-3", "1e-2"), strict=True):
+        assert metrics[f"test/blur/r_noise{name}_psnr"] == pytest.approx(value, abs=1e-3)
+    assert close_psnr != pytest.approx(right, abs=1e-3) and noisy[2] != pytest.approx(right, abs=1e-4)
+    print(f"right {right:.2f} dB, close password {close_psnr:.2f}, from x_o {from_xo:.2f}, noise {noisy}")
+
+
 def test_test_loop_fills_the_results_table(trained: tuple, loop_metrics: dict[str, float]) -> None:
     model, metrics = trained[0], loop_metrics
     table = model.results_table(metrics)
@@ -367,6 +405,9 @@ def test_paper_table_layout(trained: tuple, loop_metrics: dict[str, float]) -> N
         for metric in ("ssim", "psnr", name):
             assert table.loc[1, f"{group} {metric}"] == metrics[f"test/median/{group}_{metric}"]
     assert table.loc[2, "r psnr (8-bit x_p)"] == metrics["test/pixelate/r_q8_psnr"]
+    assert table.loc[0, "r psnr (x_p + noise 0.005)"] == metrics["test/blur/r_noise5e-3_psnr"]
+    assert table.loc[1, "r psnr (close password)"] == metrics["test/median/r_close_key_psnr"]
+    assert table.loc[2, "r psnr (from x_o)"] == metrics["test/pixelate/r_from_xo_psnr"]
     assert table.loc[0, "max |x_r - x| (8-bit x_p)"] == metrics["test/blur/rec_maxerr_q8"]
     assert table.drop(columns=["experiment"]).notna().all().all()
 

@@ -23,13 +23,19 @@ Invertibility numbers: ``rec_maxerr_exact_z`` (max |x_r − x| with the exact di
 (with the default ``ẑ``), ``rec_maxerr_q8`` (default ``ẑ`` after 8-bit quantisation of ``x_p``) — maxima over
 every pixel of every image — ``rec_mae`` (mean |x_r − x| per image, default ``ẑ``), all in [0, 1] image units
 and unclamped, and ``r_q8_psnr`` (PSNR of the recovery from the 8-bit ``x_p``).
+
+Robustness (optional; ``test_tcsvt.py`` only saves these as pictures): recovery PSNRs vs the original with the
+key of ``close_password`` (the original uses password ``1`` against ``0``: ``r_close_key_psnr``), with
+Gaussian noise of each ``noise_stds`` ([-1, 1] units, the original's ``0.001·m``) added to ``x_p``
+(``r_noise<std>_psnr``), and with the right key applied to ``x_o`` itself (``recover_from_obfuscated``:
+``r_from_xo_psnr``; ``x_o`` carries no hidden face).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -172,6 +178,28 @@ def step_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint64)[0] >> 1)
 
 
+def noise_column(std: float) -> str:
+    """Metric name of the recovery PSNR with Gaussian noise of ``std`` ([-1, 1] units) added to ``x_p``.
+
+    The std is written in scientific notation with ``p`` for a decimal point (module names cannot hold dots):
+    0.001 → ``r_noise1e-3_psnr``, 0.0025 → ``r_noise2p5e-3_psnr``.
+    """
+    text = np.format_float_scientific(float(std), trim="-", exp_digits=1).replace("+", "")
+    return f"r_noise{text.replace('.', 'p')}_psnr"
+
+
+def robustness_label(column: str) -> str | None:
+    """The paper-table label of a robustness metric column (``None`` for any other column)."""
+    if column == "r_close_key_psnr":
+        return "r psnr (close password)"
+    if column == "r_from_xo_psnr":
+        return "r psnr (from x_o)"
+    if column.startswith("r_noise") and column.endswith("_psnr"):
+        std = column.removeprefix("r_noise").removesuffix("_psnr").replace("p", ".")
+        return f"r psnr (x_p + noise {float(std):g})"
+    return None
+
+
 def default_eval_obfuscators(obfuscator: Obfuscator) -> dict[str, Obfuscator]:
     """The children of a :class:`RandomChoice` (one setting each, named by ``name``), else the obfuscator."""
     children = list(obfuscator.obfuscators) if isinstance(obfuscator, RandomChoice) else [obfuscator]
@@ -219,6 +247,9 @@ class ProFaceSModule(pl.LightningModule):
         wrong_password_seed: int = 0,
         seed: int = 0,
         lpips_input_range: str = "[-1,1]",
+        close_password: str | int | None = None,
+        noise_stds: Sequence[float] = (),
+        recover_from_obfuscated: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -237,6 +268,9 @@ class ProFaceSModule(pl.LightningModule):
             )
         if not hasattr(perceptual, "report_name") or not hasattr(perceptual, "per_sample"):
             raise ValueError("model.perceptual must be a src.losses.perceptual.PerceptualLoss")
+        bad_stds = [std for std in noise_stds if not (isinstance(std, (int, float)) and std > 0)]
+        if bad_stds:
+            raise ValueError(f"model.noise_stds must be positive numbers, got {list(noise_stds)}")
         self.weights = dict(LOSS_WEIGHTS[wrong_recover_type] if loss_weights is None else loss_weights)
         if set(self.weights) != {"img", "rec", "wr"}:
             raise ValueError(
@@ -266,7 +300,17 @@ class ProFaceSModule(pl.LightningModule):
             metrics[name] = MaxMetric()
         metrics["rec_mae"] = MeanMetric()
         metrics["r_q8_psnr"] = PSNR()
+        for name in self.robustness_columns():
+            metrics[name] = PSNR()
         return nn.ModuleDict(metrics)
+
+    def robustness_columns(self) -> list[str]:
+        """The configured robustness PSNRs (test_tcsvt.py's qualitative checks, as numbers; §8)."""
+        columns = ["r_close_key_psnr"] if self.hparams.close_password is not None else []
+        columns += [noise_column(std) for std in self.hparams.noise_stds]
+        if self.hparams.recover_from_obfuscated:
+            columns.append("r_from_xo_psnr")
+        return columns
 
     # -- inference API ([0, 1] images, like every datamodule) ------------------------------------------------
 
@@ -383,7 +427,29 @@ class ProFaceSModule(pl.LightningModule):
             metrics["rec_maxerr_q8"].update((x_r_q8 - x).abs().max() / 2.0)
             metrics["rec_mae"].update((x_r - x).abs().flatten(1).mean(1) / 2.0)
             metrics["r_q8_psnr"].update(to_unit(x_r_q8).clamp(0.0, 1.0), images)
+            self._update_robustness(metrics, images, x_p, to_signed(obfuscated), key, noise_seed)
         self._seen[stage] = True
+
+    def _update_robustness(
+        self, metrics: nn.ModuleDict, images: Tensor, x_p: Tensor, x_o: Tensor, key: Tensor, seed: int
+    ) -> None:
+        """Right-key recovery PSNRs under the configured attacks on the key or on ``x_p`` (all in [-1, 1])."""
+        h, w = images.shape[-2:]
+
+        def recover(protected: Tensor, k: Tensor, offset: int) -> Tensor:
+            generator = torch.Generator().manual_seed(seed + offset)
+            return to_unit(self.net.inverse(protected, k, generator=generator)[0]).clamp(0.0, 1.0)
+
+        if self.hparams.close_password is not None:
+            close = key_from_password(
+                self.hparams.close_password, h, w, self.hparams.key_salt, self.hparams.key_iterations
+            ).to(images.device)
+            metrics["r_close_key_psnr"].update(recover(x_p, close, 0), images)
+        for i, std in enumerate(self.hparams.noise_stds):
+            noise = torch.randn(x_p.shape, generator=torch.Generator().manual_seed(seed + 10 + i))
+            metrics[noise_column(std)].update(recover(x_p + std * noise.to(x_p), key, 0), images)
+        if self.hparams.recover_from_obfuscated:
+            metrics["r_from_xo_psnr"].update(recover(x_o, key, 0), images)
 
     def _report(self, stage: str) -> None:
         if not self._seen[stage]:
@@ -413,7 +479,7 @@ class ProFaceSModule(pl.LightningModule):
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
         """One row per evaluation setting: its evaluation strength and every §8 / invertibility metric."""
         columns = [f"{g}_{m}" for g in GROUPS for m in ("ssim", "psnr", self.perceptual_name)]
-        columns += list(INVERTIBILITY_COLUMNS)
+        columns += list(INVERTIBILITY_COLUMNS) + self.robustness_columns()
         target = "original" if self.hparams.wrong_recover_type == "Random" else "obfuscated"
         rows = []
         for setting, obfuscator in self.eval_obfuscators.items():
@@ -444,8 +510,12 @@ class ProFaceSModule(pl.LightningModule):
             for setting in settings:
                 prefix = f"test/{setting}/"
                 perceptual = sorted(
-                    {k.removeprefix(f"{prefix}r_") for k in run if k.startswith(f"{prefix}r_")}
-                    - {"ssim", "psnr", "q8_psnr"}
+                    {
+                        k.removeprefix(f"{prefix}p_")
+                        for k in run
+                        if k.startswith(f"{prefix}p_") and not k.startswith(f"{prefix}p_abs_")
+                    }
+                    - {"ssim", "psnr"}
                 )
                 row: dict[str, Any] = {
                     "experiment": run.get("experiment"),
@@ -460,6 +530,10 @@ class ProFaceSModule(pl.LightningModule):
                         row[f"{label} {metric}"] = run.get(f"{prefix}{group}_{metric}", math.nan)
                 row["r psnr (8-bit x_p)"] = run.get(f"{prefix}r_q8_psnr", math.nan)
                 row["max |x_r - x| (8-bit x_p)"] = run.get(f"{prefix}rec_maxerr_q8", math.nan)
+                for key in sorted(k for k in run if k.startswith(prefix) and run[k] == run[k]):
+                    label = robustness_label(key.removeprefix(prefix))
+                    if label is not None:
+                        row[label] = run[key]
                 rows.append(row)
         return pd.DataFrame(rows)
 
