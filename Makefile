@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face clean clean-runs
+.PHONY: help install demo test test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ test-all: lint ## every test
 sweep-demo: $(STAMP) ## run the example sweep (4 short demo trainings)
 	$(PY) -m src.sweep experiments/sweeps/demo_recognizer_lr.yaml trainer.max_epochs=2
 
-bench: bench-metrics bench-data bench-face ## every speed/memory benchmark (prints ratios; not a test)
+bench: bench-metrics bench-data bench-face bench-cost ## every speed/memory benchmark (prints ratios; not a test)
 
 bench-metrics: $(STAMP) ## metrics suite vs torchmetrics; retrieval vs a bare matrix product
 	$(PY) -m benchmarks.bench_metrics
@@ -57,6 +57,9 @@ bench-data: $(STAMP) ## JPEG loading + augmentation vs torchvision ImageFolder; 
 
 bench-face: $(STAMP) ## dlib ResNet port vs dlib per-face speed
 	$(PY) -m benchmarks.bench_dlib
+
+bench-cost: $(STAMP) ## PRO-Face S / PRO-Face params, FLOPs (112 and 256/224) and ms per image
+	$(PY) -m benchmarks.bench_costs
 
 clean: ## remove caches
 	rm -rf .pytest_cache .ruff_cache
