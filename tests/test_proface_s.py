@@ -26,6 +26,7 @@ from src.metrics.image_quality import psnr
 from src.networks.invertible import AffineCouplingBlock, ResidualDenseBlock, haar_dwt, haar_iwt
 from src.networks.proface_s import ProFaceSNet
 from src.networks.proface_s_keys import key_from_password, password_bytes, random_key_maps
+from src.networks.recognizers import build_recognizer
 from src.obfuscators.targets import list_images
 from tests.helpers import (
     TINY_CARTOONS,
@@ -483,3 +484,51 @@ def test_celeba_checkpoint_evaluates_on_lfw_and_ffhq(runs_dir: Path) -> None:
             assert math.isfinite(summary[f"test/{setting}/r_psnr"])
         config = (result.run_dir / "config.yaml").read_text()
         assert target in config and str(checkpoint) in config
+
+
+def test_identity_anonymity_columns_with_a_zoo_recognizer(trained: tuple, tmp_path: Path) -> None:
+    """id_cos_* = cosine of dlib's embedding of x_o / x_p to the original's, recomputed here; the recognizer
+    stays out of the checkpoint and the optimizer."""
+    base, datamodule, _ = trained
+    recognizer = build_recognizer("dlib_resnet")
+    model = ProFaceSModule(
+        net=base.net,
+        obfuscator=base.obfuscator,
+        perceptual=base.perceptual,
+        optimizer=base.optimizer_factory,
+        anonymity_recognizer=recognizer,
+        **base.hparams,
+    )
+    assert not any("recognizer" in key for key in model.state_dict())
+    assert model.anonymity_columns() == ["id_cos_obf", "id_cos_p", "id_cos_r", "id_cos_wr"]
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        limit_test_batches=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    images = next(iter(datamodule.test_dataloader()))["image"]
+    with torch.no_grad():
+        obfuscated = model.eval_obfuscators["pixelate"].eval()(images).clamp(0, 1)
+        protected = model(images, obfuscated, model.eval_key(32, 32)).clamp(0, 1)
+
+        def cosine(variant: torch.Tensor) -> float:
+            a, b = (recognizer.embed(t, resize=True) for t in (variant, images))
+            return float(F.cosine_similarity(a, b).mean())
+
+        expected = {"obf": cosine(obfuscated), "p": cosine(protected)}
+    for group, value in expected.items():
+        assert metrics[f"test/pixelate/id_cos_{group}"] == pytest.approx(value, abs=1e-4)
+    table = model.results_table(metrics)
+    assert table["id_cos_p"].notna().all() and (table["id_cos_p"] <= 1.0 + 1e-6).all()
+    with pytest.raises(ValueError, match="anonymity_recognizer must be a zoo FaceRecognizer"):
+        ProFaceSModule(
+            net=base.net,
+            obfuscator=base.obfuscator,
+            perceptual=base.perceptual,
+            optimizer=base.optimizer_factory,
+            anonymity_recognizer=torch.nn.Identity(),
+        )

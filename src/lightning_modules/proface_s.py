@@ -29,6 +29,11 @@ key of ``close_password`` (the original uses password ``1`` against ``0``: ``r_c
 Gaussian noise of each ``noise_stds`` ([-1, 1] units, the original's ``0.001·m``) added to ``x_p``
 (``r_noise<std>_psnr``), and with the right key applied to ``x_o`` itself (``recover_from_obfuscated``:
 ``r_from_xo_psnr``; ``x_o`` carries no hidden face).
+
+Identity (optional, not in the original test script; §12 asks for it, clearly labelled): with
+``anonymity_recognizer`` (a zoo :class:`~src.networks.recognizers.base.FaceRecognizer`), ``id_cos_<g>`` is
+the mean cosine similarity of the recognizer's embedding of ``x_o`` / ``x_p`` / ``x_r`` / ``x_w`` (``g`` =
+obf, p, r, wr) to that of the original. The recognizer is frozen and kept out of checkpoints.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ LOSS_WEIGHTS: dict[str, dict[str, float]] = {
     "Obfs": {"img": 0.2, "rec": 0.3, "wr": 0.5},
 }
 GROUPS = ("p", "p_abs", "r", "wr")
+#: images whose identity is compared with the original's when an anonymity recognizer is configured
+ANONYMITY_GROUPS = ("obf", "p", "r", "wr")
 #: max |x_r − x| with the exact z / the default ẑ / the default ẑ after 8-bit x_p; mean |x_r − x| (default ẑ)
 INVERTIBILITY_COLUMNS = ("rec_maxerr_exact_z", "rec_maxerr", "rec_maxerr_q8", "rec_mae", "r_q8_psnr")
 LPIPS_INPUT_RANGES = ("[-1,1]", "[0,1]")
@@ -194,6 +201,8 @@ def robustness_label(column: str) -> str | None:
         return "r psnr (close password)"
     if column == "r_from_xo_psnr":
         return "r psnr (from x_o)"
+    if column.startswith("id_cos_"):
+        return f"identity cos {column.removeprefix('id_cos_')} vs x"
     if column.startswith("r_noise") and column.endswith("_psnr"):
         std = column.removeprefix("r_noise").removesuffix("_psnr").replace("p", ".")
         return f"r psnr (x_p + noise {float(std):g})"
@@ -250,11 +259,20 @@ class ProFaceSModule(pl.LightningModule):
         close_password: str | int | None = None,
         noise_stds: Sequence[float] = (),
         recover_from_obfuscated: bool = False,
+        anonymity_recognizer: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
             logger=False,
-            ignore=["net", "obfuscator", "perceptual", "optimizer", "scheduler", "eval_obfuscators"],
+            ignore=[
+                "net",
+                "obfuscator",
+                "perceptual",
+                "optimizer",
+                "scheduler",
+                "eval_obfuscators",
+                "anonymity_recognizer",
+            ],
         )
         if wrong_recover_type not in WRONG_RECOVER_TYPES:
             raise ValueError(
@@ -271,6 +289,17 @@ class ProFaceSModule(pl.LightningModule):
         bad_stds = [std for std in noise_stds if not (isinstance(std, (int, float)) and std > 0)]
         if bad_stds:
             raise ValueError(f"model.noise_stds must be positive numbers, got {list(noise_stds)}")
+        if anonymity_recognizer is not None and not hasattr(anonymity_recognizer, "embed"):
+            raise ValueError(
+                "model.anonymity_recognizer must be a zoo FaceRecognizer (src.networks.recognizers."
+                f"build_recognizer), got {type(anonymity_recognizer).__name__}"
+            )
+        # a plain dict: the frozen recognizer is not registered (no checkpoint entries, never optimised)
+        self._anonymity: dict[str, nn.Module] = (
+            {}
+            if anonymity_recognizer is None
+            else {"recognizer": anonymity_recognizer.eval().requires_grad_(False)}
+        )
         self.weights = dict(LOSS_WEIGHTS[wrong_recover_type] if loss_weights is None else loss_weights)
         if set(self.weights) != {"img", "rec", "wr"}:
             raise ValueError(
@@ -302,7 +331,14 @@ class ProFaceSModule(pl.LightningModule):
         metrics["r_q8_psnr"] = PSNR()
         for name in self.robustness_columns():
             metrics[name] = PSNR()
+        for name in self.anonymity_columns():
+            metrics[name] = MeanMetric()
         return nn.ModuleDict(metrics)
+
+    def anonymity_columns(self) -> list[str]:
+        """Identity columns when ``anonymity_recognizer`` is set: mean cosine similarity of the recognizer's
+        embedding of x_o / x_p / x_r / x_w to that of the original (an addition to the paper's metrics)."""
+        return [f"id_cos_{group}" for group in ANONYMITY_GROUPS] if self._anonymity else []
 
     def robustness_columns(self) -> list[str]:
         """The configured robustness PSNRs (test_tcsvt.py's qualitative checks, as numbers; §8)."""
@@ -428,7 +464,18 @@ class ProFaceSModule(pl.LightningModule):
             metrics["rec_mae"].update((x_r - x).abs().flatten(1).mean(1) / 2.0)
             metrics["r_q8_psnr"].update(to_unit(x_r_q8).clamp(0.0, 1.0), images)
             self._update_robustness(metrics, images, x_p, to_signed(obfuscated), key, noise_seed)
+            if self._anonymity:
+                variants = {"obf": obfuscated, "p": protected, "r": recovered, "wr": wrong}
+                self._update_anonymity(metrics, images, variants)
         self._seen[stage] = True
+
+    def _update_anonymity(self, metrics: nn.ModuleDict, images: Tensor, variants: dict[str, Tensor]) -> None:
+        """Cosine similarity of each variant's identity embedding to the original's ([0, 1] images)."""
+        recognizer = self._anonymity["recognizer"].to(images.device).eval()
+        reference = recognizer.embed(images, "[0,1]", normalize=True, resize=True)
+        for group, variant in variants.items():
+            embedding = recognizer.embed(variant, "[0,1]", normalize=True, resize=True)
+            metrics[f"id_cos_{group}"].update(F.cosine_similarity(embedding, reference, dim=1))
 
     def _update_robustness(
         self, metrics: nn.ModuleDict, images: Tensor, x_p: Tensor, x_o: Tensor, key: Tensor, seed: int
@@ -479,7 +526,7 @@ class ProFaceSModule(pl.LightningModule):
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
         """One row per evaluation setting: its evaluation strength and every §8 / invertibility metric."""
         columns = [f"{g}_{m}" for g in GROUPS for m in ("ssim", "psnr", self.perceptual_name)]
-        columns += list(INVERTIBILITY_COLUMNS) + self.robustness_columns()
+        columns += list(INVERTIBILITY_COLUMNS) + self.robustness_columns() + self.anonymity_columns()
         target = "original" if self.hparams.wrong_recover_type == "Random" else "obfuscated"
         rows = []
         for setting, obfuscator in self.eval_obfuscators.items():
