@@ -326,15 +326,23 @@ def test_trained_model_recovery_quantisation_and_wrong_key(trained: tuple) -> No
 
 
 @pytest.fixture(scope="module")
-def loop_metrics(trained: tuple) -> dict[str, float]:
+def loop_metrics(trained: tuple, tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
     """The test loop of the trained model on one batch (shared by the table tests)."""
     model, datamodule, _ = trained
+    return run_test_loop(model, datamodule, tmp_path_factory.mktemp("proface_s_test"))
+
+
+def run_test_loop(
+    model: pl.LightningModule, datamodule: pl.LightningDataModule, root: Path
+) -> dict[str, float]:
+    """The logged metrics of the model's test loop over the first test batch."""
     trainer = pl.Trainer(
         accelerator="cpu",
         limit_test_batches=1,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        default_root_dir=str(root),
     )
     return trainer.test(model, datamodule=datamodule, verbose=False)[0]
 
@@ -439,15 +447,7 @@ def test_hybrid_all_has_six_settings_with_split_targets(tmp_path: Path) -> None:
         train, test = torch.utils.data.random_split(pool, [int(0.9 * n), n - int(0.9 * n)])
         assert child.num_targets(True) == len(train) and child.num_targets(False) == len(test)
         assert [child.target_set(False)._resolve()[i] for i in range(len(test))] == list(test)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        limit_test_batches=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-    )
-    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    metrics = run_test_loop(model, datamodule, tmp_path)
     table = model.results_table(metrics)
     assert list(table["obfuscator"]) == settings
     assert table.drop(columns=["obfuscator", "eval setting", "wrong recovery vs"]).notna().all().all()
@@ -501,15 +501,7 @@ def test_identity_anonymity_columns_with_a_zoo_recognizer(trained: tuple, tmp_pa
     )
     assert not any("recognizer" in key for key in model.state_dict())
     assert model.anonymity_columns() == ["id_cos_obf", "id_cos_p", "id_cos_r", "id_cos_wr"]
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        limit_test_batches=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-    )
-    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    metrics = run_test_loop(model, datamodule, tmp_path)
     images = next(iter(datamodule.test_dataloader()))["image"]
     with torch.no_grad():
         obfuscated = model.eval_obfuscators["pixelate"].eval()(images).clamp(0, 1)
