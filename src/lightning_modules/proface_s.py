@@ -195,8 +195,8 @@ def noise_column(std: float) -> str:
     return f"r_noise{text.replace('.', 'p')}_psnr"
 
 
-def robustness_label(column: str) -> str | None:
-    """The paper-table label of a robustness metric column (``None`` for any other column)."""
+def added_column_label(column: str) -> str | None:
+    """The paper-table label of a robustness or identity column (``None`` for any other column)."""
     if column == "r_close_key_psnr":
         return "r psnr (close password)"
     if column == "r_from_xo_psnr":
@@ -317,7 +317,7 @@ class ProFaceSModule(pl.LightningModule):
             {stage: nn.ModuleDict({s: self._metric_set() for s in settings}) for stage in ("val", "test")}
         )
         self._seen = {"val": False, "test": False}
-        self._key_cache: dict[tuple[int, int], Tensor] = {}
+        self._key_cache: dict[tuple[str | int, int, int], Tensor] = {}
 
     def _metric_set(self) -> nn.ModuleDict:
         metrics: dict[str, nn.Module] = {}
@@ -362,11 +362,16 @@ class ProFaceSModule(pl.LightningModule):
 
     def eval_key(self, height: int, width: int) -> Tensor:
         """The evaluation key ``[1, 1, H, W]`` from ``eval_password`` (PBKDF2-HMAC-SHA512); cached."""
-        if (height, width) not in self._key_cache:
-            self._key_cache[(height, width)] = key_from_password(
-                self.hparams.eval_password, height, width, self.hparams.key_salt, self.hparams.key_iterations
+        return self.password_key(self.hparams.eval_password, height, width)
+
+    def password_key(self, password: str | int, height: int, width: int) -> Tensor:
+        """The key ``[1, 1, H, W]`` of a fixed ``password`` with the configured salt and count; cached."""
+        cache_key = (password, height, width)
+        if cache_key not in self._key_cache:
+            self._key_cache[cache_key] = key_from_password(
+                password, height, width, self.hparams.key_salt, self.hparams.key_iterations
             )
-        return self._key_cache[(height, width)].to(self.device)
+        return self._key_cache[cache_key].to(self.device)
 
     # -- training ------------------------------------------------------------------------------------------
 
@@ -437,6 +442,7 @@ class ProFaceSModule(pl.LightningModule):
         wrong_key = key_from_password(password, h, w, self.hparams.key_salt, self.hparams.key_iterations)
         wrong_key = wrong_key.to(images.device)
         x = to_signed(images)
+        reference = self._identity(images) if self._anonymity else None
         for index, (setting, obfuscator) in enumerate(self.eval_obfuscators.items()):
             metrics = self.metrics[stage][setting]
             obfuscated = obfuscator(images).clamp(0.0, 1.0)
@@ -464,39 +470,35 @@ class ProFaceSModule(pl.LightningModule):
             metrics["rec_mae"].update((x_r - x).abs().flatten(1).mean(1) / 2.0)
             metrics["r_q8_psnr"].update(to_unit(x_r_q8).clamp(0.0, 1.0), images)
             self._update_robustness(metrics, images, x_p, to_signed(obfuscated), key, noise_seed)
-            if self._anonymity:
+            if reference is not None:
                 variants = {"obf": obfuscated, "p": protected, "r": recovered, "wr": wrong}
-                self._update_anonymity(metrics, images, variants)
+                for group, variant in variants.items():
+                    similarity = F.cosine_similarity(self._identity(variant), reference, dim=1)
+                    metrics[f"id_cos_{group}"].update(similarity)
         self._seen[stage] = True
 
-    def _update_anonymity(self, metrics: nn.ModuleDict, images: Tensor, variants: dict[str, Tensor]) -> None:
-        """Cosine similarity of each variant's identity embedding to the original's ([0, 1] images)."""
+    def _identity(self, images: Tensor) -> Tensor:
+        """The anonymity recognizer's L2-normalised embeddings of [0, 1] images (resized to its input)."""
         recognizer = self._anonymity["recognizer"].to(images.device).eval()
-        reference = recognizer.embed(images, "[0,1]", normalize=True, resize=True)
-        for group, variant in variants.items():
-            embedding = recognizer.embed(variant, "[0,1]", normalize=True, resize=True)
-            metrics[f"id_cos_{group}"].update(F.cosine_similarity(embedding, reference, dim=1))
+        return recognizer.embed(images, "[0,1]", normalize=True, resize=True)
 
     def _update_robustness(
         self, metrics: nn.ModuleDict, images: Tensor, x_p: Tensor, x_o: Tensor, key: Tensor, seed: int
     ) -> None:
         """Right-key recovery PSNRs under the configured attacks on the key or on ``x_p`` (all in [-1, 1])."""
-        h, w = images.shape[-2:]
 
-        def recover(protected: Tensor, k: Tensor, offset: int) -> Tensor:
-            generator = torch.Generator().manual_seed(seed + offset)
+        def recover(protected: Tensor, k: Tensor) -> Tensor:
+            generator = torch.Generator().manual_seed(seed)  # Gaussian ẑ only (secret_key_as_noise off)
             return to_unit(self.net.inverse(protected, k, generator=generator)[0]).clamp(0.0, 1.0)
 
         if self.hparams.close_password is not None:
-            close = key_from_password(
-                self.hparams.close_password, h, w, self.hparams.key_salt, self.hparams.key_iterations
-            ).to(images.device)
-            metrics["r_close_key_psnr"].update(recover(x_p, close, 0), images)
+            close = self.password_key(self.hparams.close_password, *images.shape[-2:])
+            metrics["r_close_key_psnr"].update(recover(x_p, close), images)
         for i, std in enumerate(self.hparams.noise_stds):
             noise = torch.randn(x_p.shape, generator=torch.Generator().manual_seed(seed + 10 + i))
-            metrics[noise_column(std)].update(recover(x_p + std * noise.to(x_p), key, 0), images)
+            metrics[noise_column(std)].update(recover(x_p + std * noise.to(x_p), key), images)
         if self.hparams.recover_from_obfuscated:
-            metrics["r_from_xo_psnr"].update(recover(x_o, key, 0), images)
+            metrics["r_from_xo_psnr"].update(recover(x_o, key), images)
 
     def _report(self, stage: str) -> None:
         if not self._seen[stage]:
@@ -578,7 +580,7 @@ class ProFaceSModule(pl.LightningModule):
                 row["r psnr (8-bit x_p)"] = run.get(f"{prefix}r_q8_psnr", math.nan)
                 row["max |x_r - x| (8-bit x_p)"] = run.get(f"{prefix}rec_maxerr_q8", math.nan)
                 for key in sorted(k for k in run if k.startswith(prefix) and run[k] == run[k]):
-                    label = robustness_label(key.removeprefix(prefix))
+                    label = added_column_label(key.removeprefix(prefix))
                     if label is not None:
                         row[label] = run[key]
                 rows.append(row)

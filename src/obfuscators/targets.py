@@ -177,10 +177,6 @@ class RandomSplit:
             self._items, self._indices = items, indices
         return self._items, self._indices
 
-    def parent_index(self, index: int) -> int:
-        """The index in the unsplit source of this part's item ``index``."""
-        return self._resolve()[1][index]
-
     def __len__(self) -> int:
         return len(self._resolve()[1])
 
