@@ -13,6 +13,11 @@ Order of precedence, lowest first (no Hydra needed):
 The result is in struct mode: a misspelt key in an experiment file or on the command line fails with a
 message naming the key and the closest valid one. A mapping with ``_delete_: true`` replaces the subtree it
 lands on instead of merging into it (needed to swap one ``_target_`` for another with different arguments).
+
+While composing, every leaf key remembers the source that set it last (``ComposeResult.provenance``), so
+that the type check at the end (:mod:`src.config.schema`) can name the file or override behind each wrong
+value. Experiment names and group options must be ones that the listings offer: names come from run
+directories of other people on resume, and must never reach files outside ``experiments/``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from src.config.errors import ConfigError
 from src.config.resolvers import register_resolvers
+from src.config.schema import validate_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
@@ -37,6 +43,7 @@ BASE_DIR_NAME = "_base"
 NOT_EXPERIMENTS = {BASE_DIR_NAME, "sweeps"}
 DELETE_KEY = "_delete_"
 NONE_OPTION = "none"
+Provenance = dict[str, str]  # dotted leaf key -> the file or override that set it last
 
 
 @dataclass
@@ -47,19 +54,32 @@ class ComposeResult:
     experiment: str
     overrides: list[str]
     group_choices: dict[str, str | None] = field(default_factory=dict)
+    # dotted leaf key -> the source that set it last: a file (relative to the project when inside it),
+    # "command-line override 'k=v'" or "experiment=<name>"
+    provenance: dict[str, str] = field(default_factory=dict)
 
 
 def list_experiments(experiments_dir: Path = EXPERIMENTS_DIR) -> list[str]:
     """Names of all experiment files (path below ``experiments/`` without ``.yaml``), sorted."""
-    names = []
+    return _listed(_experiment_files(experiments_dir))
+
+
+def _listed(names: Iterable[str]) -> list[str]:
+    """The names that are experiments on their own, sorted: no part starts with ``_`` (``_parts/``)."""
+    return sorted(name for name in names if not any(part.startswith("_") for part in name.split("/")))
+
+
+def _experiment_files(experiments_dir: Path) -> set[str]:
+    """Names of the files an experiment may inherit: ``experiments/**.yaml`` except ``_base/``, ``sweeps/``,
+    ``local.yaml`` and hidden files (parts such as ``proface/_parts/eval_lfw`` included)."""
+    names = set()
     for path in experiments_dir.rglob("*.yaml"):
         rel = path.relative_to(experiments_dir)
-        if rel.parts[0] in NOT_EXPERIMENTS or any(p.startswith(("_", ".")) for p in rel.parts):
+        if rel.parts[0] in NOT_EXPERIMENTS or rel.as_posix() == "local.yaml":
             continue
-        if rel.as_posix() == "local.yaml":
-            continue
-        names.append(rel.with_suffix("").as_posix())
-    return sorted(names)
+        if not any(part.startswith(".") for part in rel.parts):
+            names.add(rel.with_suffix("").as_posix())
+    return names
 
 
 def list_group_options(group: str, experiments_dir: Path = EXPERIMENTS_DIR) -> list[str]:
@@ -75,9 +95,24 @@ def list_groups(experiments_dir: Path = EXPERIMENTS_DIR) -> list[str]:
 
 
 def _load_yaml(path: Path) -> DictConfig:
-    """Load one YAML file as a DictConfig, naming the file in any error."""
+    """Load one YAML file as a DictConfig, naming the file in any error.
+
+    Each version of a file (path, mtime, size) is parsed once per process; callers get their own copy.
+    """
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    stat = path.stat()
+    version = (str(path.absolute()), stat.st_mtime_ns, stat.st_size)
+    if version not in _PARSED:
+        _PARSED[version] = _parse_yaml(path)
+    return copy.deepcopy(_PARSED[version])
+
+
+_PARSED: dict[tuple[str, int, int], DictConfig] = {}
+
+
+def _parse_yaml(path: Path) -> DictConfig:
+    """Parse one YAML file that must hold a mapping (an empty file is an empty mapping)."""
     try:
         node = OmegaConf.load(path)
     except Exception as exc:  # yaml scanner/parser errors come in many types
@@ -121,44 +156,55 @@ class Composer:
         self.groups = list_groups(self.experiments_dir)
 
     # -- loading -------------------------------------------------------------------------------
-    def _group_node(self, group: str, option: str | None, chain: tuple[str, ...] = ()) -> DictConfig:
-        """Load a group option; it may inherit other options of the same group through ``defaults``."""
-        if option is None or (option == NONE_OPTION and not self._group_file(group, option).is_file()):
+    def _group_node(
+        self, group: str, option: str | None, provenance: Provenance, chain: tuple[str, ...] = ()
+    ) -> DictConfig:
+        """Load a group option; it may inherit other options of the same group through ``defaults``.
+
+        The option must be one that ``list_group_options`` offers (so ``model=../../x`` reads nothing);
+        ``provenance`` gets the file of every key, relative to the group.
+        """
+        options = list_group_options(group, self.experiments_dir)
+        if option is None or (option == NONE_OPTION and option not in options):
             return OmegaConf.create({})
-        path = self._group_file(group, option)
-        if not path.is_file():
-            available = ", ".join(list_group_options(group, self.experiments_dir)) or "(none)"
+        if option not in options:
+            available = ", ".join(options) or "(none)"
             raise ConfigError(f"unknown option '{option}' for config group '{group}'; available: {available}")
         if option in chain:
             raise ConfigError(f"circular defaults in group '{group}': {' -> '.join((*chain, option))}")
+        path = self._group_file(group, option)
         inherits, choices, body = _split_defaults(_load_yaml(path), path)
         if choices:
             raise ConfigError(f"group file {path} may only inherit options of its own group in 'defaults'")
+        if not inherits and not _has_delete(body):
+            _record(provenance, body, _label(path))
+            return body  # already a private copy: no merge needed
         merged = OmegaConf.create({})
         for parent in inherits:
-            merged = OmegaConf.merge(merged, self._group_node(group, parent, (*chain, option)))
-        return _merge_with_delete(merged, body, struct=False)
+            merged.merge_with(self._group_node(group, parent, provenance, (*chain, option)))
+        return _merge_with_delete(merged, body, struct=False, provenance=provenance, label=_label(path))
 
     def _group_file(self, group: str, option: str) -> Path:
         return self.experiments_dir / BASE_DIR_NAME / group / f"{option}.yaml"
 
     def _experiment_chain(
-        self, name: str, chain: tuple[str, ...] = ()
+        self, name: str, known: set[str], chain: tuple[str, ...] = ()
     ) -> tuple[dict[str, str | None], list[tuple[Path, DictConfig]]]:
-        """Group choices and bodies (parents first) of an experiment and everything it inherits."""
-        path = self.experiments_dir / f"{name}.yaml"
-        if not path.is_file():
-            available = "\n  ".join(list_experiments(self.experiments_dir))
-            raise ConfigError(
-                f"unknown experiment '{name}' (no file {path}). Available experiments:\n  {available}"
-            )
+        """Group choices and bodies (parents first) of an experiment and everything it inherits.
+
+        ``name`` must be in ``known`` (the experiment files, parts included): no ``..``, no absolute
+        paths, nothing outside ``experiments/``.
+        """
+        if name not in known:
+            raise self._unknown_experiment(name)
         if name in chain:
             raise ConfigError(f"circular experiment inheritance: {' -> '.join((*chain, name))}")
+        path = self.experiments_dir / f"{name}.yaml"
         inherits, choices, body = _split_defaults(_load_yaml(path), path)
         all_choices: dict[str, str | None] = {}
         bodies: list[tuple[Path, DictConfig]] = []
         for parent in inherits:
-            parent_choices, parent_bodies = self._experiment_chain(parent.lstrip("/"), (*chain, name))
+            parent_choices, parent_bodies = self._experiment_chain(parent.lstrip("/"), known, (*chain, name))
             all_choices.update(parent_choices)
             bodies.extend(parent_bodies)
         for group in choices:
@@ -166,6 +212,14 @@ class Composer:
         all_choices.update(choices)
         bodies.append((path, body))
         return all_choices, bodies
+
+    def _unknown_experiment(self, name: str) -> ConfigError:
+        """The error for a name that is not an experiment file, listing the available ones."""
+        available = "\n  ".join(list_experiments(self.experiments_dir))
+        return ConfigError(
+            f"unknown experiment '{name}' (not an experiment file below {self.experiments_dir}). "
+            f"Available experiments:\n  {available}"
+        )
 
     def _check_group(self, group: str, source: Path | str) -> None:
         if group not in self.groups:
@@ -178,14 +232,19 @@ class Composer:
     def compose(
         self, experiment: str, overrides: Sequence[str] = (), *, allow_missing: bool = False
     ) -> ComposeResult:
-        """Compose ``experiment`` with command-line ``overrides`` into a struct-mode DictConfig.
+        """Compose ``experiment`` with command-line ``overrides`` into a struct-mode DictConfig, then
+        type-check it (:func:`src.config.schema.validate_config`) before anything is built.
 
-        ``allow_missing`` skips the check that every ``???`` value is set (to list the required ones).
+        ``experiment`` must be one of :func:`list_experiments`. ``allow_missing`` skips the check that
+        every ``???`` value is set (to list the required ones); what is set is still type-checked.
         """
+        experiment_files = _experiment_files(self.experiments_dir)
+        if experiment not in _listed(experiment_files):  # parts (``_parts/...``) are only inherited
+            raise self._unknown_experiment(experiment)
         base_inherits, choices, base_body = _split_defaults(_load_yaml(self.base_path), self.base_path)
         if base_inherits:
             raise ConfigError(f"{self.base_path} may only list 'group: option' entries in 'defaults'")
-        exp_choices, bodies = self._experiment_chain(experiment)
+        exp_choices, bodies = self._experiment_chain(experiment, experiment_files)
         choices.update(exp_choices)
         group_overrides, value_overrides = self._split_overrides(overrides)
         choices.update(group_overrides)
@@ -196,22 +255,34 @@ class Composer:
                 "in its defaults list (e.g. '- model: face_recognizer')"
             )
 
+        provenance: Provenance = {}
         cfg = OmegaConf.create({})
         for group, option in choices.items():
-            cfg[group] = self._group_node(group, option)
-        cfg = OmegaConf.merge(cfg, base_body)
+            in_group: Provenance = {}
+            cfg[group] = self._group_node(group, option, in_group)
+            provenance.update((f"{group}.{key}", source) for key, source in in_group.items())
+        cfg.merge_with(base_body)
+        _record(provenance, base_body, _label(self.base_path))
         OmegaConf.set_struct(cfg, True)
         for path, body in bodies:
-            cfg = _merge_with_delete(cfg, body, struct=True, source=str(path))
+            cfg = _merge_with_delete(
+                cfg, body, struct=True, source=str(path), provenance=provenance, label=_label(path)
+            )
         local = self.experiments_dir / "local.yaml"
         if local.is_file():
-            cfg = _merge_with_delete(cfg, _load_yaml(local), struct=True, source=str(local))
-        cfg = _apply_value_overrides(cfg, value_overrides)
+            local_body, local_label = _load_yaml(local), _label(local)
+            cfg = _merge_with_delete(
+                cfg, local_body, struct=True, source=str(local), provenance=provenance, label=local_label
+            )
+        cfg = _apply_value_overrides(cfg, value_overrides, provenance)
         with _open(cfg):
             cfg.experiment = experiment
+        provenance["experiment"] = f"experiment={experiment}"
+        provenance = {key: provenance[key] for key in _leaves(cfg) if key in provenance}  # drop replaced ones
         if not allow_missing:
             _check_complete(cfg)
-        return ComposeResult(cfg, experiment, list(overrides), dict(choices))
+        validate_config(cfg, provenance, allow_missing=allow_missing)
+        return ComposeResult(cfg, experiment, list(overrides), dict(choices), provenance)
 
     def _split_overrides(self, overrides: Iterable[str]) -> tuple[dict[str, str | None], list[str]]:
         """Separate ``group=option`` choices from value overrides."""
@@ -226,6 +297,34 @@ class Composer:
             else:
                 values.append(item)
         return groups, values
+
+
+def _label(path: Path) -> str:
+    """How a source file is named in messages: relative to the project when inside it."""
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _leaves(node: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted keys (below ``prefix``) of every leaf in ``node``; lists and empty mappings are leaves."""
+    keys = list(node.keys()) if isinstance(node, DictConfig) and _is_plain_mapping(node) else []
+    for key in keys:
+        yield from _leaves(node._get_node(key), f"{prefix}.{key}" if prefix else str(key))
+    if prefix and not keys:
+        yield prefix
+
+
+def _is_plain_mapping(node: DictConfig) -> bool:
+    """A mapping with keys to walk (not null, ``???`` or an interpolation)."""
+    return not (node._is_none() or node._is_missing() or node._is_interpolation())
+
+
+def _record(provenance: Provenance, node: Any, source: str, prefix: str = "") -> None:
+    """Note ``source`` as the origin of every leaf that ``node`` sets (at ``prefix``)."""
+    for key in _leaves(node, prefix):
+        provenance[key] = source
 
 
 def _all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
@@ -269,20 +368,49 @@ def _strip_delete(node: Any) -> tuple[Any, list[tuple[str, Any]]]:
                 else:
                     walk(child, f"{prefix}{key}.")
 
+    if not _has_delete(node):
+        return node, replaced  # nothing to strip: no copy needed
     node = copy.deepcopy(node)
     walk(node, "")
     return node, replaced
 
 
+def _has_delete(node: DictConfig) -> bool:
+    """Whether any mapping inside ``node`` is marked ``_delete_: true`` (what ``_strip_delete`` walks)."""
+    children = (node._get_node(key) for key in node.keys())  # noqa: SIM118 - keys include ``???`` values
+    return any(
+        isinstance(child, DictConfig)
+        and not child._is_none()
+        and not child._is_missing()
+        and (child.get(DELETE_KEY, False) is True or _has_delete(child))
+        for child in children
+    )
+
+
 def _merge_with_delete(
-    cfg: DictConfig, body: DictConfig, *, struct: bool, source: str = "config"
+    cfg: DictConfig,
+    body: DictConfig,
+    *,
+    struct: bool,
+    source: str = "config",
+    provenance: Provenance | None = None,
+    label: str = "",
 ) -> DictConfig:
-    """Merge ``body`` into ``cfg``; subtrees marked ``_delete_: true`` replace instead of merging."""
+    """Merge ``body`` into ``cfg`` in place (no copy of the growing config per file) and return it.
+
+    Subtrees marked ``_delete_: true`` replace instead of merging. With ``provenance``, every leaf that
+    ``body`` sets is recorded as coming from ``label``.
+    """
     body, replaced = _strip_delete(body)
+    if provenance is not None:
+        _record(provenance, body, label)
+        for dotted, payload in replaced:
+            _record(provenance, payload, label, dotted)
     try:
-        merged = OmegaConf.merge(cfg, body)
+        cfg.merge_with(body)
     except (ConfigKeyError, ConfigAttributeError) as exc:
         raise _unknown_key_error(exc, cfg, source) from exc
+    merged = cfg
     for dotted, payload in replaced:
         parent_key, _, leaf = dotted.rpartition(".")
         parent = OmegaConf.select(merged, parent_key) if parent_key else merged
@@ -300,19 +428,22 @@ def _parse_value(key: str, text: str) -> Any:
     """Parse an override's value the way YAML would (ints, floats, bools, null, lists)."""
     try:
         return OmegaConf.from_dotlist([f"v={text}"]).v
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"cannot parse the value of override '{key}={text}': {exc}") from exc
+    except Exception as exc:  # OmegaConf's grammar errors and YAML's parser errors
+        detail = str(exc).replace(text, "<value>") if text else str(exc)
+        raise ConfigError(
+            f"cannot parse the value of override '{key}=...': {' '.join(detail.split())}"
+        ) from exc
 
 
-def _apply_value_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """Apply ``a.b=v`` (existing keys only) and ``+a.b=v`` (new keys) overrides."""
+def _apply_value_overrides(cfg: DictConfig, overrides: Sequence[str], provenance: Provenance) -> DictConfig:
+    """Apply ``a.b=v`` (existing keys only) and ``+a.b=v`` (new keys) overrides, recording each."""
     for item in overrides:
         key, text = item.split("=", 1)
         adding = key.startswith("+")
         key = key.lstrip("+")
         value = _parse_value(key, text)
         if not _key_exists(cfg, key) and not adding:
-            raise _unknown_key_error(ConfigKeyError(key), cfg, f"command-line override '{item}'")
+            raise _unknown_key_error(ConfigKeyError(key), cfg, f"command-line override '{key}=...'")
         try:
             if adding:
                 with _open(cfg):
@@ -320,7 +451,8 @@ def _apply_value_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictCon
             else:
                 OmegaConf.update(cfg, key, value, merge=True)
         except (ConfigKeyError, ConfigAttributeError) as exc:
-            raise _unknown_key_error(exc, cfg, f"command-line override '{item}'") from exc
+            raise _unknown_key_error(exc, cfg, f"command-line override '{key}=...'") from exc
+        _record(provenance, value, f"command-line override '{item}'", key)
     return cfg
 
 
