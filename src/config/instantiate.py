@@ -1,7 +1,8 @@
 """Build objects from config nodes with a ``_target_`` (a dotted import path).
 
 ``_partial_: true`` returns a ``functools.partial`` (optimizers and schedulers, completed by the
-LightningModule with its parameters); ``_args_`` gives positional arguments. Nested nodes with a
+LightningModule with its parameters); ``_args_`` gives positional arguments; ``_secrets_`` lists the
+node's arguments that are secrets (see :mod:`src.config.secrets`) and is not passed on. Nested nodes with a
 ``_target_`` are built first; nodes without one become plain dicts/lists.
 """
 
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from src.config.buildable import resolve_untrusted_target
 from src.config.errors import ConfigError
 
-TARGET, PARTIAL, ARGS = "_target_", "_partial_", "_args_"
+TARGET, PARTIAL, ARGS, SECRETS = "_target_", "_partial_", "_args_", "_secrets_"
+RESERVED = (TARGET, PARTIAL, ARGS, SECRETS)
 
 
 def locate(path: str) -> Any:
@@ -45,26 +49,73 @@ def _to_plain(node: Any) -> Any:
 
 
 def instantiate(node: Any, *args: Any, **overrides: Any) -> Any:
-    """Recursively build ``node``; keyword ``overrides`` replace its arguments at the top level."""
+    """Recursively build ``node``; keyword ``overrides`` replace its arguments at the top level.
+
+    For configs the user wrote (experiment files, the command line): any importable ``_target_`` is allowed.
+    Configs read from files that came from outside go through :func:`instantiate_untrusted` instead.
+    """
     node = _to_plain(node)
-    return _build(node, args, overrides, path="")
+    return _build(node, args, overrides, path="", resolve=lambda target, _key: locate(target))
 
 
-def _build(node: Any, args: tuple[Any, ...], overrides: dict[str, Any], path: str) -> Any:
+def instantiate_untrusted(node: Any, *, source: str, key: str = "") -> Any:
+    """Build a config read from a file from outside (a checkpoint, a run directory's ``config.yaml``).
+
+    Every ``_target_`` in ``node`` must be a registered buildable target (:mod:`src.config.buildable`);
+    all of them are checked before anything is built, so a refused target means nothing was imported from
+    outside the project and nothing was called. ``source`` (the file) and ``key`` (where ``node`` sits in
+    that file's config) name the culprit in the error.
+    """
+    node = _to_plain(node)
+    check_untrusted_targets(node, source=source, key=key)
+    return _build(
+        node,
+        (),
+        {},
+        path=key,
+        resolve=lambda target, where: resolve_untrusted_target(target, source=source, key=where),
+    )
+
+
+def iter_targets(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted key of the node, _target_ value)`` for every node of a plain config that has a target."""
     if isinstance(node, list):
-        return [_build(item, (), {}, f"{path}[{i}]") for i, item in enumerate(node)]
+        for i, item in enumerate(node):
+            yield from iter_targets(item, f"{key}[{i}]")
+    elif isinstance(node, dict):
+        if TARGET in node:
+            yield key, node[TARGET]
+        for child_key, child in node.items():
+            if child_key != TARGET:
+                yield from iter_targets(child, f"{key}.{child_key}".lstrip("."))
+
+
+def check_untrusted_targets(node: Any, *, source: str, key: str = "") -> None:
+    """Raise :class:`UntrustedTargetError` for the first ``_target_`` in ``node`` that may not be built."""
+    for where, target in iter_targets(_to_plain(node), key):
+        resolve_untrusted_target(target, source=source, key=f"{where}._target_".lstrip("."))
+
+
+def _build(
+    node: Any,
+    args: tuple[Any, ...],
+    overrides: dict[str, Any],
+    path: str,
+    resolve: Callable[[Any, str], Any],
+) -> Any:
+    def child(value: Any, where: str) -> Any:
+        return _build(value, (), {}, where, resolve)
+
+    if isinstance(node, list):
+        return [child(item, f"{path}[{i}]") for i, item in enumerate(node)]
     if not isinstance(node, dict):
         return node
     if TARGET not in node:
-        return {k: _build(v, (), {}, f"{path}.{k}".lstrip(".")) for k, v in node.items()}
-    kwargs = {
-        k: _build(v, (), {}, f"{path}.{k}".lstrip("."))
-        for k, v in node.items()
-        if k not in (TARGET, PARTIAL, ARGS)
-    }
+        return {k: child(v, f"{path}.{k}".lstrip(".")) for k, v in node.items() if k != SECRETS}
+    kwargs = {k: child(v, f"{path}.{k}".lstrip(".")) for k, v in node.items() if k not in RESERVED}
     kwargs.update(overrides)
-    positional = [*(_build(a, (), {}, path) for a in node.get(ARGS, [])), *args]
-    target = locate(node[TARGET])
+    positional = [*(child(a, path) for a in node.get(ARGS, [])), *args]
+    target = resolve(node[TARGET], f"{path}.{TARGET}".lstrip("."))
     if node.get(PARTIAL, False):
         return functools.partial(target, *positional, **kwargs)
     try:

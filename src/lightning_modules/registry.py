@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pytorch_lightning as pl
 
+from src.config.buildable import buildable
+
 KINDS = ("privacy", "security", "baseline", "tool")
 
 
@@ -47,7 +49,7 @@ def register_paper(
         if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
             raise ValueError(f"paper name '{name}' is already registered by {existing.target}")
         PAPERS[name] = PaperInfo(name, cls, title, venue, kind)
-        return cls
+        return buildable(cls)
 
     return decorate
 

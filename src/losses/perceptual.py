@@ -21,6 +21,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from src.config.buildable import buildable
 from src.metrics._checks import check_finite
 from src.metrics.perceptual import (
     LPIPS_NETS,
@@ -35,6 +36,7 @@ from src.metrics.perceptual import (
 KINDS = ("lpips", "st_lpips", "lpips_random")
 
 
+@buildable
 class PerceptualLoss(nn.Module):
     """Mean per-image perceptual distance between two ``[B, 3, H, W]`` batches in ``[-1, 1]``.
 

@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.config.buildable import buildable
 
+
+@buildable
 class ArcMarginHead(nn.Module):
     """Logits ``s·cos(θ + m)`` for the true class and ``s·cos θ`` for the others.
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from src.config.buildable import buildable
+
 
 class IBasicBlock(nn.Module):
     """The pre-activation-style residual block of insightface's IResNet."""
@@ -38,6 +40,7 @@ class IBasicBlock(nn.Module):
         return out + shortcut
 
 
+@buildable
 class IResNet(nn.Module):
     """IResNet embedding network: images in [0, 1] → embeddings (not L2-normalised).
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from src.config.buildable import buildable
 from src.networks.invertible import AffineCouplingBlock, CouplingStack, haar_dwt, haar_iwt
 from src.networks.invertible.dense import ResidualDenseBlock
 
 __all__ = ["ProFaceSNet"]
 
 
+@buildable
 class ProFaceSNet(nn.Module):
     """Keyed INN: ``forward(x, x_o, key) -> (x_p, z)``, ``inverse(x_p, key, z=None) -> (x_r, x_o_hat)``.
 

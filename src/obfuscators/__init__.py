@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from src.config.buildable import buildable
 from src.obfuscators.base import Identity, Obfuscator
 from src.obfuscators.blur import GaussianBlur, MedianBlur
 from src.obfuscators.cartoon_mask import CartoonMask
@@ -45,6 +46,7 @@ FACE_SWAP_OBFUSCATORS: dict[str, type[Obfuscator]] = {cls.name: cls for cls in (
 TARGETED_OBFUSCATORS: dict[str, type[Obfuscator]] = {**FACE_SWAP_OBFUSCATORS, CartoonMask.name: CartoonMask}
 
 
+@buildable
 def build_obfuscator(name: str, **kwargs: Any) -> Obfuscator:
     """Build the obfuscator registered under ``name`` with keyword arguments ``kwargs``.
 

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from src.config.buildable import register_project_subclass
+
 # Dtypes the ops run in natively; anything else (float16, bfloat16) is computed in float32 and cast back.
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 
@@ -151,6 +153,11 @@ class Obfuscator(nn.Module):
 
     #: stable short name, used as registry key and in run records / tables
     name: str = "obfuscator"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every project obfuscator is buildable from untrusted configs (:mod:`src.config.buildable`)."""
+        super().__init_subclass__(**kwargs)
+        register_project_subclass(cls)
 
     def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Obfuscate ``images`` ``[B, 3, H, W]`` in [0, 1].

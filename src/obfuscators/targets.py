@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from src.config.buildable import buildable
 from src.obfuscators.base import Obfuscator, as_float, as_int
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -139,6 +140,7 @@ def describe_source(source: Any) -> dict[str, Any]:
     return {"kind": "callable", "type": getattr(source, "__name__", type(source).__name__)}
 
 
+@buildable
 class RandomSplit:
     """One part of a seeded random split of a source: ``torch.utils.data.random_split`` made explicit.
 
@@ -194,6 +196,7 @@ class RandomSplit:
         }
 
 
+@buildable
 class TargetImages:
     """A source of target images (module docstring), resolved on first use: ``len`` and ``image(i)``.
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from src.config.instantiate import instantiate
+from src.config.buildable import buildable
+from src.config.instantiate import instantiate_untrusted
 from src.utils.callbacks import CHECKPOINT_KEY
 
 
@@ -22,6 +23,7 @@ def load_checkpoint(path: str | Path) -> dict:
         raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
 
 
+@buildable
 def load_network(path: str | Path, attribute: str = "net", *, freeze: bool = True) -> nn.Module:
     """Rebuild ``model.<attribute>`` from a checkpoint's embedded config and load its weights.
 
@@ -35,7 +37,8 @@ def load_network(path: str | Path, attribute: str = "net", *, freeze: bool = Tru
     model_cfg = record["config"]["model"]
     if attribute not in model_cfg:
         raise ValueError(f"{path}: model config has no '{attribute}' (keys: {sorted(model_cfg)})")
-    network = instantiate(model_cfg[attribute])
+    # the embedded config came with the file: only registered buildable targets (never a free import path)
+    network = instantiate_untrusted(model_cfg[attribute], source=str(path), key=f"model.{attribute}")
     prefix = f"{attribute}."
     state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     missing, unexpected = network.load_state_dict(state, strict=False)

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from src.config.buildable import buildable
+
 __all__ = [
     "ConvBNAct",
     "DecoderTransition",
@@ -222,6 +224,7 @@ class DenseUNetBranch(nn.Module):
         return features, self.get_submodule(f"unpool{level}")(features)
 
 
+@buildable
 class ProFaceFusionNet(nn.Module):
     """PRO-Face embedder ``x_p = G(x, x_o)``: ``oImgNet`` reads the original, ``tImgNet`` the obfuscation.
 

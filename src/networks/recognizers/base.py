@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.config.buildable import buildable
+
 INPUT_RANGES = ("[0,1]", "[-1,1]")
 
 
@@ -121,6 +123,7 @@ def register_recognizer(
     return decorate
 
 
+@buildable
 def build_recognizer(name: str, **kwargs: Any) -> FaceRecognizer:
     """Build a registered recognizer; unknown names list the available ones."""
     if name not in RECOGNIZERS:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from src.config.buildable import buildable
 from src.networks.recognizers import cbam_resnet, facenet, iresnet, mobilefacenet_wujiyang
 from src.networks.recognizers.base import FaceRecognizer, build_recognizer
 from src.networks.recognizers.checkpoints import LoadReport, load_recognizer_checkpoint
@@ -142,6 +143,7 @@ def proface_recognizer_spec(name: str) -> ProFaceRecognizerSpec:
     return PROFACE_RECOGNIZERS[name]
 
 
+@buildable
 def build_proface_recognizer(
     name: str,
     weights: str | os.PathLike[str] | None = MANIFEST,

@@ -1,0 +1,122 @@
+"""Which ``_target_`` strings may be built from files that came from outside the project.
+
+A ``_target_`` is a dotted import path, so building a config node means importing a module and calling what
+it names. That is fine for experiment files the user wrote (they are code, and keep the full freedom), but
+not for files that arrive with a shared checkpoint or run directory: a crafted ``config.yaml`` or checkpoint
+could name ``os.system`` with ``_args_: ["rm -rf ~"]``. Such *untrusted* configs may only reach:
+
+* project objects registered as buildable — networks, recognizer builders, obfuscators, losses, DataModules
+  and papers — with :func:`buildable` (DataModules, obfuscators and papers register through their base
+  class or decorator);
+* a few families of declared dependencies: the optimizers and learning-rate schedulers of ``torch.optim``,
+  Lightning's callbacks and ``pytorch_lightning.Trainer``.
+
+:func:`resolve_untrusted_target` never imports a module outside ``src`` unless the target belongs to one of
+those families, and never imports anything for a refused target outside ``src``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from src.config.errors import ConfigError
+
+PROJECT_PACKAGE = "src"
+_T = TypeVar("_T", bound=Callable[..., Any])
+_REGISTERED: dict[int, str] = {}
+
+# module -> (base class its members must derive from, human name); only public names of exactly these modules
+_DEPENDENCY_FAMILIES: dict[str, tuple[str, str]] = {
+    "torch.optim": ("torch.optim.Optimizer", "optimizer"),
+    "torch.optim.lr_scheduler": ("torch.optim.lr_scheduler.LRScheduler", "learning-rate scheduler"),
+    "pytorch_lightning.callbacks": ("pytorch_lightning.callbacks.Callback", "Lightning callback"),
+}
+_DEPENDENCY_TARGETS = frozenset({"pytorch_lightning.Trainer"})
+
+
+class UntrustedTargetError(ConfigError):
+    """A ``_target_`` in a file from outside the project that is not a registered buildable target."""
+
+
+def buildable(obj: _T) -> _T:
+    """Register a project class or factory as buildable from untrusted configs (usable as a decorator)."""
+    _REGISTERED[id(obj)] = f"{obj.__module__}.{obj.__qualname__}"
+    return obj
+
+
+def register_project_subclass(cls: type) -> None:
+    """Register ``cls`` when it is defined in the project (for base classes' ``__init_subclass__``)."""
+    if cls.__module__.split(".", 1)[0] == PROJECT_PACKAGE:
+        buildable(cls)
+
+
+def is_buildable(obj: Any) -> bool:
+    """Whether ``obj`` was registered with :func:`buildable`."""
+    return id(obj) in _REGISTERED
+
+
+def _import_attr(module_name: str, attributes: list[str]) -> Any:
+    obj: Any = importlib.import_module(module_name)
+    for attribute in attributes:
+        obj = getattr(obj, attribute)
+    return obj
+
+
+def _resolve_project_target(target: str) -> Any | None:
+    """The project object ``target`` names, importing only modules of the project package."""
+    parts = target.split(".")
+    for split in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            return _import_attr(module_name, parts[split:])
+        except ModuleNotFoundError as exc:
+            if not (exc.name and module_name.startswith(exc.name)):
+                raise  # a project module whose own dependency is missing: a real error, say so
+        except AttributeError:
+            return None
+    return None
+
+
+def _resolve_dependency_target(target: str) -> Any | None:
+    """The object of a declared dependency family (optimizers, schedulers, callbacks, Trainer), else None."""
+    module_name, _, name = target.rpartition(".")
+    if target in _DEPENDENCY_TARGETS:
+        return _import_attr(module_name, [name])
+    family = _DEPENDENCY_FAMILIES.get(module_name)
+    if family is None or not name.isidentifier() or name.startswith("_"):
+        return None
+    base_module, _, base_name = family[0].rpartition(".")
+    base = _import_attr(base_module, [base_name])
+    obj = getattr(importlib.import_module(module_name), name, None)
+    return obj if isinstance(obj, type) and issubclass(obj, base) else None
+
+
+def resolve_untrusted_target(target: Any, *, source: str, key: str) -> Any:
+    """The object an untrusted ``_target_`` may build, else :class:`UntrustedTargetError` (file and key)."""
+    if not isinstance(target, str) or not target.replace(".", "").replace("_", "").isalnum():
+        raise UntrustedTargetError(
+            f"{source}: refused to build {key} = {target!r}: a _target_ must be a dotted name"
+        )
+    obj = None
+    if target.split(".", 1)[0] == PROJECT_PACKAGE:
+        obj = _resolve_project_target(target)
+        obj = obj if obj is not None and is_buildable(obj) else None
+    else:
+        obj = _resolve_dependency_target(target)
+    if obj is None:
+        raise UntrustedTargetError(
+            f"{source}: refused to build {key} = '{target}': it is not a registered buildable target "
+            "(files from outside - checkpoints, run directories - may only build the project's registered "
+            "networks, recognizers, obfuscators, losses, DataModules and papers, torch optimizers and "
+            "schedulers, and Lightning callbacks; nothing was imported or run)"
+        )
+    return obj
+
+
+def dependency_families() -> dict[str, str]:
+    """Declared dependency modules whose members untrusted configs may build, with what they hold (docs)."""
+    families = {module: name for module, (_, name) in _DEPENDENCY_FAMILIES.items()}
+    families.update({target: "the Lightning Trainer" for target in _DEPENDENCY_TARGETS})
+    return families
