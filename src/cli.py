@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.config.compose import ComposeResult, compose, list_experiments
 from src.config.errors import ConfigError
-from src.utils.run_record import read_json
+from src.config.secrets import RunSecrets, env_name, override_key, redact_text, secret_keys
 from src.utils.tables import to_markdown
 
 USAGE = """usage: python -m src.{task} experiment=<name> [key=value ...] [group=option ...] [--print-config]
@@ -19,7 +22,7 @@ USAGE = """usage: python -m src.{task} experiment=<name> [key=value ...] [group=
   experiment=<name>   an experiment file below experiments/ (without .yaml)
   key=value           override a value (struct mode: misspelt keys fail); +key=value adds a new key
   group=option        pick a group file, e.g. trainer=ddp_cpu, logger=none
-  resume=<run dir>    continue a run from its last.ckpt (same run dir, same W&B run)
+  resume=<run dir>    continue a run from its last.ckpt (same run dir, same W&B run, exactly)
   --print-config      print the resolved config and exit (same as print_config=true)
 """
 
@@ -40,19 +43,14 @@ def parse_args(argv: Sequence[str]) -> tuple[str | None, list[str], bool]:
 
 
 def compose_from_args(argv: Sequence[str]) -> tuple[ComposeResult, bool]:
-    """Compose the config named on the command line; ``resume=`` alone reuses the run's own experiment."""
+    """Compose the config named on the command line; ``resume=`` reuses the run's experiment and overrides."""
     experiment, overrides, print_config = parse_args(argv)
     resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("resume=")), None)
-    if experiment is None and resume:
-        from src.utils.run_record import resolve_resume
+    if resume:
+        from src.utils.resume import compose_resumed
 
-        run_dir, _ = resolve_resume(resume)
-        experiment = read_json(run_dir / "meta.json")["experiment"]
-        saved = (
-            (run_dir / "overrides.txt").read_text().split() if (run_dir / "overrides.txt").is_file() else []
-        )
-        new_keys = {o.split("=", 1)[0] for o in overrides}
-        overrides = [o for o in saved if o.split("=", 1)[0] not in new_keys] + overrides
+        result, _ = compose_resumed(resume, overrides, experiment)
+        return result, print_config or bool(result.config.print_config)
     if experiment is None:
         names = "\n  ".join(list_experiments())
         raise ConfigError(f"missing experiment=<name>. Available experiments:\n  {names}")
@@ -69,19 +67,44 @@ def main(task: str, argv: Sequence[str] | None = None) -> int:
     try:
         result, print_config = compose_from_args(argv)
     except (ConfigError, FileNotFoundError, OmegaConfBaseException) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_without_secrets(str(exc), argv)}", file=sys.stderr)
         return 2
+    secrets = RunSecrets.prepare(copy.deepcopy(result.config), result.overrides)  # hides them in messages
     if print_config:
-        print(OmegaConf.to_yaml(result.config, resolve=True), end="")
+        print(OmegaConf.to_yaml(secrets.config(result.config), resolve=True), end="")
         return 0
     from src.tasks import run
+    from src.utils.checkpoint_files import CheckpointError
+    from src.utils.signals import RunStopped
 
-    outcome = run(result.config, result.overrides, task=task)
+    try:
+        outcome = run(result.config, result.overrides, task=task)
+    except RunStopped as stop:
+        print(f"stopped: {stop} (exit code {stop.exit_code})", file=sys.stderr)
+        return stop.exit_code
+    except (ConfigError, CheckpointError, FileNotFoundError) as exc:
+        print(f"error: {secrets.text(str(exc))}", file=sys.stderr)
+        return 2
+    except Exception:
+        print(secrets.text(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
     if outcome.table is not None and not outcome.table.empty:
         print(f"\nResults ({result.experiment}, run {outcome.run_id}):\n")
         print(to_markdown(outcome.table))
     print(f"\nRun record: {_relative(outcome.run_dir)}")
     return 0
+
+
+def _without_secrets(message: str, argv: Sequence[str]) -> str:
+    """A composition error with the experiment's secrets hidden (the config marking them did not compose)."""
+    experiment, overrides, _ = parse_args(argv)
+    try:
+        keys = secret_keys(compose(experiment, allow_missing=True).config) if experiment else []
+    except (ConfigError, OmegaConfBaseException):
+        keys = []
+    values = [item.split("=", 1)[1] for item in overrides if "=" in item and override_key(item) in keys]
+    values += [os.environ[env_name(key)] for key in keys if env_name(key) in os.environ]
+    return redact_text(message, values, keys)
 
 
 def _relative(path: Path) -> str:

@@ -4,7 +4,8 @@ W&B sweeps need the W&B server, so the sweep file is expanded here (grid or seed
 runs as an ordinary run (W&B offline, ``group=<sweep name>``). Each point is recorded in
 ``<runs root>/sweeps/<sweep name>/<sweep id>/index.csv`` (point, status, return code, run dir, parameters,
 metric).
-A failed point is recorded and the sweep goes on; the exit code is 1 if any point failed.
+A failed point is recorded with the reason (a signal such as SIGTERM/SIGKILL, or the run's error) and the
+sweep goes on; the exit code is 1 if any point failed.
 
     python -m src.sweep experiments/sweeps/demo_recognizer_lr.yaml [--count N] [--seed S] [--dry-run]
         [--runs-root runs] [key=value ...]
@@ -45,6 +46,7 @@ __all__ = [
     "Launcher",
     "SweepResult",
     "build_command",
+    "failure_reason",
     "main",
     "parse_run_dir",
     "run_sweep",
@@ -52,7 +54,12 @@ __all__ = [
 ]
 
 RUN_DIR_PREFIX = "RUN_DIR="
-INDEX_BASE_COLUMNS = ("point", "status", "returncode", "run_dir")
+INDEX_BASE_COLUMNS = ("point", "status", "returncode", "reason", "run_dir")
+_STOPPED = {
+    143: "terminated by a signal (SIGTERM, exit 143)",
+    130: "interrupted (Ctrl-C, exit 130)",
+    2: "refused its configuration (exit 2)",
+}
 
 
 @dataclass(frozen=True)
@@ -264,6 +271,7 @@ def run_sweep(
                 "point": i,
                 "status": status,
                 "returncode": launched.returncode,
+                "reason": "" if status == "ok" else failure_reason(launched.returncode, run_dir),
                 "run_dir": "" if run_dir is None else str(run_dir),
             }
             row.update({name: _cell(value) for name, value in point.items()})
@@ -273,6 +281,7 @@ def run_sweep(
             handle.flush()
             result.rows.append({**row, **point, **({} if metric is None else {metric: row[metric]})})
             tail = f", {metric}={row[metric]}" if metric is not None and row[metric] != "" else ""
+            tail += f": {row['reason']}" if row["reason"] else ""
             echo(
                 f"[{i + 1}/{n}] {status} (rc={launched.returncode}, {time.monotonic() - start:.1f} s{tail})"
                 f" run_dir={row['run_dir'] or '-'}"
@@ -287,6 +296,23 @@ def run_sweep(
                 f" ({best['run_dir']})"
             )
     return result
+
+
+def failure_reason(returncode: int, run_dir: Path | None) -> str:
+    """Why a point failed, in words: the signal that stopped it or the error its run record names."""
+    meta: dict[str, Any] = {}
+    if run_dir is not None and (run_dir / "meta.json").is_file():
+        try:
+            meta = json.loads((run_dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            meta = {}
+    if returncode in _STOPPED:
+        return _STOPPED[returncode]
+    if returncode < 0:
+        return f"killed (signal {-returncode}) before it could record why"
+    if meta.get("error"):
+        return f"{meta.get('status', 'failed')}: {str(meta['error']).splitlines()[-1][:300]}"
+    return f"exit code {returncode}"
 
 
 def _parser() -> argparse.ArgumentParser:

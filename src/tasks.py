@@ -1,4 +1,14 @@
-"""Run one composed configuration: fit and/or test, with a complete run record and W&B logging."""
+"""Run one composed configuration: fit and/or test, with a complete run record and W&B logging.
+
+Besides fitting and testing, a run here
+* never builds anything from the files of a run directory it resumes (:mod:`src.utils.resume`) and reads
+  checkpoints only as tensors, with one-line errors for bad files (:mod:`src.utils.checkpoint_files`);
+* continues exactly where an interrupted run stopped (:mod:`src.utils.exact_resume`, the resumable training
+  loader, ``metrics.csv`` cut back to the checkpoint, W&B without repeated steps);
+* writes no secret anywhere (:mod:`src.config.secrets`), asking for them again on resume and evaluation;
+* stops cleanly on SIGTERM / SIGINT / SLURM's requeue signal with the status and exit code a scheduler
+  expects (:mod:`src.utils.signals`).
+"""
 
 from __future__ import annotations
 
@@ -12,16 +22,32 @@ from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import Logger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from src.config.errors import ConfigError
 from src.config.instantiate import instantiate
+from src.config.secrets import RunSecrets, check_secrets_given_again
 from src.utils.callbacks import LineProgress, RunRecordCallback
-from src.utils.loggers import RunCSVLogger
-from src.utils.run_record import RunRecord, is_launcher_process, resolve_resume
+from src.utils.checkpoint_files import check_state_dict_fits, open_checkpoint
+from src.utils.checkpoint_io import RunCheckpointIO
+from src.utils.exact_resume import LAST_CHECKPOINT, ExactResume, LastCheckpoint
+from src.utils.loggers import RunCSVLogger, RunWandbLogger, logged_steps
+from src.utils.resume import check_recorded_config
+from src.utils.run_record import RunRecord, is_launcher_process, read_json, resolve_resume
 from src.utils.seeding import seed_everything
+from src.utils.signals import (
+    RunStopped,
+    SignalWatch,
+    SlurmRequeue,
+    StopCheckpoint,
+    TrainerRunning,
+    on_slurm,
+    stop_status,
+)
 from src.utils.tables import to_markdown
 
 TASKS = ("train", "eval")
@@ -37,14 +63,14 @@ class RunResult:
     table: pd.DataFrame | None = None
 
 
-def build_callbacks(cfg: DictConfig, record: RunRecord) -> list[pl.Callback]:
-    """Callbacks from the ``callbacks`` blocks (those with a ``_target_``) plus the run-record callback."""
-    callbacks: list[pl.Callback] = [RunRecordCallback(record, cfg)]
+def build_callbacks(cfg: DictConfig, record: RunRecord, secrets: RunSecrets) -> list[pl.Callback]:
+    """Callbacks from the ``callbacks`` blocks (those with a ``_target_``) plus the run's own callbacks."""
+    callbacks: list[pl.Callback] = [RunRecordCallback(record, cfg, secrets), ExactResume(cfg.seed, record)]
     for name, block in (cfg.get("callbacks") or {}).items():
         if not isinstance(block, DictConfig) or "_target_" not in block:
             continue
         callback = instantiate(block)
-        if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+        if isinstance(callback, ModelCheckpoint | LastCheckpoint) and callback.dirpath is None:
             callback.dirpath = str(record.checkpoint_dir)
         if not isinstance(callback, pl.Callback):
             raise ConfigError(f"callbacks.{name} built {type(callback).__name__}, not a Lightning callback")
@@ -52,19 +78,25 @@ def build_callbacks(cfg: DictConfig, record: RunRecord) -> list[pl.Callback]:
     return callbacks
 
 
-def build_loggers(cfg: DictConfig, record: RunRecord) -> list[Logger]:
+def build_loggers(cfg: DictConfig, record: RunRecord, secrets: RunSecrets) -> list[Logger]:
     """The CSV logger that writes ``metrics.csv`` into the run dir, plus W&B unless disabled."""
-    loggers: list[Logger] = [RunCSVLogger(str(record.run_dir))]
+    loggers: list[Logger] = [RunCSVLogger(str(record.run_dir), secrets.model_arguments, record.resumed)]
     wandb_cfg = cfg.logger.get("wandb") if cfg.get("logger") else None
     if wandb_cfg is None or wandb_cfg.mode == "disabled":
         return loggers
     if wandb_cfg.mode not in ("online", "offline"):
         raise ConfigError(f"logger.wandb.mode must be online, offline or disabled, got '{wandb_cfg.mode}'")
-    config = OmegaConf.to_container(cfg, resolve=True)
+    import wandb
+
+    config = OmegaConf.to_container(secrets.config(cfg), resolve=True)
     config["run_dir"] = str(record.run_dir)
     group = wandb_cfg.group or (cfg.sweep.name if cfg.get("sweep") else None)
+    # W&B records the command line in its metadata: leave that out when a secret is on it
+    hide_argv = secrets.items(sys.argv) != sys.argv
     loggers.append(
-        WandbLogger(
+        RunWandbLogger(
+            secret_arguments=secrets.model_arguments,
+            already_logged=logged_steps(record.run_dir) if record.resumed else (),
             name=f"{record.experiment}/{record.run_id}",
             id=record.run_id,
             project=wandb_cfg.project,
@@ -77,6 +109,7 @@ def build_loggers(cfg: DictConfig, record: RunRecord) -> list[Logger]:
             tags=list(cfg.run.tags),
             notes=cfg.run.notes or None,
             log_model=wandb_cfg.log_model,
+            settings=wandb.Settings(x_disable_meta=hide_argv),
         )
     )
     return loggers
@@ -116,61 +149,144 @@ def _finish_wandb() -> None:
 
 
 def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult:
-    """Fit and/or test the configured model, writing the run record as it goes."""
+    """Fit and/or test the configured model, writing the run record as it goes.
+
+    Raises :class:`~src.utils.signals.RunStopped` (with the exit code a scheduler expects) when a signal
+    stopped the run; any other failure propagates after the record says ``failed``.
+    """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    _resume_requeued_slurm_job(cfg)
+    secrets = RunSecrets.prepare(cfg, overrides)
+    resume_checkpoint = _check_resume(cfg, secrets) if cfg.get("resume") else None
     seed_everything(cfg.seed)
     record = RunRecord.open(cfg, task)
     if is_launcher_process():
         print(f"RUN_DIR={record.run_dir}", flush=True)
-    record.write_start(cfg, overrides)
-    status, error, result = "failed", None, RunResult(record.run_dir, record.run_id)
+    record.write_start(cfg, overrides, secrets)
+    watch = SignalWatch()
+    status, error, stop, result = "failed", None, {}, RunResult(record.run_dir, record.run_id)
     try:
-        datamodule = instantiate(cfg.datamodule)
-        model = instantiate(cfg.model)
-        callbacks = build_callbacks(cfg, record)
-        trainer_overrides: dict[str, Any] = {}
-        if cfg.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
-            callbacks.append(LineProgress())  # tqdm in a log file is unreadable
-            trainer_overrides["enable_progress_bar"] = False
-        trainer: pl.Trainer = instantiate(
-            cfg.trainer,
-            callbacks=callbacks,
-            logger=build_loggers(cfg, record),
-            default_root_dir=str(record.run_dir),
-            **trainer_overrides,
-        )
-        record.update_meta(world_size=trainer.world_size, num_processes_per_node=trainer.num_devices)
-        metrics: dict[str, Any] = {}
-        fit_ckpt = resolve_resume(cfg.resume)[1] if cfg.get("resume") else None
-        if task == "train" and cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=str(fit_ckpt) if fit_ckpt else cfg.ckpt_path)
-            metrics.update(trainer.callback_metrics)
-        test_ckpt = _test_checkpoint(cfg, trainer, model, task)
-        if task == "eval" or cfg.test:
-            trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt)
-            metrics.update(trainer.callback_metrics)
-        result.metrics = _float_metrics(metrics)
+        with watch.installed():
+            result.metrics, result.table = _fit_and_test(cfg, task, record, secrets, watch, resume_checkpoint)
         status = "completed"
-        best = _best_checkpoint(trainer)
-        data = _data_label(datamodule)
-        record.write_summary(
-            result.metrics, status, best_checkpoint=best, tested_checkpoint=test_ckpt, data=data
-        )
-        result.table = _results_table(model, result.metrics)
-        if is_launcher_process() and trainer.is_global_zero:
-            result.table.to_csv(record.run_dir / "results.csv", index=False)
-            heading = f"{record.experiment} ({record.run_id}) on {data.get('dataset', '?')}"
-            note = f"\n\n> {data['note']}" if data.get("note") else ""
-            (record.run_dir / "results.md").write_text(f"# {heading}{note}\n\n{to_markdown(result.table)}\n")
         return result
+    except (SIGTERMException, RunStopped, KeyboardInterrupt, SystemExit) as exc:
+        stopped = _stopped(exc, watch)
+        if stopped is None:
+            error = secrets.text(_describe(exc))
+            record.write_summary({}, "failed", error=error)
+            raise
+        status, stop = stopped.status, {"stop": {"reason": str(stopped), "exit_code": stopped.exit_code}}
+        record.write_summary({}, status, **stop)
+        raise stopped from exc
     except BaseException as exc:
-        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        error = secrets.text(_describe(exc))
         record.write_summary({}, "failed", error=error)
         raise
     finally:
-        record.finish(status, error)
+        record.finish(status, error, **stop)
         _finish_wandb()
+
+
+def _fit_and_test(
+    cfg: DictConfig,
+    task: str,
+    record: RunRecord,
+    secrets: RunSecrets,
+    watch: SignalWatch,
+    resume_checkpoint: Path | None,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    datamodule = instantiate(cfg.datamodule)
+    model = instantiate(cfg.model)
+    callbacks = build_callbacks(cfg, record, secrets)
+    stop_checkpoint = StopCheckpoint(str(record.checkpoint_dir))
+    callbacks += [TrainerRunning(watch), stop_checkpoint]
+    trainer_overrides: dict[str, Any] = {"plugins": [RunCheckpointIO(secrets.model_arguments)]}
+    if SLURMEnvironment.detect():  # our requeue saves at a batch boundary, Lightning's inside the handler
+        trainer_overrides["plugins"].append(SLURMEnvironment(auto_requeue=False))
+        callbacks.append(SlurmRequeue())
+    if cfg.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
+        callbacks.append(LineProgress())  # tqdm in a log file is unreadable
+        trainer_overrides["enable_progress_bar"] = False
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=build_loggers(cfg, record, secrets),
+        default_root_dir=str(record.run_dir),
+        **trainer_overrides,
+    )
+    record.update_meta(world_size=trainer.world_size, num_processes_per_node=trainer.num_devices)
+    metrics: dict[str, Any] = {}
+    if task == "train" and cfg.train:
+        if resume_checkpoint is not None:
+            start = _checked_checkpoint(resume_checkpoint, cfg, model, secrets, must_match=True)
+        else:
+            start = _given_checkpoint(cfg, model, secrets, must_match=False)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=_str(start), weights_only=True)
+        metrics.update(trainer.callback_metrics)
+    test_ckpt = _test_checkpoint(cfg, trainer, model, task, secrets)
+    if task == "eval" or cfg.test:
+        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
+        metrics.update(trainer.callback_metrics)
+    result_metrics = _float_metrics(metrics)
+    best = _best_checkpoint(trainer)
+    data = _data_label(datamodule)
+    record.write_summary(
+        result_metrics, "completed", best_checkpoint=best, tested_checkpoint=test_ckpt, data=data
+    )
+    table = _results_table(model, result_metrics)
+    if is_launcher_process() and trainer.is_global_zero:
+        table.to_csv(record.run_dir / "results.csv", index=False)
+        heading = f"{record.experiment} ({record.run_id}) on {data.get('dataset', '?')}"
+        note = f"\n\n> {data['note']}" if data.get("note") else ""
+        (record.run_dir / "results.md").write_text(f"# {heading}{note}\n\n{to_markdown(table)}\n")
+    return result_metrics, table
+
+
+def _str(path: Path | str | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _stopped(exc: BaseException, watch: SignalWatch) -> RunStopped | None:
+    """The stop a signal caused (SIGTERM, Ctrl-C, SLURM requeue), or None for an ordinary exit/failure."""
+    if isinstance(exc, RunStopped):
+        return exc
+    signum = watch.received
+    if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemExit) and signum is not None):
+        signum = signum or 2  # Lightning turns Ctrl-C into SystemExit(1)
+    elif isinstance(exc, SIGTERMException):
+        signum = signum or 15
+    else:
+        return None
+    status, code = stop_status(signum)
+    return RunStopped(status, code, f"stopped by signal {signum} ({status})")
+
+
+def _check_resume(cfg: DictConfig, secrets: RunSecrets) -> Path:
+    """Check a resume before anything is written or built: the recorded config, secrets, the checkpoint."""
+    run_dir, checkpoint = resolve_resume(cfg.resume)
+    check_recorded_config(run_dir, cfg)
+    stored = read_json(run_dir / "meta.json").get("secrets") or {}
+    check_secrets_given_again(cfg, stored, set(secrets.given), source=f"run {run_dir}", must_match=True)
+    open_checkpoint(checkpoint, mmap=True)
+    return checkpoint
+
+
+def _resume_requeued_slurm_job(cfg: DictConfig) -> None:
+    """A SLURM job requeued after a pre-emption reruns its command: continue its run directory."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not on_slurm() or cfg.get("resume") or cfg.run.id or cfg.run.dir or not job:
+        return
+    run_dir = Path(cfg.paths.runs_dir) / str(cfg.experiment) / f"slurm-{job}"
+    if (run_dir / "meta.json").is_file() and (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
+        if is_launcher_process():
+            print(f"SLURM job {job} was requeued: resuming {run_dir}", flush=True)
+        cfg.resume = str(run_dir)
 
 
 def _data_label(datamodule: Any) -> dict[str, Any]:
@@ -187,20 +303,51 @@ def _best_checkpoint(trainer: pl.Trainer) -> str | None:
     return None
 
 
+def _checked_checkpoint(
+    path: str | Path, cfg: DictConfig, model: pl.LightningModule, secrets: RunSecrets, *, must_match: bool
+) -> Path:
+    """A checkpoint to load into ``model``: readable, made for this model, its secrets given again."""
+    path = Path(path)
+    checkpoint, info = open_checkpoint(path, mmap=True)
+    check_state_dict_fits(
+        path,
+        checkpoint["state_dict"],
+        model.state_dict(),
+        strict=bool(getattr(model, "strict_loading", True)),
+        this_experiment=str(cfg.experiment),
+        this_target=str(cfg.model.get("_target_")),
+        info=info,
+    )
+    stored = {key: value for key, value in info.secrets.items() if key in secrets.keys}
+    differing = check_secrets_given_again(
+        cfg, stored, set(secrets.given), source=f"checkpoint {path}", must_match=must_match
+    )
+    if differing:
+        print(f"note: {', '.join(differing)} differ from the values {path.name} was trained with")
+    return path
+
+
+def _given_checkpoint(
+    cfg: DictConfig, model: pl.LightningModule, secrets: RunSecrets, *, must_match: bool
+) -> Path | None:
+    """``ckpt_path`` (a checkpoint to start from or to evaluate), checked; None when not given."""
+    if not cfg.ckpt_path:
+        return None
+    return _checked_checkpoint(cfg.ckpt_path, cfg, model, secrets, must_match=must_match)
+
+
 def _test_checkpoint(
-    cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule, task: str
+    cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule, task: str, secrets: RunSecrets
 ) -> str | None:
     """Which weights to test: the given checkpoint (eval), else the best (or last) one of this run."""
     if task == "eval":
         if cfg.ckpt_path:
-            if not os.path.isfile(cfg.ckpt_path):
-                raise FileNotFoundError(f"ckpt_path not found: {cfg.ckpt_path}")
-            return str(cfg.ckpt_path)
+            return _str(_given_checkpoint(cfg, model, secrets, must_match=False))
         if getattr(model, "requires_checkpoint", True):
             raise ConfigError(f"src.eval needs ckpt_path=<file> for experiment '{cfg.experiment}'")
         return None
     if not cfg.train:
-        return cfg.ckpt_path
+        return _str(_given_checkpoint(cfg, model, secrets, must_match=False))
     callback = trainer.checkpoint_callback
     if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
         return callback.best_model_path

@@ -185,12 +185,14 @@ def composed(experiment: str, overrides: list[str]) -> DictConfig:
     return compose(experiment, overrides).config
 
 
-def run_cli(module: str, args: list[str], timeout: int = 300, env: dict[str, str] | None = None) -> str:
-    """Run ``python -m <module> args`` in a fresh process from the project root; return its output."""
+def run_process(
+    module: str, args: list[str], timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <module> args`` in a fresh process from the project root, whatever its exit code."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     for key in ("PROFACE_RUN_DIR", "PROFACE_RUN_ID", "LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE"):
         full_env.pop(key, None)
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -198,6 +200,11 @@ def run_cli(module: str, args: list[str], timeout: int = 300, env: dict[str, str
         timeout=timeout,
         env=full_env,
     )
+
+
+def run_cli(module: str, args: list[str], timeout: int = 300, env: dict[str, str] | None = None) -> str:
+    """Run ``python -m <module> args`` in a fresh process from the project root; return its output."""
+    proc = run_process(module, args, timeout, env)
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         raise AssertionError(

@@ -428,6 +428,7 @@ def test_cli_runs_every_point_and_writes_index(tmp_path: Path, capsys: pytest.Ca
         "point",
         "status",
         "returncode",
+        "reason",
         "run_dir",
         "model.optimizer.lr",
         "seed",
@@ -435,6 +436,7 @@ def test_cli_runs_every_point_and_writes_index(tmp_path: Path, capsys: pytest.Ca
     ]
     assert [r["status"] for r in rows] == ["ok", "ok", "failed", "ok"]
     assert [r["returncode"] for r in rows] == ["0", "0", "3", "0"]
+    assert [r["reason"] for r in rows] == ["", "", "exit code 3", ""]
     assert [r["seed"] for r in rows] == ["0", "1", "0", "1"]
     assert [r["model.optimizer.lr"] for r in rows] == ["0.001", "0.001", "0.003", "0.003"]
     assert [r["run_dir"] for r in rows] == [str(runs_root / "demo/recognizer" / f"run{i}") for i in range(4)]

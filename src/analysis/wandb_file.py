@@ -38,6 +38,7 @@ _CHUNK_HEADER = struct.Struct("<IHB")
 _BLOCK = 32 * 1024
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 _INTERNAL_KEY = "_wandb"  # wandb's own bookkeeping inside config/summary; not user data
+TRAINER_STEP = "trainer/global_step"  # the step Lightning's W&B logger puts in every row
 
 
 class WandbFileError(ValueError):
@@ -240,12 +241,24 @@ def read_wandb_file(path: str | Path) -> WandbRun:
     return run
 
 
+def _row_step(row: dict[str, Any]) -> Any:
+    """The trainer step of a history row (Lightning logs ``trainer/global_step``), else W&B's ``_step``."""
+    step = row.get(TRAINER_STEP)
+    return step if isinstance(step, int | float) else row.get("_step")
+
+
+def _metric_keys(row: dict[str, Any]) -> list[str]:
+    return [key for key in row if not key.startswith("_") and key != TRAINER_STEP]
+
+
 def merge_wandb_runs(runs: list[WandbRun]) -> WandbRun:
     """Combine the files of one resumed run (oldest first) into one :class:`WandbRun`.
 
-    Config and summary are applied in order; a later file's history replaces earlier rows from its first
-    ``_step`` on (a resume from a checkpoint re-logs those steps); run id, exit code etc. come from the last
-    file.
+    Config and summary are applied in order. History rows are kept in file order, and a value a later
+    file logged for the same (step, metric) replaces the earlier one: a resume replays the steps after its
+    checkpoint (ProFace Lab's own resumes skip what was already logged, so nothing overlaps). The step is
+    ``trainer/global_step`` when a row has it (an offline resume restarts W&B's ``_step`` at 0), else
+    ``_step``. Run id, exit code etc. come from the last file.
     """
     if not runs:
         raise ValueError("merge_wandb_runs needs at least one WandbRun")
@@ -256,11 +269,14 @@ def merge_wandb_runs(runs: list[WandbRun]) -> WandbRun:
     for run in runs:
         config.update(run.config)
         summary.update(run.summary)
-        steps = [row["_step"] for row in run.history if isinstance(row.get("_step"), int | float)]
-        if steps:
-            first = min(steps)
-            history = [row for row in history if row.get("_step", -1) < first]
-        history.extend(run.history)
+        logged = {(_row_step(row), key) for row in run.history for key in _metric_keys(row)}
+        kept = []
+        for row in history:
+            step = _row_step(row)
+            trimmed = {k: v for k, v in row.items() if k not in _metric_keys(row) or (step, k) not in logged}
+            if _metric_keys(trimmed):
+                kept.append(trimmed)
+        history = kept + list(run.history)
     return WandbRun(
         run_id=last.run_id,
         project=last.project,

@@ -14,7 +14,9 @@ import pytorch_lightning as pl
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from src.utils.seeding import seed_worker
+from src.config.buildable import register_project_subclass
+from src.datamodules.components.sampling import training_loader
+from src.utils.seeding import run_seed, seed_worker
 
 
 class FaceDataModule(pl.LightningDataModule):
@@ -23,6 +25,11 @@ class FaceDataModule(pl.LightningDataModule):
     Subclasses build datasets in ``setup`` and return them through :meth:`make_loader`; they report
     what they loaded through :meth:`describe` (written to the run record's ``data.json``).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every project DataModule is buildable from untrusted configs (:mod:`src.config.buildable`)."""
+        super().__init_subclass__(**kwargs)
+        register_project_subclass(cls)
 
     def __init__(self, batch_size: int, num_workers: int = 0, pin_memory: bool = False) -> None:
         super().__init__()
@@ -49,19 +56,39 @@ class FaceDataModule(pl.LightningDataModule):
             )
         return self.batch_size // world
 
+    @property
+    def global_rank(self) -> int:
+        """This process's global rank (0 without a trainer)."""
+        trainer = self.trainer
+        return int(getattr(trainer, "global_rank", 0)) if trainer is not None else 0
+
     def make_loader(self, dataset: Dataset, *, train: bool, drop_last: bool | None = None) -> DataLoader:
-        """A DataLoader with the per-device batch, seeded workers and, for evaluation, exact sharding."""
-        sampler = None
-        if not train and self.world_size > 1:
-            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        """A DataLoader with the per-device batch, seeded workers and, for evaluation, exact sharding.
+
+        Training loaders shuffle and augment as functions of (run seed, epoch, rank, sample) and can be
+        resumed mid-epoch (:mod:`src.datamodules.components.sampling`).
+        """
+        if train:
+            return training_loader(
+                dataset,
+                batch_size=self.per_device_batch_size(),
+                seed=run_seed(),
+                num_replicas=self.world_size,
+                rank=self.global_rank,
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                drop_last=True if drop_last is None else drop_last,
+                worker_init_fn=seed_worker,
+            )
+        sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if self.world_size > 1 else None
         return DataLoader(
             dataset,
             batch_size=self.per_device_batch_size(),
-            shuffle=train and sampler is None,
+            shuffle=False,
             sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            drop_last=train if drop_last is None else drop_last,
+            drop_last=False if drop_last is None else drop_last,
             worker_init_fn=seed_worker,
             persistent_workers=self.num_workers > 0,
         )

@@ -8,10 +8,12 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.secrets import RunSecrets
 from src.datamodules.components.image_io import SKIPPED_FILE, read_skipped
+from src.utils.checkpoint_files import CHECKPOINT_FORMAT, RECORD_KEY
 from src.utils.run_record import RunRecord, read_json
 
-CHECKPOINT_KEY = "proface"
+CHECKPOINT_KEY = RECORD_KEY  # the ProFace Lab record in every checkpoint
 
 
 class RunRecordCallback(pl.Callback):
@@ -21,9 +23,11 @@ class RunRecordCallback(pl.Callback):
     a network can be rebuilt from the checkpoint alone (see :func:`src.utils.checkpoints.load_network`).
     """
 
-    def __init__(self, record: RunRecord, cfg: DictConfig) -> None:
+    def __init__(self, record: RunRecord, cfg: DictConfig, secrets: RunSecrets | None = None) -> None:
         self.record = record
-        self.config = OmegaConf.to_container(cfg, resolve=True)
+        secrets = secrets or RunSecrets()
+        self.config = OmegaConf.to_container(secrets.config(cfg), resolve=True)
+        self.secrets = dict(secrets.stored)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Record what the DataModule loaded (counts, skipped files)."""
@@ -47,12 +51,14 @@ class RunRecordCallback(pl.Callback):
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        """Embed the config and run identity in the checkpoint."""
+        """Embed the config (secrets as ``***``, with their fingerprints) and the run identity."""
         checkpoint[CHECKPOINT_KEY] = {
+            "format": CHECKPOINT_FORMAT,
             "config": self.config,
             "run_id": self.record.run_id,
             "experiment": self.record.experiment,
             "run_dir": str(self.record.run_dir),
+            "secrets": self.secrets,
         }
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.secrets import RunSecrets
+
 ENV_RUN_DIR = "PROFACE_RUN_DIR"
 ENV_RUN_ID = "PROFACE_RUN_ID"
 PACKAGES = (
@@ -157,12 +159,17 @@ class RunRecord:
             record.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         return record
 
-    def write_start(self, cfg: DictConfig, overrides: list[str]) -> None:
-        """``config.yaml``, ``overrides.txt`` and the opening ``meta.json`` (launcher only)."""
+    def write_start(self, cfg: DictConfig, overrides: list[str], secrets: RunSecrets | None = None) -> None:
+        """``config.yaml``, ``overrides.txt`` and the opening ``meta.json`` (launcher only), secrets hidden.
+
+        Secret values appear as ``***``; ``meta.json`` keeps a salted fingerprint of each (``secrets``) so
+        a resume can check that the secret given again is the same.
+        """
         if not is_launcher_process():
             return
-        OmegaConf.save(cfg, self.run_dir / "config.yaml", resolve=True)
-        (self.run_dir / "overrides.txt").write_text("".join(f"{o}\n" for o in overrides))
+        secrets = secrets or RunSecrets()
+        OmegaConf.save(secrets.config(cfg), self.run_dir / "config.yaml", resolve=True)
+        (self.run_dir / "overrides.txt").write_text("".join(f"{o}\n" for o in secrets.items(overrides)))
         meta_path = self.run_dir / "meta.json"
         meta = read_json(meta_path) if self.resumed and meta_path.is_file() else {}
         trainer = cfg.trainer
@@ -179,7 +186,7 @@ class RunRecord:
                 "num_nodes": trainer.get("num_nodes"),
                 "strategy": trainer.get("strategy"),
                 "precision": str(trainer.get("precision")),
-                "command": [sys.executable, *sys.argv],
+                "command": secrets.items([sys.executable, *sys.argv]),
                 "cwd": os.getcwd(),
                 "git": git_state(),
                 "packages": package_versions(),
@@ -189,9 +196,13 @@ class RunRecord:
                 "sweep": OmegaConf.to_container(cfg.sweep, resolve=True) if "sweep" in cfg else None,
             }
         )
+        if secrets.stored:
+            meta["secrets"] = {**meta.get("secrets", {}), **secrets.stored}
         meta.setdefault("start_time", now_iso())
         if self.resumed:
             meta.setdefault("resumed_at", []).append(now_iso())
+        for stale in ("end_time", "error", "stop"):
+            meta.pop(stale, None)
         write_json(meta_path, meta)
 
     def update_meta(self, **fields: Any) -> None:
@@ -215,9 +226,9 @@ class RunRecord:
         summary = {"run_id": self.run_id, "experiment": self.experiment, "status": status, **extra, **metrics}
         write_json(self.run_dir / "summary.json", summary)
 
-    def finish(self, status: str, error: str | None = None) -> None:
+    def finish(self, status: str, error: str | None = None, **extra: Any) -> None:
         """Close ``meta.json`` with the end time and final status; stop exporting the run to children."""
-        fields: dict[str, Any] = {"status": status, "end_time": now_iso()}
+        fields: dict[str, Any] = {"status": status, "end_time": now_iso(), **extra}
         if error:
             fields["error"] = error
         self.update_meta(**fields)

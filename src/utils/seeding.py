@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.seed import pl_worker_init_function
@@ -39,24 +40,44 @@ def albumentations_seed(worker_seed: int, rank: int) -> int:
     return (int(worker_seed) + _RANK_STRIDE * int(rank)) % 2**32
 
 
-def _set_transform_seeds(obj: Any, seed: int) -> None:
-    """Call ``set_random_seed`` on the dataset's transform(s), looking through wrappers like ``Subset``."""
+def derive_seed(*parts: int) -> int:
+    """A well-mixed 32-bit seed from integers (NumPy's ``SeedSequence``): distinct inputs, other streams."""
+    return int(np.random.SeedSequence([int(p) % 2**63 for p in parts]).generate_state(1)[0])
+
+
+def run_seed() -> int:
+    """The run's global seed as exported by :func:`seed_everything` (``PL_GLOBAL_SEED``; 0 when unset)."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+def seedable_transforms(obj: Any) -> list[Any]:
+    """The objects with ``set_random_seed`` in a dataset (its transforms), through wrappers like ``Subset``.
+
+    The order is deterministic, so copies of a dataset (dataloader workers) list theirs in the same order.
+    """
     seen: set[int] = set()
+    found: list[Any] = []
     stack = [obj]
     while stack:
         item = stack.pop()
         if item is None or id(item) in seen:
             continue
         seen.add(id(item))
-        setter = getattr(item, "set_random_seed", None)
-        if callable(setter):
-            setter(seed)
+        if callable(getattr(item, "set_random_seed", None)):
+            found.append(item)
         for attr in ("transform", "transforms_", "dataset", "datasets"):
             child = getattr(item, attr, None)
             if isinstance(child, (list, tuple)):
                 stack.extend(child)
             elif child is not None and not isinstance(child, (str, int, float)):
                 stack.append(child)
+    return found
+
+
+def _set_transform_seeds(obj: Any, seed: int) -> None:
+    """Call ``set_random_seed`` on the dataset's transform(s), looking through wrappers like ``Subset``."""
+    for transform in seedable_transforms(obj):
+        transform.set_random_seed(seed)
 
 
 def seed_worker(worker_id: int) -> None:

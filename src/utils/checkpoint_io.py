@@ -1,0 +1,68 @@
+"""How a run writes and reads checkpoint files: atomically, without secrets, never unpickling objects.
+
+Every checkpoint of a run (``last.ckpt``, the best one, step, signal and SLURM requeue checkpoints) goes
+through :class:`RunCheckpointIO`:
+
+* the file is written next to its destination and renamed into place, so a process killed while saving
+  (SIGKILL, a node failure) leaves the previous checkpoint intact, on any file system;
+* the module's hyper-parameters named as secrets are replaced by ``***`` (the embedded config is redacted
+  where it is made), so a password never sits next to the weights it protects;
+* reading uses ``weights_only=True`` (tensors and plain containers only).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from src.config.secrets import REDACTED
+
+HYPER_PARAMETERS = "hyper_parameters"
+
+
+class RunCheckpointIO(TorchCheckpointIO):
+    """Atomic, secret-free checkpoint writes and ``weights_only`` reads (see the module docstring)."""
+
+    def __init__(self, secret_arguments: Collection[str] = ()) -> None:
+        self.secret_arguments = frozenset(secret_arguments)
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        """Write ``checkpoint`` to ``path`` through a temporary file in the same folder, then rename."""
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        checkpoint = self._without_secrets(checkpoint)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(
+        self, path: Any, map_location: Callable | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        """Read with ``weights_only=True`` whatever the caller asks: checkpoints may come from outside."""
+        return super().load_checkpoint(path, map_location=map_location or "cpu", weights_only=True)
+
+    def _without_secrets(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        hyper = checkpoint.get(HYPER_PARAMETERS)
+        if not self.secret_arguments or not isinstance(hyper, dict):
+            return checkpoint
+        hidden = {
+            k: (REDACTED if k in self.secret_arguments and v is not None else v) for k, v in hyper.items()
+        }
+        return {**checkpoint, HYPER_PARAMETERS: hidden}
