@@ -66,10 +66,10 @@ def main(task: str, argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         result, print_config = compose_from_args(argv)
+        secrets = RunSecrets.prepare(copy.deepcopy(result.config), result.overrides)  # hides them in messages
     except (ConfigError, FileNotFoundError, OmegaConfBaseException) as exc:
         print(f"error: {_without_secrets(str(exc), argv)}", file=sys.stderr)
         return 2
-    secrets = RunSecrets.prepare(copy.deepcopy(result.config), result.overrides)  # hides them in messages
     if print_config:
         print(OmegaConf.to_yaml(secrets.config(result.config), resolve=True), end="")
         return 0
@@ -82,7 +82,7 @@ def main(task: str, argv: Sequence[str] | None = None) -> int:
     except RunStopped as stop:
         print(f"stopped: {stop} (exit code {stop.exit_code})", file=sys.stderr)
         return stop.exit_code
-    except (ConfigError, CheckpointError, FileNotFoundError) as exc:
+    except (ConfigError, CheckpointError) as exc:
         print(f"error: {secrets.text(str(exc))}", file=sys.stderr)
         return 2
     except Exception:

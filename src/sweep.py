@@ -58,7 +58,7 @@ INDEX_BASE_COLUMNS = ("point", "status", "returncode", "reason", "run_dir")
 _STOPPED = {
     143: "terminated by a signal (SIGTERM, exit 143)",
     130: "interrupted (Ctrl-C, exit 130)",
-    2: "refused its configuration (exit 2)",
+    2: "refused its configuration or a checkpoint (exit 2)",
 }
 
 
@@ -306,13 +306,13 @@ def failure_reason(returncode: int, run_dir: Path | None) -> str:
             meta = json.loads((run_dir / "meta.json").read_text())
         except (OSError, ValueError):
             meta = {}
-    if returncode in _STOPPED:
-        return _STOPPED[returncode]
     if returncode < 0:
         return f"killed (signal {-returncode}) before it could record why"
+    if returncode in (143, 130):
+        return _STOPPED[returncode]
     if meta.get("error"):
         return f"{meta.get('status', 'failed')}: {str(meta['error']).splitlines()[-1][:300]}"
-    return f"exit code {returncode}"
+    return _STOPPED.get(returncode, f"exit code {returncode}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -33,19 +33,17 @@ from src.config.instantiate import instantiate
 from src.config.secrets import RunSecrets, check_secrets_given_again
 from src.utils.callbacks import LineProgress, RunRecordCallback
 from src.utils.checkpoint_files import check_state_dict_fits, open_checkpoint
-from src.utils.checkpoint_io import RunCheckpointIO
+from src.utils.checkpoint_io import RunCheckpointIO, remove_partial_writes
 from src.utils.exact_resume import LAST_CHECKPOINT, ExactResume, LastCheckpoint
 from src.utils.loggers import RunCSVLogger, RunWandbLogger, logged_steps
 from src.utils.resume import check_recorded_config
 from src.utils.run_record import RunRecord, is_launcher_process, read_json, resolve_resume
 from src.utils.seeding import seed_everything
 from src.utils.signals import (
+    GracefulStop,
     RunStopped,
     SignalWatch,
-    SlurmRequeue,
-    StopCheckpoint,
-    TrainerRunning,
-    on_slurm,
+    slurm_restarted,
     stop_status,
 )
 from src.utils.tables import to_markdown
@@ -156,7 +154,7 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    _resume_requeued_slurm_job(cfg)
+    _resume_requeued_slurm_job(cfg, task)
     secrets = RunSecrets.prepare(cfg, overrides)
     resume_checkpoint = _check_resume(cfg, secrets) if cfg.get("resume") else None
     seed_everything(cfg.seed)
@@ -164,11 +162,17 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
     if is_launcher_process():
         print(f"RUN_DIR={record.run_dir}", flush=True)
     record.write_start(cfg, overrides, secrets)
+    if record.resumed and is_launcher_process():
+        for stale in remove_partial_writes(record.checkpoint_dir):
+            print(f"resume: removed {stale.name}, a checkpoint the interrupted run did not finish writing")
     watch = SignalWatch()
+    graceful = GracefulStop(watch, str(record.checkpoint_dir))
     status, error, stop, result = "failed", None, {}, RunResult(record.run_dir, record.run_id)
     try:
         with watch.installed():
-            result.metrics, result.table = _fit_and_test(cfg, task, record, secrets, watch, resume_checkpoint)
+            result.metrics, result.table = _fit_and_test(
+                cfg, task, record, secrets, graceful, resume_checkpoint
+            )
         status = "completed"
         return result
     except (SIGTERMException, RunStopped, KeyboardInterrupt, SystemExit) as exc:
@@ -177,7 +181,8 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
             error = secrets.text(_describe(exc))
             record.write_summary({}, "failed", error=error)
             raise
-        status, stop = stopped.status, {"stop": {"reason": str(stopped), "exit_code": stopped.exit_code}}
+        status = stopped.status
+        stop = {"stop": {"reason": str(stopped), "exit_code": stopped.exit_code, **graceful.stop_record()}}
         record.write_summary({}, status, **stop)
         raise stopped from exc
     except BaseException as exc:
@@ -194,18 +199,15 @@ def _fit_and_test(
     task: str,
     record: RunRecord,
     secrets: RunSecrets,
-    watch: SignalWatch,
+    graceful: GracefulStop,
     resume_checkpoint: Path | None,
 ) -> tuple[dict[str, float], pd.DataFrame]:
     datamodule = instantiate(cfg.datamodule)
     model = instantiate(cfg.model)
-    callbacks = build_callbacks(cfg, record, secrets)
-    stop_checkpoint = StopCheckpoint(str(record.checkpoint_dir))
-    callbacks += [TrainerRunning(watch), stop_checkpoint]
+    callbacks = [*build_callbacks(cfg, record, secrets), graceful]
     trainer_overrides: dict[str, Any] = {"plugins": [RunCheckpointIO(secrets.model_arguments)]}
-    if SLURMEnvironment.detect():  # our requeue saves at a batch boundary, Lightning's inside the handler
+    if SLURMEnvironment.detect():  # GracefulStop requeues at a batch boundary, Lightning inside the handler
         trainer_overrides["plugins"].append(SLURMEnvironment(auto_requeue=False))
-        callbacks.append(SlurmRequeue())
     if cfg.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
         callbacks.append(LineProgress())  # tqdm in a log file is unreadable
         trainer_overrides["enable_progress_bar"] = False
@@ -277,10 +279,11 @@ def _check_resume(cfg: DictConfig, secrets: RunSecrets) -> Path:
     return checkpoint
 
 
-def _resume_requeued_slurm_job(cfg: DictConfig) -> None:
-    """A SLURM job requeued after a pre-emption reruns its command: continue its run directory."""
+def _resume_requeued_slurm_job(cfg: DictConfig, task: str) -> None:
+    """A SLURM job requeued after a pre-emption (``SLURM_RESTART_COUNT`` > 0) reruns its command: continue
+    its training run directory instead of starting over."""
     job = os.environ.get("SLURM_JOB_ID")
-    if not on_slurm() or cfg.get("resume") or cfg.run.id or cfg.run.dir or not job:
+    if task != "train" or not slurm_restarted() or cfg.get("resume") or cfg.run.id or cfg.run.dir or not job:
         return
     run_dir = Path(cfg.paths.runs_dir) / str(cfg.experiment) / f"slurm-{job}"
     if (run_dir / "meta.json").is_file() and (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():

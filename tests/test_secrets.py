@@ -128,7 +128,23 @@ def test_malformed_secret_override_is_not_echoed(capsys: pytest.CaptureFixture[s
     """A composition error about a secret's override shows neither the value nor fragments of it."""
     from src.cli import main
 
-    for bad in (f"model.eval_password=[{PASSWORD}", f"model.eval_passwrd={PASSWORD}"):
+    for bad in (
+        f"model.eval_password=[{PASSWORD}",
+        f"model.eval_passwrd={PASSWORD}",
+        "model.eval_password=Qz${x",
+    ):
         assert main("train", [f"experiment={EXPERIMENT}", bad]) == 2
         error = capsys.readouterr().err
-        assert error.startswith("error:") and PASSWORD not in error and "Traceback" not in error
+        assert error.startswith("error:") and "Traceback" not in error
+        assert PASSWORD not in error and "Qz" not in error and "${x" not in error
+
+
+def test_malformed_secret_in_the_environment_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from src.cli import main
+
+    monkeypatch.setenv(env_name("model.eval_password"), "[Qz")
+    assert main("train", [f"experiment={EXPERIMENT}", "--print-config"]) == 2
+    error = capsys.readouterr().err
+    assert "PROFACE_SECRET_MODEL_EVAL_PASSWORD does not parse" in error and "Qz" not in error

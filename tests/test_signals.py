@@ -89,7 +89,8 @@ def test_slurm_requeue_saves_requeues_and_the_requeued_job_resumes_exactly(
     run_dir = run_dir_from_output(first.stdout)
     assert run_dir.name == "slurm-4242" and _meta(run_dir)["status"] == "preempted"
     assert calls.read_text().split() == ["requeue", "4242"]
-    requeued = _train([*args[:-1], SIGNAL % (-1, "SIGUSR1")], slurm)  # the requeued job reruns its command
+    # a second run in the same job is a new run; the requeued job (restart count 1) reruns its command
+    requeued = _train([*args[:-1], SIGNAL % (-1, "SIGUSR1")], {**slurm, "SLURM_RESTART_COUNT": "1"})
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     assert run_dir_from_output(requeued.stdout) == run_dir and "was requeued: resuming" in requeued.stdout
     assert _meta(run_dir)["status"] == "completed" and len(_meta(run_dir)["resumed_at"]) == 1

@@ -22,6 +22,7 @@ from src.config.buildable import UntrustedTargetError, resolve_untrusted_target
 from src.config.compose import EXPERIMENTS_DIR, compose, list_experiments
 from src.config.errors import ConfigError
 from src.config.instantiate import instantiate, instantiate_untrusted, iter_targets
+from src.utils.checkpoint_files import CheckpointError
 from src.utils.checkpoints import load_network
 from src.utils.resume import compose_resumed
 from tests.helpers import run_cli, run_experiment, tiny_overrides
@@ -202,3 +203,49 @@ def test_cli_refuses_a_crafted_run_dir_with_exit_code_2(copied_run: Path, tmp_pa
     output = str(info.value)
     assert "failed (2)" in output and "overrides.txt" in output and "os.system" in output
     assert not sentinel.exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("+model.evil='${oc.decode:\"{_target_: os.system, _args_: [touch SENTINEL]}\"}'", "interpolation"),
+        ("+run.notes=${oc.env:HOME}", "interpolation"),
+        ("model._secrets_=[]", "which values are secret"),
+        ("+model.net.extra={_secrets_: []}", "which values are secret"),
+    ],
+)
+def test_run_dir_overrides_cannot_interpolate_or_unhide_secrets(
+    copied_run: Path, line: str, why: str
+) -> None:
+    """``${oc.decode:...}`` would turn a string into a node with a target, ``${oc.env:...}`` copy the
+    environment into the record, ``_secrets_`` switch off the hiding of a password."""
+    (copied_run / "overrides.txt").write_text(f"logger=none\n{line}\n")
+    with pytest.raises(UntrustedTargetError, match=f"overrides.txt: refused the recorded override .*{why}"):
+        compose_resumed(str(copied_run), [])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"model: {net: 1}\n", "not a PyTorch checkpoint"),
+        ({"state_dict": {}, "pytorch-lightning_version": "2.6.6", "proface": {"config": "x"}}, "no 'model'"),
+        ({"state_dict": {}, "pytorch-lightning_version": "2.6.6", "proface": 3}, "no embedded ProFace Lab"),
+    ],
+)
+def test_load_network_errors_are_one_line_naming_the_file(tmp_path: Path, content: Any, message: str) -> None:
+    path = tmp_path / "bad.ckpt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_network(path, "net")
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_checkpoint_naming_itself_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "loop.ckpt"
+    _crafted_checkpoint(path, {"_target_": "src.utils.checkpoints.load_network", "path": str(path)})
+    with pytest.raises(CheckpointError, match="refers back to itself"):
+        load_network(path, "net")

@@ -25,7 +25,7 @@ from src.config.errors import ConfigError
 
 PROJECT_PACKAGE = "src"
 _T = TypeVar("_T", bound=Callable[..., Any])
-_REGISTERED: dict[int, str] = {}
+_REGISTERED: set[Any] = set()  # the objects themselves (an id could be reused once freed)
 
 # module -> (base class its members must derive from, human name); only public names of exactly these modules
 _DEPENDENCY_FAMILIES: dict[str, tuple[str, str]] = {
@@ -42,7 +42,7 @@ class UntrustedTargetError(ConfigError):
 
 def buildable(obj: _T) -> _T:
     """Register a project class or factory as buildable from untrusted configs (usable as a decorator)."""
-    _REGISTERED[id(obj)] = f"{obj.__module__}.{obj.__qualname__}"
+    _REGISTERED.add(obj)
     return obj
 
 
@@ -54,7 +54,10 @@ def register_project_subclass(cls: type) -> None:
 
 def is_buildable(obj: Any) -> bool:
     """Whether ``obj`` was registered with :func:`buildable`."""
-    return id(obj) in _REGISTERED
+    try:
+        return obj in _REGISTERED
+    except TypeError:  # unhashable: never registered
+        return False
 
 
 def _import_attr(module_name: str, attributes: list[str]) -> Any:
@@ -113,10 +116,3 @@ def resolve_untrusted_target(target: Any, *, source: str, key: str) -> Any:
             "schedulers, and Lightning callbacks; nothing was imported or run)"
         )
     return obj
-
-
-def dependency_families() -> dict[str, str]:
-    """Declared dependency modules whose members untrusted configs may build, with what they hold (docs)."""
-    families = {module: name for module, (_, name) in _DEPENDENCY_FAMILIES.items()}
-    families.update({target: "the Lightning Trainer" for target in _DEPENDENCY_TARGETS})
-    return families

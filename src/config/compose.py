@@ -429,9 +429,10 @@ def _parse_value(key: str, text: str) -> Any:
     try:
         return OmegaConf.from_dotlist([f"v={text}"]).v
     except Exception as exc:  # OmegaConf's grammar errors and YAML's parser errors
-        detail = str(exc).replace(text, "<value>") if text else str(exc)
+        # the parser's message quotes pieces of the value, which may be a secret: name the problem only
         raise ConfigError(
-            f"cannot parse the value of override '{key}=...': {' '.join(detail.split())}"
+            f"cannot parse the value of override '{key}=...' ({type(exc).__name__}): quote the value "
+            "(key=\"'...'\"), balance its brackets, and write a literal '${' as '\\${'"
         ) from exc
 
 

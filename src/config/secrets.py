@@ -84,9 +84,17 @@ def apply_env_secrets(cfg: DictConfig, keys: Iterable[str]) -> set[str]:
     supplied = set()
     for key in keys:
         text = os.environ.get(env_name(key))
-        if text is not None:
-            OmegaConf.update(cfg, key, _parse(text), merge=False)
-            supplied.add(key)
+        if text is None:
+            continue
+        try:
+            value = _parse(text)
+        except Exception as exc:  # YAML / OmegaConf grammar errors; the value itself is never shown
+            raise ConfigError(
+                f"the environment variable {env_name(key)} does not parse as a value (quote it, e.g. "
+                f"{env_name(key)}=\"'...'\")"
+            ) from exc
+        OmegaConf.update(cfg, key, value, merge=False)
+        supplied.add(key)
     return supplied
 
 

@@ -26,6 +26,15 @@ from src.config.secrets import REDACTED
 HYPER_PARAMETERS = "hyper_parameters"
 
 
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Delete the temporary files a process killed while saving left in ``folder`` (each as big as a
+    checkpoint); return them."""
+    stale = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 class RunCheckpointIO(TorchCheckpointIO):
     """Atomic, secret-free checkpoint writes and ``weights_only`` reads (see the module docstring)."""
 

@@ -171,17 +171,22 @@ class LastCheckpoint(Checkpoint):
             raise ValueError(f"every_n_train_steps must be >= 0, got {every_n_train_steps}")
         self.every_n_train_steps = int(every_n_train_steps)
         self.dirpath = dirpath
+        self._saved_step = -1
 
     def _save(self, trainer: pl.Trainer) -> None:
         if self.dirpath and not trainer.fast_dev_run and not trainer.sanity_checking:
             trainer.save_checkpoint(str(Path(self.dirpath) / LAST_CHECKPOINT), weights_only=False)
+            self._saved_step = trainer.global_step
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        """Every N steps, except on the epoch's last batch (every rank calls: saving is collective)."""
+        """Every N steps, right after the optimizer step (with gradient accumulation the step count stays the
+        same over the next micro-batches: never save in their middle), except on the epoch's last batch.
+        Every rank calls: saving is collective."""
         n, step = self.every_n_train_steps, trainer.global_step
-        if n and step and step % n == 0 and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        due = n and step and step % n == 0 and step != self._saved_step
+        if due and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
             self._save(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

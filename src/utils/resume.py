@@ -21,7 +21,7 @@ from src.config.buildable import UntrustedTargetError, resolve_untrusted_target
 from src.config.compose import ComposeResult, compose
 from src.config.errors import ConfigError
 from src.config.instantiate import TARGET, iter_targets
-from src.config.secrets import REDACTED
+from src.config.secrets import REDACTED, SECRETS_KEY
 from src.utils.run_record import read_json, resolve_resume
 
 OVERRIDES_FILE = "overrides.txt"
@@ -67,23 +67,45 @@ def _parsed(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: cannot parse recorded override value {text!r}: {exc}") from exc
 
 
+def _keys(value: Any, prefix: str) -> list[str]:
+    """Every dotted key inside a parsed override value (``prefix`` is the override's own key)."""
+    keys = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            keys += _keys(child, f"{prefix}.{key}")
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            keys += _keys(child, f"{prefix}.{i}")
+    return keys
+
+
+def _refuse(item: str, source: str, why: str) -> UntrustedTargetError:
+    return UntrustedTargetError(
+        f"{source}: refused the recorded override '{item.split('=', 1)[0]}=...': {why}. If you wrote it "
+        "yourself and trust it, give it again on the command line (a run directory's files are not trusted)"
+    )
+
+
 def check_recorded_overrides(items: Sequence[str], source: str) -> None:
-    """Refuse recorded overrides that name a target that is not buildable: ``key._target_=x`` or a value
-    holding ``_target_`` (``+model.extra={_target_: os.system}``). Group choices name project files."""
+    """Refuse recorded overrides that could build, read or unhide anything: a target that is not buildable
+    (``key._target_=x``, ``+model.extra={_target_: os.system}``), an interpolation (``${oc.decode:...}``
+    turns a string into a node with a target; ``${oc.env:...}`` copies the environment into the record),
+    or a change of what is secret (``_secrets_``). Group choices name project files."""
     for item in items:
         key, _, text = item.partition("=")
         key = key.lstrip("+")
+        if "${" in text:
+            raise _refuse(item, source, "it holds an interpolation (${...})")
         value = _parsed(text, source)
+        if any(part == SECRETS_KEY for dotted in _keys(value, key) for part in dotted.split(".")):
+            raise _refuse(item, source, f"it changes which values are secret ({SECRETS_KEY})")
         try:
             if key == TARGET or key.endswith(f".{TARGET}"):
                 resolve_untrusted_target(value, source=source, key=key)
             for where, target in iter_targets(value, key):
                 resolve_untrusted_target(target, source=source, key=f"{where}.{TARGET}")
         except UntrustedTargetError as exc:
-            raise UntrustedTargetError(
-                f"{exc}. If you wrote this override yourself and trust it, give it again on the command line "
-                f"(a run directory's files are not trusted): {item.split('=', 1)[0]}=..."
-            ) from exc
+            raise _refuse(item, source, str(exc).split(": ", 1)[-1]) from exc
 
 
 def compose_resumed(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import secrets
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.errors import ConfigError
 from src.config.secrets import RunSecrets
 
 ENV_RUN_DIR = "PROFACE_RUN_DIR"
@@ -108,6 +110,13 @@ def read_json(path: Path) -> dict[str, Any]:
         raise ValueError(f"run record file is not valid JSON: {path}: {exc}") from exc
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # also a W&B run id and a folder name
+
+
+class RunDirectoryError(ConfigError, FileNotFoundError):
+    """``resume=`` names something that is not a run directory (a configuration error, exit 2)."""
+
+
 def resolve_resume(target: str | os.PathLike[str]) -> tuple[Path, Path]:
     """``(run_dir, checkpoint)`` for ``resume=<run dir | checkpoint file>``."""
     path = Path(target).expanduser().resolve()
@@ -117,9 +126,9 @@ def resolve_resume(target: str | os.PathLike[str]) -> tuple[Path, Path]:
     else:
         run_dir, checkpoint = path, path / "checkpoints" / "last.ckpt"
     if not (run_dir / "meta.json").is_file():
-        raise FileNotFoundError(f"resume={target}: {run_dir} is not a run directory (no meta.json)")
+        raise RunDirectoryError(f"resume={target}: {run_dir} is not a run directory (no meta.json)")
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"resume={target}: checkpoint not found: {checkpoint}")
+        raise RunDirectoryError(f"resume={target}: checkpoint not found: {checkpoint}")
     return run_dir, checkpoint
 
 
@@ -147,11 +156,18 @@ class RunRecord:
             run_dir, run_id = Path(os.environ[ENV_RUN_DIR]), os.environ[ENV_RUN_ID]
         elif resumed:
             run_dir, _ = resolve_resume(cfg.resume)
-            run_id = read_json(run_dir / "meta.json")["run_id"]
+            run_id = read_json(run_dir / "meta.json").get("run_id")
+            if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+                raise RunDirectoryError(f"{run_dir / 'meta.json'}: run_id {run_id!r} is not a valid run id")
         else:
             run_id = cfg.run.id or _cluster_run_id() or new_run_id()
             base = Path(cfg.paths.runs_dir) / experiment
             run_dir = Path(cfg.run.dir) if cfg.run.dir else base / run_id
+            if is_launcher_process() and (run_dir / "meta.json").is_file():
+                raise RunDirectoryError(
+                    f"{run_dir} already holds a run (run id '{run_id}' again, e.g. a second run in the same "
+                    f"SLURM job): give this run its own run.id=..., or resume={run_dir} to continue that one"
+                )
         run_dir = run_dir.resolve()
         os.environ[ENV_RUN_DIR], os.environ[ENV_RUN_ID] = str(run_dir), run_id
         record = cls(run_id, run_dir, experiment, task, resumed)

@@ -1,18 +1,18 @@
 """Stopping a run on a signal: a record that says why, a last checkpoint when safe, an honest exit code.
 
-Schedulers, ``timeout`` and SLURM stop jobs with SIGTERM, a user with Ctrl-C (SIGINT). Lightning turns a
-SIGTERM during ``fit``/``test`` into its ``SIGTERMException`` at the next batch boundary — a ``SystemExit``
-without a code, so the process would exit with status 0 and a scheduler would count a killed run as a
-success. Here:
+Schedulers, ``timeout`` and SLURM stop jobs with SIGTERM, a user with Ctrl-C (SIGINT), SLURM warns of a
+pre-emption or time limit with its requeue signal (``--signal=USR1@90``). Lightning turns a SIGTERM during
+``fit``/``test`` into its ``SIGTERMException`` at the next batch boundary — a ``SystemExit`` without a code,
+so the process would exit with status 0 and a scheduler would count a killed run as a success. Here:
 
-* :class:`SignalWatch` remembers which signal arrived; outside the trainer's loops a SIGTERM stops the run
-  at once, inside them Lightning's handler stops it at the next batch boundary;
-* :class:`StopCheckpoint` writes ``last.ckpt`` when a SIGTERM stops training between two batches (the state
-  is consistent there; not in the middle of validation or after Ctrl-C, which can land mid-step);
-* :class:`SlurmRequeue` replaces Lightning's SLURM auto-requeue, which saves from inside the signal handler
-  (possibly in the middle of an optimizer step): the requeue signal becomes a SIGTERM at the next batch end,
-  so the stop checkpoint is written at a consistent point, then the job is requeued with
-  ``scontrol requeue``; the requeued job (same job id, same run directory) resumes from it;
+* :class:`SignalWatch` is in place for the whole run and remembers the signal. Outside the trainer's loops a
+  SIGTERM (or the requeue signal) stops the run at once; inside them the stop waits for a batch boundary.
+* :class:`GracefulStop` turns the signal into a stop right after a training batch, on every rank at the same
+  batch (under DDP the ranks agree with one tiny all-reduce per step, and Lightning's own SIGTERM handler,
+  which raises on one rank at a time, is set aside while training), writes ``last.ckpt`` at that consistent
+  point and, for the requeue signal, asks SLURM to requeue the job (``scontrol requeue``). It replaces
+  Lightning's SLURM auto-requeue, which saves from inside the signal handler, possibly in the middle of an
+  optimizer step. The requeued job continues the same ``slurm-<job>`` run directory.
 * :func:`stop_status` gives the record status and exit code: ``terminated`` (143, or ``preempted`` on
   SLURM), ``interrupted`` (130).
 """
@@ -26,7 +26,6 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -39,9 +38,10 @@ from src.utils.exact_resume import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+REQUEUE_SIGNAL = signal.SIGUSR1  # SLURM's --signal=USR1@<seconds>, what Lightning's SLURMEnvironment uses
 
 
-class RunStopped(Exception):  # noqa: N818 - control flow (a stop), not an error
+class RunStopped(BaseException):
     """The run was stopped by a signal; ``exit_code`` is what the process should exit with."""
 
     def __init__(self, status: str, exit_code: int, detail: str) -> None:
@@ -55,22 +55,48 @@ def on_slurm() -> bool:
     return "SLURM_JOB_ID" in os.environ
 
 
+def slurm_restarted() -> bool:
+    """Whether this SLURM job is a requeued one (SLURM counts restarts in ``SLURM_RESTART_COUNT``)."""
+    return on_slurm() and int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def stop_status(signum: int) -> tuple[str, int]:
+    """``(record status, exit code)`` for a run stopped by ``signum``."""
+    if signum == signal.SIGINT:
+        return "interrupted", EXIT_CODES[signal.SIGINT]
+    return ("preempted" if on_slurm() else "terminated"), EXIT_CODES[signal.SIGTERM]
+
+
 class SignalWatch:
-    """Installs SIGTERM/SIGINT handlers for one run and remembers the signal (main thread only)."""
+    """SIGTERM / SIGINT (and on SLURM the requeue signal) handlers for one run (main thread only)."""
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self.trainer_running = False
+        self.requeue_requested = False
+        self.requeued: bool | None = None
+        self.in_loop = False  # Lightning's training or test loop runs: stop at a batch boundary
+        self.training = False  # the training loop runs: GracefulStop stops after a batch
         self._previous: dict[int, Any] = {}
 
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+    def record_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        """Remember a SIGTERM (the stop is made at a batch boundary)."""
         self.received = self.received or signum
-        if not self.trainer_running:  # inside fit/test Lightning's own handler stops at a batch boundary
-            raise RunStopped(*stop_status(signum), f"received signal {signal.Signals(signum).name}")
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.record_sigterm(signum, frame)
+        if not self.in_loop:
+            raise RunStopped(*stop_status(signum), f"received {signal.Signals(signum).name}")
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self.received = self.received or signum
         raise KeyboardInterrupt
+
+    def _on_requeue(self, signum: int, frame: FrameType | None) -> None:
+        self.requeue_requested = True
+        if not self.training:  # nothing to checkpoint: requeue and stop now
+            self.received = self.received or signal.SIGTERM
+            self.requeued = requeue_slurm_job()
+            raise RunStopped("preempted", EXIT_CODES[signal.SIGTERM], "SLURM's requeue signal")
 
     @contextmanager
     def installed(self) -> Iterator[SignalWatch]:
@@ -78,7 +104,10 @@ class SignalWatch:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        for signum, handler in ((signal.SIGTERM, self._on_sigterm), (signal.SIGINT, self._on_sigint)):
+        handlers = {signal.SIGTERM: self._on_sigterm, signal.SIGINT: self._on_sigint}
+        if on_slurm():
+            handlers[REQUEUE_SIGNAL] = self._on_requeue
+        for signum, handler in handlers.items():
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, handler)
         try:
@@ -89,109 +118,94 @@ class SignalWatch:
             self._previous.clear()
 
 
-def stop_status(signum: int) -> tuple[str, int]:
-    """``(record status, exit code)`` for a run stopped by ``signum``."""
-    if signum == signal.SIGINT:
-        return "interrupted", EXIT_CODES[signal.SIGINT]
-    return ("preempted" if on_slurm() else "terminated"), EXIT_CODES[signal.SIGTERM]
+class GracefulStop(pl.Callback):
+    """Stop after a training batch on SIGTERM or the requeue signal, with a checkpoint (module docstring)."""
 
-
-class TrainerRunning(pl.Callback):
-    """Tells the :class:`SignalWatch` when Lightning's loops (and its SIGTERM handling) are active."""
-
-    def __init__(self, watch: SignalWatch) -> None:
+    def __init__(self, watch: SignalWatch, dirpath: str) -> None:
         self.watch = watch
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Lightning's signal handlers are registered from here on."""
-        self.watch.trainer_running = True
-
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Lightning restores the previous handlers (ours)."""
-        self.watch.trainer_running = False
-
-
-@dataclass
-class _StopNote:
-    checkpoint: str | None = None
-    why_not: str | None = None
-
-
-class StopCheckpoint(pl.Callback):
-    """Write ``last.ckpt`` when a SIGTERM stops training between two batches (every rank takes part)."""
-
-    def __init__(self, dirpath: str) -> None:
         self.dirpath = dirpath
-        self.note = _StopNote()
+        self.checkpoint: str | None = None
+        self.no_checkpoint: str | None = None
+        self._agreed = False
+        self._lightning_handler: Any = None
 
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
-    ) -> None:
-        """Save where it is safe (training, between batches); say why not otherwise."""
-        if not isinstance(exception, SIGTERMException):
-            return
-        if not trainer.training or trainer.sanity_checking:
-            self.note.why_not = "stopped outside a training step boundary (validation or testing)"
-            return
-        path = str(Path(self.dirpath) / LAST_CHECKPOINT)
-        trainer.save_checkpoint(path, weights_only=False)
-        self.note.checkpoint = path
+    # which phase the watch is in -------------------------------------------------------------------------
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Training loop: under DDP, set Lightning's per-rank SIGTERM handler aside (the ranks agree here)."""
+        self.watch.in_loop = self.watch.training = True
+        if trainer.world_size > 1 and threading.current_thread() is threading.main_thread():
+            self._lightning_handler = signal.signal(signal.SIGTERM, self.watch.record_sigterm)
 
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Training loop over."""
+        self._leave_training()
 
-class SlurmRequeue(pl.Callback):
-    """On SLURM's requeue signal: stop like a SIGTERM at the next batch boundary, then requeue the job.
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Test loop: Lightning stops it at a batch boundary."""
+        self.watch.in_loop = True
 
-    The signal only sets a flag. At the next batch end every rank agrees (one tiny all-reduce under DDP)
-    and sends itself SIGTERM, so Lightning stops after the batch is logged, :class:`StopCheckpoint` writes
-    ``last.ckpt`` at that consistent point, and then rank 0 runs ``scontrol requeue``.
-    """
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Test loop over."""
+        self.watch.in_loop = False
 
-    def __init__(self, requeue_signal: int = signal.SIGUSR1) -> None:
-        self.requeue_signal = requeue_signal
-        self._flag = False
-        self._stopping = False
-        self._previous: Any = None
-        self.requeued: bool | None = None
+    def _leave_training(self) -> None:
+        self.watch.in_loop = self.watch.training = False
+        if self._lightning_handler is not None:
+            signal.signal(signal.SIGTERM, self._lightning_handler)
+            self._lightning_handler = None
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._flag = True
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Listen for the requeue signal (main thread only)."""
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(self.requeue_signal, self._on_signal)
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Stop listening."""
-        self._restore()
-
-    def _restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(self.requeue_signal, self._previous)
-            self._previous = None
-
-    def _agreed(self, trainer: pl.Trainer) -> bool:
-        """Whether any rank got the signal."""
-        if trainer.world_size <= 1:
-            return self._flag
-        flag = torch.tensor([1.0 if self._flag else 0.0], device=trainer.strategy.root_device)
-        return bool(trainer.strategy.reduce(flag, reduce_op="max").item())
-
+    # the stop ---------------------------------------------------------------------------------------------
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        """Turn an agreed requeue signal into a SIGTERM (handled at the end of this batch)."""
-        if not self._stopping and self._agreed(trainer):
-            self._stopping = True
-            os.kill(os.getpid(), signal.SIGTERM)
+        """If any rank got the signal, all stop after this batch (once it is logged)."""
+        local = self.watch.requeue_requested or (
+            trainer.world_size > 1 and self.watch.received == signal.SIGTERM
+        )
+        if trainer.world_size > 1:
+            flag = torch.tensor([1.0 if local else 0.0], device=trainer.strategy.root_device)
+            local = bool(trainer.strategy.reduce(flag, reduce_op="max").item())
+        if local and not self._agreed:
+            self._agreed = True
+            self.watch.received = self.watch.received or signal.SIGTERM
+            # Lightning's own flag: every rank raises its SIGTERMException at the end of this same batch
+            trainer._signal_connector.received_sigterm = True
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        """After the stop checkpoint: requeue the job (rank 0)."""
-        self._restore()
-        if self._stopping and isinstance(exception, SIGTERMException) and trainer.is_global_zero:
-            self.requeued = requeue_slurm_job()
+        """Write ``last.ckpt`` where that is safe and say why not otherwise; then requeue if asked."""
+        in_training = self.watch.training
+        self._leave_training()
+        if not isinstance(exception, SIGTERMException):
+            return
+        why_not = self._why_no_checkpoint(trainer, in_training)
+        if why_not is None:
+            self.checkpoint = str(Path(self.dirpath) / LAST_CHECKPOINT)
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)
+        else:
+            self.no_checkpoint = why_not
+        if self.watch.requeue_requested and trainer.is_global_zero:
+            self.watch.requeued = requeue_slurm_job()
+
+    def _why_no_checkpoint(self, trainer: pl.Trainer, in_training: bool) -> str | None:
+        if not in_training or not trainer.training or trainer.sanity_checking:
+            return "stopped outside a training batch (validation or testing): last.ckpt is the last saved one"
+        if trainer.world_size > 1 and not self._agreed:
+            return "the ranks did not stop at the same batch: last.ckpt is the last saved one"
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        if progress.ready % max(int(trainer.accumulate_grad_batches), 1):
+            return "stopped in the middle of gradient accumulation: last.ckpt is the last saved one"
+        return None
+
+    def stop_record(self) -> dict[str, Any]:
+        """What ``meta.json``'s ``stop`` entry adds: the checkpoint written (or why not), the requeue."""
+        record: dict[str, Any] = {"checkpoint": self.checkpoint}
+        if self.no_checkpoint:
+            record["no_checkpoint"] = self.no_checkpoint
+        if self.watch.requeued is not None:
+            record["requeued"] = self.watch.requeued
+        return record
 
 
 def requeue_slurm_job() -> bool:

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from src.config.errors import ConfigError
 from src.utils.seeding import derive_seed, seedable_transforms
 
 
@@ -137,7 +138,7 @@ class ResumableLoader(DataLoader):
         differs = [key for key in ("batch_size", "num_replicas", "seed") if state.get(key) != mine[key]]
         if differs:
             details = ", ".join(f"{key} {state.get(key)} -> {mine[key]}" for key in differs)
-            raise ValueError(
+            raise ConfigError(
                 f"cannot resume this epoch exactly: the training data loader changed since the checkpoint "
                 f"({details}); resume with the same batch size, devices and seed, or from an end-of-epoch "
                 "checkpoint"
