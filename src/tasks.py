@@ -175,7 +175,7 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
             )
         status = "completed"
         return result
-    except (SIGTERMException, RunStopped, KeyboardInterrupt, SystemExit) as exc:
+    except BaseException as exc:
         stopped = _stopped(exc, watch)
         if stopped is None:
             error = secrets.text(_describe(exc))
@@ -185,10 +185,6 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
         stop = {"stop": {"reason": str(stopped), "exit_code": stopped.exit_code, **graceful.stop_record()}}
         record.write_summary({}, status, **stop)
         raise stopped from exc
-    except BaseException as exc:
-        error = secrets.text(_describe(exc))
-        record.write_summary({}, "failed", error=error)
-        raise
     finally:
         record.finish(status, error, **stop)
         _finish_wandb()

@@ -23,7 +23,7 @@ import json
 import os
 import re
 import secrets as token_source
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +116,11 @@ def redact_config(cfg: DictConfig, keys: Iterable[str]) -> DictConfig:
         if OmegaConf.select(copy, key, default=None) is not None:
             OmegaConf.update(copy, key, REDACTED, merge=False)
     return copy
+
+
+def redact_arguments(arguments: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
+    """Keyword arguments (a module's hyper-parameters) with the secret ones that are set as ``***``."""
+    return {k: (REDACTED if k in names and v is not None else v) for k, v in arguments.items()}
 
 
 def redact_overrides(items: Sequence[str], keys: Iterable[str]) -> list[str]:

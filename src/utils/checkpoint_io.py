@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from src.config.secrets import REDACTED
+from src.config.secrets import redact_arguments
 
 HYPER_PARAMETERS = "hyper_parameters"
 
@@ -71,7 +71,4 @@ class RunCheckpointIO(TorchCheckpointIO):
         hyper = checkpoint.get(HYPER_PARAMETERS)
         if not self.secret_arguments or not isinstance(hyper, dict):
             return checkpoint
-        hidden = {
-            k: (REDACTED if k in self.secret_arguments and v is not None else v) for k, v in hyper.items()
-        }
-        return {**checkpoint, HYPER_PARAMETERS: hidden}
+        return {**checkpoint, HYPER_PARAMETERS: redact_arguments(hyper, self.secret_arguments)}

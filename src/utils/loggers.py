@@ -26,7 +26,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from src.config.secrets import REDACTED
+from src.config.secrets import redact_arguments
 
 METRICS_FILE = "metrics.csv"
 
@@ -34,8 +34,7 @@ METRICS_FILE = "metrics.csv"
 def _hide(params: Mapping[str, Any] | Namespace | None, secret: Collection[str]) -> Any:
     if params is None or not secret:
         return params
-    items = vars(params) if isinstance(params, Namespace) else dict(params)
-    return {k: (REDACTED if k in secret and v is not None else v) for k, v in items.items()}
+    return redact_arguments(vars(params) if isinstance(params, Namespace) else dict(params), secret)
 
 
 def cut_metrics_csv(path: Path, from_step: int) -> int:
