@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from src.datamodules.base import FaceDataModule
 from src.datamodules.components.transforms import build_albumentations, check_transform_splits
 from src.datamodules.identity_folders import DatasetLayoutError
-from src.metrics.detection import VideoIdEncoder
+from src.datatypes.video_ids import VideoIdEncoder
 from src.utils.seeding import albumentations_seed, global_rank
 
 SPLITS = ("train", "val", "test")

@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.secrets import RunSecrets
-from src.datamodules.components.image_io import SKIPPED_FILE, read_skipped
 from src.utils.checkpoint_files import CHECKPOINT_FORMAT, RECORD_KEY
 from src.utils.run_record import RunRecord, read_json
+from src.utils.skipped_files import SKIPPED_FILE, read_skipped
 
 CHECKPOINT_KEY = RECORD_KEY  # the ProFace Lab record in every checkpoint
 
