@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost clean clean-runs
+.PHONY: help install demo test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,19 +24,25 @@ install: $(STAMP) ## create .venv and install the pinned stack (works offline fr
 demo: $(STAMP) ## train a recognizer on SyntheticFaces, evaluate the obfuscation baselines, print the table
 	$(PY) -m src.demo
 
-lint: $(STAMP) ## ruff lint + format check
+lint: $(STAMP) ## ruff lint + format check + the import-layer contracts (.importlinter)
 	$(VENV)/bin/ruff check src tests notebooks scripts benchmarks
 	$(VENV)/bin/ruff format --check src tests notebooks scripts benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix src tests notebooks scripts benchmarks
 	$(VENV)/bin/ruff format src tests notebooks scripts benchmarks
 
-test: lint ## lint, then every test not marked slow (includes 2-process CPU DDP tests)
-	$(PY) -m pytest -m "not slow" -q
+TEST_REPORT := .test-reports/junit.xml
+
+test: lint ## lint, then every test not marked slow, on every core (includes 2-process CPU DDP tests)
+	$(PY) -m pytest -m "not slow" -q -n auto --durations=15 --junitxml=$(TEST_REPORT)
+
+test-budget: $(STAMP) ## time per paper / test file / whole run of the last `make test`, against the budgets
+	$(PY) scripts/test_budget.py $(TEST_REPORT)
 
 test-slow: $(STAMP) ## the slow tests only
-	$(PY) -m pytest -m slow -q
+	$(PY) -m pytest -m slow -q -n auto --durations=15
 
 test-ddp: $(STAMP) ## the DDP tests only
 	$(PY) -m pytest -m ddp -q
@@ -58,7 +64,7 @@ bench-data: $(STAMP) ## JPEG loading + augmentation vs torchvision ImageFolder; 
 bench-face: $(STAMP) ## dlib ResNet port vs dlib per-face speed
 	$(PY) -m benchmarks.bench_dlib
 
-bench-cost: $(STAMP) ## PRO-Face S / PRO-Face params, FLOPs (112 and 256/224) and ms per image
+bench-cost: $(STAMP) ## every paper's cost entries: params, FLOPs and ms per image
 	$(PY) -m benchmarks.bench_costs
 
 clean: ## remove caches

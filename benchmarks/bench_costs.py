@@ -1,15 +1,15 @@
-"""Cost columns of the PRO-Face S / PRO-Face papers: parameters, FLOPs and runtime per image (not a test).
+"""Cost columns of every paper with cost entries: parameters, FLOPs and runtime per image (not a test).
 
-The PRO-Face S paper (TCSVT'24) reports a cost column — "FLOPs and params via fvcore at 112×112; runtime per
-image" (spec ``papers/proface_s.md`` §8). The original measured FLOPs at 112×112 although the model runs at
-256×256, so (spec §10) FLOPs are reported at **256** (the run size) **and at 112** (the paper's measurement
-size, for parity, labelled). The protect pass (``ProFaceSNet.forward``) and the recover pass
-(``ProFaceSNet.inverse``, default ``ẑ`` from the key) are counted and timed separately. The same is done for
-PRO-Face's fusion network (``ProFaceFusionNet``, spec ``papers/proface.md`` §3.1) at 112 (its size) and 224
-(the size of the SimSwap-row checkpoints); it has only a protect pass.
+Each paper declares its networks in ``src/papers/<paper>/settings.py`` (a
+:class:`src.papers.registry.CostEntry`: how to build the network, its published parameter count, the input
+sizes and the passes to measure); this script measures them all (``--paper NAME`` for one). PRO-Face S reports
+"FLOPs and params at 112x112; runtime per image" although it runs at 256x256, so its FLOPs are given at both
+sizes, labelled; its protect pass (``ProFaceSNet.forward``) and recover pass (``ProFaceSNet.inverse``) are
+counted and timed separately. PRO-Face's fusion network is measured at 112 (its size) and 224 (the
+SimSwap-row checkpoints). The papers' docs (``docs/papers/<paper>.md``) quote the results.
 
 Networks are built from code with their default arguments (random weights: cost does not depend on them), in
-eval mode. Parameter counts are checked against the specs (1,073,040 and 217,062); a mismatch exits non-zero.
+eval mode. Parameter counts are checked against each entry's published count; a mismatch exits non-zero.
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (part of torch, works offline), which
 counts 2 FLOPs per multiply-add of the ops it knows: convolutions, transposed convolutions, matrix products
@@ -17,13 +17,13 @@ counts 2 FLOPs per multiply-add of the ops it knows: convolutions, transposed co
 number ≈ MACs = FlopCounter / 2**; both are printed. Element-wise ops (activations, ``exp``/``sigmoid`` of the
 couplings, additions, concatenation) are counted by neither. fvcore also counts eval-mode ``batch_norm`` (2
 per element with affine), which FlopCounterMode does not; that term is measured with forward hooks and
-printed separately (only PRO-Face has batch norm).
+printed separately.
 
 Runtime: ``torch.inference_mode()``, batch 1 and 8, ``--warmup`` untimed calls then the median of
 ``--repeats`` timed calls, reported in ms per image. The load average is printed because other processes may
 share the CPU.
 
-    .venv/bin/python -m benchmarks.bench_costs [--repeats 3] [--warmup 1] [--batches 1 8]
+    .venv/bin/python -m benchmarks.bench_costs [--paper NAME] [--repeats 3] [--warmup 1] [--batches 1 8]
         [--device cpu|cuda] [--threads N] [--skip-runtime] [--json PATH]
 """
 
@@ -44,17 +44,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from src.networks.proface import ProFaceFusionNet
-from src.networks.proface_s import ProFaceSNet
-from src.networks.proface_s_keys import random_key_maps
+from src.papers.registry import COST_ENTRIES, CostEntry, discover
 
-#: Parameter counts from the specs (proface_s.md §3.3, proface.md §3.1).
-SPEC_PARAMS = {"PRO-Face S": 1_073_040, "PRO-Face": 217_062}
-#: (size, label) per network: FLOPs and runtime are measured at each.
-SIZES: dict[str, list[tuple[int, str]]] = {
-    "PRO-Face S": [(112, "paper's measurement size"), (256, "run size")],
-    "PRO-Face": [(112, "run size"), (224, "SimSwap-row size")],
-}
 #: fvcore's eval-mode batch_norm count per element (affine BN: scale + shift).
 FVCORE_BN_FLOPS_PER_ELEMENT = 2
 
@@ -102,35 +93,30 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def check_params(nets: dict[str, nn.Module]) -> dict[str, int]:
-    """Parameter count per network; exits non-zero naming every network that differs from the spec."""
+def check_params(entries: dict[str, CostEntry], nets: dict[str, nn.Module]) -> dict[str, int]:
+    """Parameter count per network; exits non-zero naming every network that differs from its paper."""
     counts = {name: count_params(net) for name, net in nets.items()}
     wrong = [
-        f"{name}: {counts[name]:,} parameters, spec says {SPEC_PARAMS[name]:,}"
+        f"{name}: {counts[name]:,} parameters, the paper says {entries[name].params:,}"
         for name in nets
-        if counts[name] != SPEC_PARAMS[name]
+        if counts[name] != entries[name].params
     ]
     if wrong:
         raise SystemExit("bench_costs: parameter count mismatch —\n  " + "\n  ".join(wrong))
     return counts
 
 
-def build_networks() -> dict[str, nn.Module]:
-    """Both networks with their default arguments (random weights), in eval mode."""
-    return {"PRO-Face S": ProFaceSNet(init_seed=0).eval(), "PRO-Face": ProFaceFusionNet().eval()}
-
-
-def make_passes(name: str, net: nn.Module, batch: int, size: int, device: torch.device) -> dict[str, Pass]:
-    """The network's passes as closures over fixed inputs in [-1, 1] (one batch-1 key, broadcast)."""
-    g = torch.Generator().manual_seed(size * 100 + batch)
-    x = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
-    x_o = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
-    if name == "PRO-Face":
-        return {"protect": lambda: net(x, x_o)}
-    key = random_key_maps(1, size, size, g).to(device)
-    with torch.inference_mode():
-        x_p, _ = net(x, x_o, key)
-    return {"protect": lambda: net(x, x_o, key), "recover": lambda: net.inverse(x_p, key)}
+def cost_entries(paper: str | None = None) -> dict[str, CostEntry]:
+    """Every registered cost entry (of one paper when ``paper`` is given), by network label."""
+    papers = discover()
+    if paper is not None and paper not in papers:
+        raise SystemExit(f"bench_costs: unknown paper {paper!r}; registered: {', '.join(papers)}")
+    return {
+        entry.network: entry
+        for name, entries in sorted(COST_ENTRIES.items())
+        if paper in (None, name)
+        for entry in entries
+    }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -192,14 +178,19 @@ def median_ms_per_image(fn: Pass, batch: int, warmup: int, repeats: int, device:
 # ----------------------------------------------------------------------------------------------------
 
 
-def measure(nets: dict[str, nn.Module], params: dict[str, int], args: argparse.Namespace) -> list[CostRow]:
+def measure(
+    entries: dict[str, CostEntry],
+    nets: dict[str, nn.Module],
+    params: dict[str, int],
+    args: argparse.Namespace,
+) -> list[CostRow]:
     """FLOPs (on CPU, batch 1) and, unless skipped, runtime per image for every network, size and pass."""
     device = torch.device(args.device)
     rows: list[CostRow] = []
     for name, net in nets.items():
-        for size, label in SIZES[name]:
+        for size, label in entries[name].sizes:
             net.to("cpu")
-            cpu_passes = make_passes(name, net, 1, size, torch.device("cpu"))
+            cpu_passes = entries[name].passes(net, 1, size, torch.device("cpu"))
             for pass_name, fn in cpu_passes.items():
                 flops, by_op, bn = count_flops(net, fn)
                 rows.append(CostRow(name, pass_name, size, label, params[name], flops, by_op, bn))
@@ -207,7 +198,7 @@ def measure(nets: dict[str, nn.Module], params: dict[str, int], args: argparse.N
                 continue
             net.to(device)
             for batch in args.batches:
-                for pass_name, fn in make_passes(name, net, batch, size, device).items():
+                for pass_name, fn in entries[name].passes(net, batch, size, device).items():
                     row = next(r for r in rows if (r.network, r.pass_name, r.size) == (name, pass_name, size))
                     row.ms_per_image[batch] = median_ms_per_image(
                         fn, batch, args.warmup, args.repeats, device
@@ -268,7 +259,7 @@ def write_json(path: Path, rows: list[CostRow], args: argparse.Namespace) -> Non
         "batches": list(args.batches),
         "warmup": args.warmup,
         "repeats": args.repeats,
-        "spec_params": SPEC_PARAMS,
+        "published_params": {r.network: r.params for r in rows},
         "flop_counter": "torch FlopCounterMode: 2 per multiply-add; element-wise ops not counted",
         "rows": records,
     }
@@ -279,6 +270,7 @@ def write_json(path: Path, rows: list[CostRow], args: argparse.Namespace) -> Non
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--paper", default=None, help="one registered paper (default: every paper)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
@@ -304,10 +296,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"torch {torch.__version__}, device {device_name}, {torch.get_num_threads()} threads "
         f"(torch.get_num_threads()), {os.cpu_count()} CPUs, load average {load_average()}"
     )
-    nets = build_networks()
-    params = check_params(nets)
-    print("params: " + ", ".join(f"{n} {c:,} (spec {SPEC_PARAMS[n]:,}) ok" for n, c in params.items()) + "\n")
-    rows = measure(nets, params, args)
+    entries = cost_entries(args.paper)
+    if not entries:
+        raise SystemExit("bench_costs: no paper registers cost entries")
+    nets = {name: entry.build() for name, entry in entries.items()}
+    params = check_params(entries, nets)
+    print(
+        "params: "
+        + ", ".join(f"{n} {c:,} (paper {entries[n].params:,}) ok" for n, c in params.items())
+        + "\n"
+    )
+    rows = measure(entries, nets, params, args)
     print_table(rows, args.batches, not args.skip_runtime)
     print(f"\nload average at the end: {load_average()}; wall time {time.perf_counter() - start:.0f} s")
     if args.json:

@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from src.config.compose import ComposeResult, compose, list_experiments
 from src.config.errors import ConfigError
 from src.config.secrets import RunSecrets, env_name, override_key, redact_text, secret_keys
+from src.papers.registry import discover
 from src.utils.tables import to_markdown
 
 USAGE = """usage: python -m src.{task} experiment=<name> [key=value ...] [group=option ...] [--print-config]
@@ -64,6 +65,7 @@ def main(task: str, argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE.format(task=task) + "\nexperiments:\n  " + "\n  ".join(list_experiments()))
         return 0
+    discover()  # recorded configs (resume) may name a module by the path it had before it moved
     try:
         result, print_config = compose_from_args(argv)
         secrets = RunSecrets.prepare(copy.deepcopy(result.config), result.overrides)  # hides them in messages

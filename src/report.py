@@ -4,8 +4,8 @@ For every experiment whose model is the paper's LightningModule, the newest *com
 with test metrics) under ``--runs`` gives one or more table rows; the module lays them out with its
 ``paper_table(runs)`` classmethod (the generic layout — one row per experiment, its ``test/*`` metrics — when
 it has none). Published numbers are merged from ``experiments/<paper>/published.csv`` where that file exists
-(columns: the table's key columns plus published metric columns, which appear as ``<column> (paper)``); the
-specs give none for a paper → the report says so instead of inventing a column.
+(columns: the table's key columns plus published metric columns, which appear as ``<column> (paper)``);
+without that file (no published numbers recorded) the report says so instead of inventing a column.
 
 Writes ``<out>/<paper>.md`` and ``<out>/<paper>.csv`` (and ``<out>/<paper>.tex`` with ``--latex``) and prints
 the markdown. Runs that failed or are still running are listed, not used.
@@ -22,7 +22,7 @@ import pandas as pd
 
 from src.analysis.runs import find_runs, load_runs
 from src.config.resolvers import PROJECT_ROOT
-from src.lightning_modules.registry import PaperInfo, discover
+from src.papers.registry import REPORT_LAYOUTS, PaperInfo, discover
 from src.utils.tables import to_markdown
 
 PUBLISHED_FILE = "published.csv"
@@ -39,7 +39,7 @@ def paper_runs(info: PaperInfo, runs_root: Path) -> tuple[pd.DataFrame, pd.DataF
     runs = load_runs(runs_root)
     if "config.model._target_" not in runs.columns:
         raise ReportError(f"no run under {runs_root} records a model config")
-    mine = runs[runs["config.model._target_"] == info.target]
+    mine = runs[runs["config.model._target_"].isin(info.targets)]
     if mine.empty:
         raise ReportError(f"no run of '{info.name}' ({info.target}) under {runs_root}")
     test_columns = [c for c in mine.columns if c.startswith("test/")]
@@ -52,7 +52,7 @@ def paper_runs(info: PaperInfo, runs_root: Path) -> tuple[pd.DataFrame, pd.DataF
 
 
 def generic_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per experiment with its test metrics (for modules without ``paper_table``)."""
+    """One row per experiment with its test metrics (for papers that register no report layout)."""
     metrics = sorted(c for c in runs.columns if c.startswith("test/") and runs[c].notna().any())
     table = runs[["experiment", *metrics]].copy()
     table.columns = ["experiment", *(c.removeprefix("test/") for c in metrics)]
@@ -84,8 +84,7 @@ def build_report(paper: str, runs_root: Path, experiments_dir: Path) -> tuple[pd
         raise ReportError(f"unknown paper '{paper}'; registered: {', '.join(papers)}")
     info = papers[paper]
     runs, others = paper_runs(info, runs_root)
-    layout = getattr(info.cls, "paper_table", None)
-    table = layout(runs) if callable(layout) else generic_table(runs)
+    table = REPORT_LAYOUTS.get(paper, generic_table)(runs)
     table, note = merge_published(table, paper, experiments_dir)
     notes = [
         f"{info.title} ({info.venue}). Rebuilt from {len(runs)} run(s) under {runs_root}:",

@@ -31,6 +31,8 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from src.config.errors import ConfigError
 from src.config.instantiate import instantiate
 from src.config.secrets import RunSecrets, check_secrets_given_again
+from src.lightning_modules.base import LabModule
+from src.papers.registry import discover
 from src.utils.callbacks import LineProgress, RunRecordCallback
 from src.utils.checkpoint_files import check_state_dict_fits, open_checkpoint
 from src.utils.checkpoint_io import RunCheckpointIO, remove_partial_writes
@@ -125,10 +127,9 @@ def _float_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _results_table(model: pl.LightningModule, metrics: dict[str, float]) -> pd.DataFrame:
-    """The module's own table if it defines ``results_table()``, else one row of test metrics."""
-    table_fn = getattr(model, "results_table", None)
-    if callable(table_fn):
-        table = table_fn(metrics)
+    """The module's own table (:meth:`LabModule.results_table`), else one row of test metrics."""
+    if isinstance(model, LabModule):
+        table = model.results_table(metrics)
         if table is not None:
             return table
     test_metrics = {k: v for k, v in metrics.items() if k.startswith("test/")}
@@ -154,6 +155,7 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    discover()  # every paper registered: configs naming a module by a former path still build
     _resume_requeued_slurm_job(cfg, task)
     secrets = RunSecrets.prepare(cfg, overrides)
     resume_checkpoint = _check_resume(cfg, secrets) if cfg.get("resume") else None
@@ -312,7 +314,7 @@ def _checked_checkpoint(
         path,
         checkpoint["state_dict"],
         model.state_dict(),
-        strict=bool(getattr(model, "strict_loading", True)),
+        strict=bool(model.strict_loading),
         this_experiment=str(cfg.experiment),
         this_target=str(cfg.model.get("_target_")),
         info=info,
@@ -342,7 +344,7 @@ def _test_checkpoint(
     if task == "eval":
         if cfg.ckpt_path:
             return _str(_given_checkpoint(cfg, model, secrets, must_match=False))
-        if getattr(model, "requires_checkpoint", True):
+        if not isinstance(model, LabModule) or model.requires_checkpoint:
             raise ConfigError(f"src.eval needs ckpt_path=<file> for experiment '{cfg.experiment}'")
         return None
     if not cfg.train:

@@ -10,7 +10,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ["WANDB_SILENT"] = "true"
 os.environ.setdefault("TORCH_HOME", tempfile.mkdtemp(prefix="torch_home_"))
-os.environ.setdefault("PROFACE_RUNS", tempfile.mkdtemp(prefix="proface_runs_"))
+os.environ.setdefault("PROFACE_RUNS", tempfile.mkdtemp(prefix="lab_runs_"))
+# Under pytest-xdist each worker gets its share of the cores (torch and the processes tests start read
+# OMP_NUM_THREADS), so workers do not oversubscribe the machine.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 import pytest
 

@@ -1,4 +1,7 @@
-"""Shared test helpers: shrink any experiment to a few seconds of CPU work."""
+"""Shared test helpers: shrink any experiment to a few seconds of CPU work.
+
+What a paper needs to be tiny is declared by the paper itself (``src/papers/<paper>/settings.py``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import compose
+from src.papers.registry import discover, tiny_settings
 from src.tasks import RunResult, run
 from tests.fixtures_datasets import tiny_data_overrides
 
@@ -35,93 +39,47 @@ TINY_DATA: dict[str, list[str]] = {
 }
 
 # Miniature copies of the real layouts (FFHQ, VGGFace2, CelebA, CelebA-HQ, LFW), built once per session.
-TINY_DATA_ROOT = Path(tempfile.mkdtemp(prefix="proface_tiny_data_"))
+TINY_DATA_ROOT = Path(tempfile.mkdtemp(prefix="lab_tiny_data_"))
 TINY_DATA.update(tiny_data_overrides(TINY_DATA_ROOT))
-# Face-swap targets for tiny runs: the miniature CelebA images (the real ones are CelebA's frontal subsets).
+# Face-swap targets for tiny runs: the miniature CelebA images; cartoon stickers: a miniature CartoonSet.
 TINY_SWAP_TARGETS = TINY_DATA_ROOT / "celeba" / "img_align_celeba"
-# Cartoon-mask stickers for tiny runs: a miniature Google CartoonSet (RGBA PNGs + attribute CSVs).
 TINY_CARTOONS = TINY_DATA_ROOT / "cartoonset"
-# PRO-Face S hybridAll children 3, 4, 5: FaceShifter and SimSwap with random, narrow networks (published ones
-# are not on a test machine; the swap still runs at its real 256 / 224 px), miniature targets and stickers.
-TINY_HYBRID_ALL = [
-    *(
-        override
-        for child in (3, 4)
-        for override in (
-            f"model.obfuscator.obfuscators.{child}.weights=null",
-            f"model.obfuscator.obfuscators.{child}.targets.source={TINY_SWAP_TARGETS}",
-            f"model.obfuscator.obfuscators.{child}.eval_targets.source={TINY_SWAP_TARGETS}",
-        )
-    ),
-    "+model.obfuscator.obfuscators.3.generator_options.base_channels=2",
-    "+model.obfuscator.obfuscators.4.generator_options.ngf=4",
-    "+model.obfuscator.obfuscators.4.generator_options.n_blocks=1",
-    f"model.obfuscator.obfuscators.5.targets.source={TINY_CARTOONS}",
-    f"model.obfuscator.obfuscators.5.eval_targets.source={TINY_CARTOONS}",
-]
 
-# Per LightningModule: overrides that keep its networks CPU-cheap in tests (a random-trunk LPIPS instead of
-# the offline ST-LPIPS for a training loss, random instead of published weights). A module without an entry
-# runs as its experiment files configure it.
-TINY_MODEL: dict[str, list[str]] = {
-    "src.lightning_modules.proface.ProFaceModule": [
-        "model.perceptual.kind=lpips_random",
-        "model.perceptual.net=alex",
-    ],
-    "src.lightning_modules.proface_s.ProFaceSModule": [
-        "model.perceptual.kind=lpips_random",
-        "model.perceptual.net=alex",
-    ],
-}
+PAPERS = discover()
+PAPER_BY_TARGET = {info.target: name for name, info in PAPERS.items()}
 
-# Per experiment-name pattern: overrides for paper-scale experiments. Published recognizer weights are not on
-# a test machine, so those recognizers start from random weights (same architecture, same code path); the
-# released PRO-Face embedders are all one architecture, so the fixture's released file stands in for each.
-RELEASED_PROFACE_EMBEDDER = SHARED_FIXTURES / "proface_release" / "blur_31_2_8_IResNet50_ep13_BEST.pth"
-# PRO-Face verifies 10-fold on pairs; the tiny pair lists hold one fold, so tiny runs derive pairs from the
-# identities of one 8-image batch.
-TINY_EXPERIMENTS: dict[str, list[str]] = {
-    "proface/celeba/*": [
-        "model.recognizer.weights=null",
-        "datamodule.eval_protocol=images",
-        "datamodule.batch_size=8",
-    ],
-    "proface/released/*": [
-        "model.recognizer.weights=null",
-        f"model.embedder_weights={RELEASED_PROFACE_EMBEDDER}",
-        "datamodule.eval_protocol=images",
-        "datamodule.batch_size=8",
-    ],
-    "proface/released/vggface2/*": ["datamodule.val_identities=0"],  # test split only (TINY_DATA holds out 2)
-    # face swaps: random swap networks (published ones are not on a test machine), miniature CelebA targets
-    **{
-        f"proface/*/{swap}/*": [
-            "model.obfuscator.weights=null",
-            f"model.obfuscator.targets={TINY_SWAP_TARGETS}",
-            f"model.obfuscator.eval_targets={TINY_SWAP_TARGETS}",
-        ]
-        for swap in ("simswap", "faceshifter")
-    },
-    "proface_s/hybrid_all_*": TINY_HYBRID_ALL,
-    # dlib chips are 150 px; one batch holds every pair image (the official pairs need all of them)
-    "obfuscation_baselines/lfw_dlib": [
-        "datamodule.image_dir=lfw",
-        "datamodule.image_size=150",
-        "datamodule.batch_size=16",
-    ],
-}
-# Experiments whose networks stay full-size (paper-scale recognizers): their fast_dev_run is a slow test.
-SLOW_EXPERIMENTS = ("proface/celeba/*", "proface/released/*")
+
+def fill_placeholders(overrides: tuple[str, ...] | list[str]) -> list[str]:
+    """A paper's tiny overrides with ``{tiny_data}`` and ``{fixtures}`` filled in."""
+    return [o.format(tiny_data=TINY_DATA_ROOT, fixtures=SHARED_FIXTURES) for o in overrides]
+
+
+def paper_tiny_overrides(paper: str, experiment: str) -> list[str]:
+    """Paper ``paper``'s tiny overrides for ``experiment``: its model ones, then every matching glob's."""
+    settings = tiny_settings(paper)
+    found = list(settings.model)
+    for pattern, overrides in settings.experiments.items():
+        if fnmatch.fnmatchcase(experiment, pattern):
+            found += overrides
+    return fill_placeholders(found)
+
+
+def _matches_any(experiment: str, field: str) -> bool:
+    return any(
+        fnmatch.fnmatchcase(experiment, pattern)
+        for name in PAPERS
+        for pattern in getattr(tiny_settings(name), field)
+    )
 
 
 def is_slow_experiment(experiment: str) -> bool:
-    """Whether ``experiment`` runs paper-scale networks even with tiny data."""
-    return any(fnmatch.fnmatchcase(experiment, pattern) for pattern in SLOW_EXPERIMENTS)
+    """Whether ``experiment`` runs paper-scale networks even with tiny data (its paper says so)."""
+    return _matches_any(experiment, "slow")
 
 
-def needs_shared(experiment: str) -> bool:
-    """Whether the tiny version of ``experiment`` reads ``../shared`` fixtures."""
-    return fnmatch.fnmatchcase(experiment, "proface/released/*")
+def needs_fixtures(experiment: str) -> bool:
+    """Whether the tiny version of ``experiment`` reads the reference fixtures (``../shared/fixtures``)."""
+    return _matches_any(experiment, "needs_fixtures")
 
 
 TINY_TRAINER = [
@@ -159,10 +117,9 @@ def tiny_overrides(
             f"no miniature data settings for {target}: add them to tests/helpers.py TINY_DATA"
         )
     model_extra = ["model.num_pairs=60"] if "num_pairs" in probe.model else []
-    model_extra += TINY_MODEL.get(probe.model._target_, [])
-    for pattern, extra_overrides in TINY_EXPERIMENTS.items():
-        if fnmatch.fnmatchcase(experiment, pattern):
-            model_extra += extra_overrides
+    paper = PAPER_BY_TARGET.get(str(probe.model._target_))
+    if paper is not None:
+        model_extra += paper_tiny_overrides(paper, experiment)
     return [
         *groups,
         *TINY_DATA[target],

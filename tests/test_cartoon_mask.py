@@ -1,4 +1,7 @@
-"""Cartoon-face mask and seeded target splits (PRO-Face S §4) vs torchvision and the original algorithm."""
+"""Cartoon-face mask and seeded target splits vs torchvision and the original algorithm.
+
+PRO-Face S's ``mask`` obfuscator: docs/papers/proface_s.md, "Obfuscators".
+"""
 
 from __future__ import annotations
 

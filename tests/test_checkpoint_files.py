@@ -33,7 +33,7 @@ from src.utils.checkpoint_files import (
 # Importing pytorch_lightning for its __version__ takes seconds; the package metadata is the same number.
 LIGHTNING_VERSION = importlib.metadata.version("pytorch-lightning")
 EXPERIMENT = "proface/demo_synthetic"
-TARGET = "src.lightning_modules.proface.ProFaceModule"
+TARGET = "src.papers.proface.module.ProFaceModule"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -258,7 +258,7 @@ def _fit_error(path: Path, model: nn.Module, *, strict: bool = True) -> str:
             _state(model),
             strict=strict,
             this_experiment="demo/recognizer",
-            this_target="src.lightning_modules.face_recognizer.FaceRecognizerModule",
+            this_target="src.papers.face_recognizer.module.FaceRecognizerModule",
             info=info,
         )
     message = str(caught.value)
@@ -278,7 +278,7 @@ def test_other_network_size_is_a_shape_mismatch_even_when_not_strict(tmp_path: P
         message = _fit_error(path, _net(hidden=16), strict=strict)
         assert message.startswith(
             f"checkpoint {path} (experiment {EXPERIMENT}, model {TARGET}) does not fit experiment "
-            "demo/recognizer (model src.lightning_modules.face_recognizer.FaceRecognizerModule): "
+            "demo/recognizer (model src.papers.face_recognizer.module.FaceRecognizerModule): "
             "3 shape mismatches (net.0.weight: checkpoint [8, 4] vs model [16, 4], net.0.bias: "
             "checkpoint [8] vs model [16], net.2.weight: checkpoint [2, 8] vs model [2, 16])"
         )

@@ -18,7 +18,7 @@ from src.face import alignment as A
 from src.face.detection import DlibHOGDetector, DlibMMODDetector, MTCNNDetector, check_image, largest_face
 from src.face.landmarks import landmarks5_from_dlib5, landmarks5_from_dlib68
 
-# dlib HOG's box on the astronaut (offline_stack.md §4.1), as xyxy with exclusive x2, y2.
+# dlib HOG's box on the astronaut (measured with dlib's get_frontal_face_detector), xyxy, exclusive x2, y2.
 ASTRONAUT_FACE = np.array([175.0, 76.0, 266.0, 167.0])
 HEAD = (slice(0, 256), slice(96, 352))  # a 256² crop around the head
 

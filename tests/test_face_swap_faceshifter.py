@@ -124,7 +124,7 @@ def test_released_generator_size_and_layout() -> None:
     state = model.state_dict()
     count = sum(p.numel() for p in model.parameters())
     assert count == 184_343_381 == FACESHIFTER_PARAMETERS == faceshifter_parameter_count()
-    assert f"{count / 1e6:.1f} M" == "184.3 M"  # PRO-Face §3.3
+    assert f"{count / 1e6:.1f} M" == "184.3 M"  # docs/papers/proface.md "Obfuscators"
     assert len(state) == 311 and len(list(model.parameters())) == 272
     assert sum(k.endswith("num_batches_tracked") for k in state) == 13  # 13 BatchNorms, no InstanceNorm state
     assert [(k, tuple(v.shape)) for k, v in state.items()] == published_aei_keys(32, 512)

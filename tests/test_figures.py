@@ -10,7 +10,7 @@ import pytest
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from src.metrics.plots import similarity_histogram
-from src.utils.figures import figure_path, log_figure
+from src.lightning_modules.figures import figure_path, log_figure
 
 
 def module_with(loggers: list[object], rank_zero: bool = True) -> SimpleNamespace:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from src.datamodules.lfw import LFWDataModule
-from src.lightning_modules.obfuscation_baselines import ObfuscationBaselinesModule
 from src.networks.recognizers import build_recognizer
 from src.obfuscators import GaussianBlur, Identity
+from src.papers.obfuscation_baselines.module import ObfuscationBaselinesModule
 from tests.fixtures_datasets import make_lfw
 from tests.helpers import run_experiment, tiny_overrides
 

@@ -487,3 +487,26 @@ def test_module_device_and_dtype_moves_work(name: str) -> None:
     module = torch.nn.ModuleDict({"o": make(name, training=False)})
     module.cpu().double().float()
     assert module["o"](rand_images()).shape == rand_images().shape
+
+
+def test_a_registered_obfuscator_builds_by_name_and_names_stay_unique() -> None:
+    """A paper adds an obfuscator in its own package with the decorator; build_obfuscator then finds it."""
+    from src.obfuscators import OBFUSCATOR_REGISTRY, Identity, build_obfuscator, register_obfuscator
+
+    saved = dict(OBFUSCATOR_REGISTRY)
+    try:
+
+        @register_obfuscator
+        class PaperOwn(Identity):
+            name = "paper_own_for_test"
+
+        assert isinstance(build_obfuscator("paper_own_for_test"), PaperOwn)
+
+        class Clash(Identity):
+            name = "blur"
+
+        with pytest.raises(ValueError, match="obfuscator name 'blur' is already registered by GaussianBlur"):
+            register_obfuscator(Clash)
+    finally:
+        OBFUSCATOR_REGISTRY.clear()
+        OBFUSCATOR_REGISTRY.update(saved)

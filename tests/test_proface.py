@@ -11,16 +11,19 @@ import torch
 from torch import nn
 
 from src.evaluation.protection_protocol import ProtectionEmbeddings, batch_protocol, evaluate_protection
-from src.lightning_modules.proface import ProFaceModule, input_size_of
 from src.losses.perceptual import PerceptualLoss
 from src.metrics.identity_settings import identity_settings
-from src.networks.proface import ProFaceFusionNet
 from src.obfuscators import GaussianBlur
+from src.papers.proface.module import ProFaceModule, input_size_of
+from src.papers.proface.networks import ProFaceFusionNet
+from src.papers.registry import REPORT_LAYOUTS, discover
 from src.report import main as report_main
 from tests.conftest import SHARED
 from tests.helpers import run_experiment, tiny_overrides
 
 FIXTURES = SHARED / "fixtures" / "proface_release"
+
+discover()  # registers the report layouts
 
 
 class TinyRecognizer(nn.Module):
@@ -224,7 +227,7 @@ def test_paper_table_layout() -> None:
             }
         ]
     )
-    table = ProFaceModule.paper_table(runs)
+    table = REPORT_LAYOUTS["proface"](runs)
     row = table.iloc[0]
     assert (row["obfuscator"], row["recognizer"], row["test data"]) == ("blur_31_2_8", "IResNet50", "LFW")
     assert row["XDR acc"] == 0.9 and row["XDR TAR@0.01"] == 0.5

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 import torch
 
-from src.networks.proface import ProFaceFusionNet, load_released_proface
 from src.obfuscators import GaussianBlur, Pixelate
 from src.obfuscators.pixelate import pixelate, pixelate_resize
+from src.papers.proface.networks import ProFaceFusionNet, load_released_proface
 from tests.conftest import SHARED
 
 RELEASE = SHARED / "fixtures" / "proface_release"

@@ -1,4 +1,4 @@
-"""Unit tests of the PRO-Face fusion network (``src.networks.proface``), CPU only, no weights needed.
+"""Unit tests of the PRO-Face fusion network (``src.papers.proface.networks``), CPU only, no weights needed.
 
 Sizes and key names are those of the authors' released checkpoints (``shared/fixtures/proface_release``
 README); when that folder is present the key list is also compared with a released file.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.networks.proface import ProFaceFusionNet, load_released_proface
+from src.papers.proface.networks import ProFaceFusionNet, load_released_proface
 from tests.conftest import SHARED
 
 RELEASED_PTH = SHARED / "fixtures" / "proface_release" / "blur_31_2_8_IResNet50_ep13_BEST.pth"

@@ -15,25 +15,25 @@ import torch.nn.functional as F
 
 from src.config.compose import compose
 from src.config.instantiate import instantiate
-from src.lightning_modules.proface_s import (
+from src.metrics.image_quality import psnr
+from src.networks.invertible import AffineCouplingBlock, ResidualDenseBlock, haar_dwt, haar_iwt
+from src.networks.recognizers import build_recognizer
+from src.obfuscators.targets import list_images
+from src.papers.proface_s.keys import key_from_password, password_bytes, random_key_maps
+from src.papers.proface_s.module import (
     LOSS_WEIGHTS,
     ProFaceSModule,
     proface_s_loss,
     quantize_8bit,
     step_seed,
 )
-from src.metrics.image_quality import psnr
-from src.networks.invertible import AffineCouplingBlock, ResidualDenseBlock, haar_dwt, haar_iwt
-from src.networks.proface_s import ProFaceSNet
-from src.networks.proface_s_keys import key_from_password, password_bytes, random_key_maps
-from src.networks.recognizers import build_recognizer
-from src.obfuscators.targets import list_images
+from src.papers.proface_s.networks import ProFaceSNet
+from src.papers.registry import REPORT_LAYOUTS, discover
 from tests.helpers import (
     TINY_CARTOONS,
     TINY_DATA,
-    TINY_HYBRID_ALL,
-    TINY_MODEL,
     TINY_SWAP_TARGETS,
+    paper_tiny_overrides,
     run_experiment,
     tiny_overrides,
 )
@@ -48,6 +48,8 @@ TINY_SYNTHETIC = [
     "datamodule.image_size=32",
     "datamodule.batch_size=8",
 ]
+
+discover()  # registers the report layouts
 
 
 def randomise_output_convs(net: torch.nn.Module, std: float, seed: int = 0) -> None:
@@ -397,7 +399,8 @@ def test_test_loop_fills_the_results_table(trained: tuple, loop_metrics: dict[st
 
 
 def test_paper_table_layout(trained: tuple, loop_metrics: dict[str, float]) -> None:
-    """§8 layout from run-record rows: one row per evaluation obfuscator with p / p_abs / r / wr columns."""
+    """Report layout (docs/papers/proface_s.md, "Building the table") from run-record rows: one row per
+    evaluation obfuscator with p / p_abs / r / wr columns."""
     model, metrics = trained[0], loop_metrics
     run = {
         "experiment": "proface_s/demo_synthetic",
@@ -405,7 +408,7 @@ def test_paper_table_layout(trained: tuple, loop_metrics: dict[str, float]) -> N
         "config.model.wrong_recover_type": "Obfs",
         **metrics,
     }
-    table = ProFaceSModule.paper_table(pd.DataFrame([run]))
+    table = REPORT_LAYOUTS["proface_s"](pd.DataFrame([run]))
     assert list(table["obfuscator"]) == ["blur", "median", "pixelate"]
     assert (table["test data"] == "SyntheticFaces (synthetic)").all()
     assert (table["wrong recovery vs"] == "obfuscated").all()
@@ -426,12 +429,12 @@ def test_paper_table_layout(trained: tuple, loop_metrics: dict[str, float]) -> N
 
 @pytest.mark.filterwarnings("ignore:.*RANDOM weights.*")
 def test_hybrid_all_has_six_settings_with_split_targets(tmp_path: Path) -> None:
-    """hybridAll (§4): blur, median, pixelate, FaceShifter, SimSwap and the cartoon mask, each a test setting;
-    swap targets and stickers are the seeded 90/10 splits (seed 0 / seed 1) of their folders."""
+    """hybridAll (docs/papers/proface_s.md, "Obfuscators"): blur, median, pixelate, FaceShifter, SimSwap and
+    the cartoon mask, each a test setting; swap targets and stickers are the seeded 90/10 splits (seed 0 /
+    seed 1) of their folders."""
     overrides = [
         *TINY_DATA["src.datamodules.celeba.CelebADataModule"],
-        *TINY_MODEL["src.lightning_modules.proface_s.ProFaceSModule"],
-        *TINY_HYBRID_ALL,
+        *paper_tiny_overrides("proface_s", "proface_s/hybrid_all_celeba"),
         "model.net.inv_blocks=1",
     ]
     cfg = compose("proface_s/hybrid_all_celeba", overrides).config

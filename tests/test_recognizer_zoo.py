@@ -57,7 +57,8 @@ EXPECTED: dict[str, tuple[tuple[int, int], str, float, float, int]] = {
 }
 # IR-type nets also run at 32 px where only the mapping/plumbing matters (only the FC width changes): fast.
 SMALL = {"input_size": 32}
-# Parameter counts quoted by the specs (PRO-Face §3.2, PRO-Face C §3.1, iFADIT §3), in millions.
+# Parameter counts in millions: the PRO-Face recognizers as listed in docs/papers/proface.md ("Frozen
+# recognizers E"); ir_se50 and adaface_ir101 as published for the recognizers of PRO-Face C and iFADIT.
 PARAMS_M = {
     "iresnet100": 65.16,
     "ir_se50": 43.80,

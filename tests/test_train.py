@@ -14,10 +14,10 @@ from src.config.compose import list_experiments
 from src.config.errors import ConfigError
 from src.config.instantiate import instantiate
 from tests.helpers import (
-    RELEASED_PROFACE_EMBEDDER,
+    SHARED_FIXTURES,
     composed,
     is_slow_experiment,
-    needs_shared,
+    needs_fixtures,
     run_experiment,
     tiny_overrides,
 )
@@ -28,8 +28,8 @@ FAST_DEV_RUN = [pytest.param(e, marks=pytest.mark.slow) if is_slow_experiment(e)
 
 
 def _skip_without_shared(experiment: str) -> None:
-    if needs_shared(experiment) and not RELEASED_PROFACE_EMBEDDER.is_file():
-        pytest.skip(f"{experiment} needs {RELEASED_PROFACE_EMBEDDER}")
+    if needs_fixtures(experiment) and not SHARED_FIXTURES.is_dir():
+        pytest.skip(f"{experiment} needs the reference fixtures in {SHARED_FIXTURES}")
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

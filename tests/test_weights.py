@@ -21,9 +21,11 @@ from src.weights import (
     MissingWeightsError,
     UnpinnedWeightsError,
     WeightsError,
+    core,
     fetch,
     load_manifest,
     load_pins,
+    manifest_paths,
     pin,
     pins_path,
     resolve,
@@ -76,9 +78,25 @@ def _write_manifest(path: Path, entries: list[dict[str, object]]) -> Path:
 # ----------------------------------------------------------------------------------------------------
 
 
+def test_a_paper_fragment_may_not_reuse_a_shared_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fragment that repeats a shared entry's name is refused, naming both files."""
+    shared = manifest_paths()[0]
+    name = yaml.safe_load(shared.read_text())["weights"][0]["name"]
+    fragment = tmp_path / "weights.yaml"
+    item = dict(yaml.safe_load(shared.read_text())["weights"][0], file="another.pth")
+    fragment.write_text(yaml.safe_dump({"version": 1, "weights": [item]}))
+    monkeypatch.setattr(core, "fragment_paths", lambda: [fragment])
+    with pytest.raises(WeightsError, match=f"duplicate entry name '{name}'.*{shared.name}"):
+        load_manifest()
+
+
 def test_manifest_schema_and_required_entries() -> None:
     manifest = load_manifest()
-    raw = yaml.safe_load((PROJECT_ROOT / "src" / "weights" / "manifest.yaml").read_text())["weights"]
+    paths = manifest_paths()
+    assert paths[0] == PROJECT_ROOT / "src" / "weights" / "manifest.yaml" and len(paths) > 1
+    raw = [item for path in paths for item in yaml.safe_load(path.read_text())["weights"]]
     assert len(raw) == len(manifest)
     for item in raw:
         assert set(_REQUIRED) <= set(item), item["name"]

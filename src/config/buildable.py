@@ -26,6 +26,7 @@ from src.config.errors import ConfigError
 PROJECT_PACKAGE = "src"
 _T = TypeVar("_T", bound=Callable[..., Any])
 _REGISTERED: set[Any] = set()  # the objects themselves (an id could be reused once freed)
+_FORMER_TARGETS: dict[str, Any] = {}  # dotted paths a registered object had before it moved
 
 # module -> (base class its members must derive from, human name); only public names of exactly these modules
 _DEPENDENCY_FAMILIES: dict[str, tuple[str, str]] = {
@@ -44,6 +45,26 @@ def buildable(obj: _T) -> _T:
     """Register a project class or factory as buildable from untrusted configs (usable as a decorator)."""
     _REGISTERED.add(obj)
     return obj
+
+
+def formerly(*targets: str) -> Callable[[_T], _T]:
+    """Decorator: ``obj`` was built from ``targets`` before it moved; configs naming them (old checkpoints,
+    run directories, experiment files) still build it. Registers ``obj`` as buildable too."""
+
+    def decorate(obj: _T) -> _T:
+        for target in targets:
+            existing = _FORMER_TARGETS.get(target)
+            if existing is not None and existing is not obj:
+                raise ValueError(f"former target '{target}' already stands for {existing!r}")
+            _FORMER_TARGETS[target] = obj
+        return buildable(obj)
+
+    return decorate
+
+
+def former_target(target: str) -> Any | None:
+    """The object a moved ``_target_`` now stands for (None when ``target`` never moved)."""
+    return _FORMER_TARGETS.get(target)
 
 
 def register_project_subclass(cls: type) -> None:
@@ -102,7 +123,9 @@ def resolve_untrusted_target(target: Any, *, source: str, key: str) -> Any:
         raise UntrustedTargetError(
             f"{source}: refused to build {key} = {target!r}: a _target_ must be a dotted name"
         )
-    obj = None
+    obj = former_target(target)
+    if obj is not None:
+        return obj
     if target.split(".", 1)[0] == PROJECT_PACKAGE:
         obj = _resolve_project_target(target)
         obj = obj if obj is not None and is_buildable(obj) else None

@@ -71,7 +71,7 @@ def _listed(names: Iterable[str]) -> list[str]:
 
 def _experiment_files(experiments_dir: Path) -> set[str]:
     """Names of the files an experiment may inherit: ``experiments/**.yaml`` except ``_base/``, ``sweeps/``,
-    ``local.yaml`` and hidden files (parts such as ``proface/_parts/eval_lfw`` included)."""
+    ``local.yaml`` and hidden files (parts such as ``<paper>/_parts/<part>`` included)."""
     names = set()
     for path in experiments_dir.rglob("*.yaml"):
         rel = path.relative_to(experiments_dir)

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.config.buildable import resolve_untrusted_target
+from src.config.buildable import former_target, resolve_untrusted_target
 from src.config.errors import ConfigError
 
 TARGET, PARTIAL, ARGS, SECRETS = "_target_", "_partial_", "_args_", "_secrets_"
@@ -23,7 +23,11 @@ RESERVED = (TARGET, PARTIAL, ARGS, SECRETS)
 
 
 def locate(path: str) -> Any:
-    """Import ``package.module.Attr`` (longest importable module prefix, then attributes)."""
+    """Import ``package.module.Attr`` (longest importable module prefix, then attributes); a target that
+    moved (:func:`src.config.buildable.formerly`) resolves to where it lives now."""
+    moved = former_target(path)
+    if moved is not None:
+        return moved
     parts = path.split(".")
     for split in range(len(parts), 0, -1):
         module_name = ".".join(parts[:split])

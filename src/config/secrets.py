@@ -1,8 +1,8 @@
 """Secret config values (passwords, keys, tokens): marked in the config, never written anywhere.
 
-A config node marks its own arguments as secret with a ``_secrets_`` list, e.g. PRO-Face S's model::
+A config node marks its own arguments as secret with a ``_secrets_`` list, e.g. a keyed model::
 
-    _target_: src.lightning_modules.proface_s.ProFaceSModule
+    _target_: src.papers.<paper>.module.<Module>
     _secrets_: [eval_password, close_password]
 
 Everything a run writes (``config.yaml``, ``overrides.txt``, ``meta.json``'s command line, checkpoints,
@@ -150,7 +150,7 @@ def redact_text(text: str, values: Iterable[str], keys: Iterable[str] = ()) -> s
 
 
 def _canonical(value: Any) -> bytes:
-    """Type-aware bytes of a value: ``0`` and ``"0"`` are different passwords (PRO-Face S encodes both)."""
+    """Type-aware bytes of a value: ``0`` and ``"0"`` are different passwords (keyed models encode both)."""
     return json.dumps(value, sort_keys=True).encode()
 
 

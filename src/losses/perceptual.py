@@ -1,7 +1,8 @@
 """Perceptual training loss (LPIPS, ST-LPIPS, or a labelled random-trunk LPIPS) on ``[-1, 1]`` images.
 
 PRO-Face and PRO-Face S train with LPIPS-VGG (lpips 0.1.4) on ``[-1, 1]`` images. The real LPIPS trunk is an
-ImageNet file that no package ships (offline_stack.md §3), so the loss is configurable:
+ImageNet file that no package ships (manifest entry ``lpips-vgg-backbone``; docs/papers/proface.md,
+"Weights"), so the loss is configurable:
 
 * ``kind="lpips"``: real LPIPS; the trunk comes through the weights manifest (a missing file is an error
   naming it and ``python -m src.weights fetch ...``), never substituted;

@@ -2,7 +2,9 @@
 
 Images are float ``[B, 3, H, W]`` in [0, 1] (RGB). ``module.train()``: per-sample random strength drawn from
 an explicit ``torch.Generator``; ``module.eval()``: fixed, deterministic evaluation strength (see
-:mod:`src.obfuscators.base`). Build by name with :func:`build_obfuscator`; parameters in baselines.md §1.
+:mod:`src.obfuscators.base`). Build by name with :func:`build_obfuscator`; the parameters are described in
+``docs/papers/obfuscation_baselines.md``. Every obfuscator registers itself with :func:`register_obfuscator`;
+a paper adds its own in its own package the same way.
 
 Obfuscators that paste in target images need a source of them (:mod:`src.obfuscators.targets`), so they
 are kept apart from :data:`OBFUSCATORS` (whose members build with no arguments) in
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from src.config.buildable import buildable
-from src.obfuscators.base import Identity, Obfuscator
+from src.obfuscators.base import OBFUSCATOR_REGISTRY, Identity, Obfuscator, register_obfuscator
 from src.obfuscators.blur import GaussianBlur, MedianBlur
 from src.obfuscators.cartoon_mask import CartoonMask
 from src.obfuscators.face_swap import (
@@ -33,17 +35,21 @@ from src.obfuscators.noise import GaussianNoise
 from src.obfuscators.pixelate import Pixelate
 from src.obfuscators.targets import RandomSplit
 
-#: name → class; every class's ``name`` attribute equals its key
+#: the shared library's obfuscators that build with no arguments, by name (a snapshot of the registry at
+#: import; :func:`build_obfuscator` reads the live :data:`OBFUSCATOR_REGISTRY`, which papers may extend)
 OBFUSCATORS: dict[str, type[Obfuscator]] = {
-    cls.name: cls
-    for cls in (Identity, GaussianBlur, MedianBlur, Pixelate, BlackBoxMask, GaussianNoise, RandomChoice)
+    name: cls for name, cls in OBFUSCATOR_REGISTRY.items() if not cls.needs_targets
 }
 
 #: face-swap obfuscators by name (they need ``targets`` and weights, so they are not in OBFUSCATORS)
-FACE_SWAP_OBFUSCATORS: dict[str, type[Obfuscator]] = {cls.name: cls for cls in (SimSwap, FaceShifter)}
+FACE_SWAP_OBFUSCATORS: dict[str, type[Obfuscator]] = {
+    name: cls for name, cls in OBFUSCATOR_REGISTRY.items() if issubclass(cls, FaceSwap)
+}
 
 #: obfuscators that need target images (``targets=...``): the face swaps and the cartoon mask
-TARGETED_OBFUSCATORS: dict[str, type[Obfuscator]] = {**FACE_SWAP_OBFUSCATORS, CartoonMask.name: CartoonMask}
+TARGETED_OBFUSCATORS: dict[str, type[Obfuscator]] = {
+    name: cls for name, cls in OBFUSCATOR_REGISTRY.items() if cls.needs_targets
+}
 
 
 @buildable
@@ -56,17 +62,15 @@ def build_obfuscator(name: str, **kwargs: Any) -> Obfuscator:
     ``cartoon_mask``) take their constructor's arguments (``targets=...``, and ``weights=...`` for swaps).
     Raises ``ValueError`` listing the available names when ``name`` is unknown.
     """
-    if name in TARGETED_OBFUSCATORS:
-        return TARGETED_OBFUSCATORS[name](**kwargs)
-    if name not in OBFUSCATORS:
-        available = sorted({*OBFUSCATORS, *TARGETED_OBFUSCATORS})
+    if name not in OBFUSCATOR_REGISTRY:
+        available = sorted(OBFUSCATOR_REGISTRY)
         raise ValueError(f"unknown obfuscator {name!r}; available: {', '.join(available)}")
     if name == RandomChoice.name and "obfuscators" in kwargs:
         kwargs = {
             **kwargs,
             "obfuscators": [_build_child(i, spec) for i, spec in enumerate(kwargs["obfuscators"])],
         }
-    return OBFUSCATORS[name](**kwargs)
+    return OBFUSCATOR_REGISTRY[name](**kwargs)
 
 
 def _build_child(index: int, spec: Any) -> Any:
@@ -85,6 +89,7 @@ def _build_child(index: int, spec: Any) -> Any:
 __all__ = [
     "FACE_SWAP_OBFUSCATORS",
     "OBFUSCATORS",
+    "OBFUSCATOR_REGISTRY",
     "TARGETED_OBFUSCATORS",
     "BlackBoxMask",
     "CartoonMask",
@@ -102,4 +107,5 @@ __all__ = [
     "build_faceshifter_obfuscator",
     "build_obfuscator",
     "build_simswap_obfuscator",
+    "register_obfuscator",
 ]

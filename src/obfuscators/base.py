@@ -2,7 +2,7 @@
 
 Every obfuscator is a parameter-free ``nn.Module`` mapping float images ``[B, 3, H, W]`` in [0, 1] (RGB) to
 images of the same shape, dtype and device, in [0, 1]. It has two modes, following the PRO-Face codes
-(baselines.md §1):
+(docs/papers/obfuscation_baselines.md, "Obfuscators and their settings"):
 
 - **training** (``module.train()``): the strength (σ, kernel, block, box, noise std) is drawn *per sample*
   from the configured range with the ``torch.Generator`` passed to ``forward``;
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -141,6 +141,24 @@ def check_range(who: str, arg: str, low: float, high: float) -> None:
         raise ValueError(f"{who}: {arg} is empty: low {low:g} > high {high:g}")
 
 
+# ------------------------------------------------------------------------------------------------ registry
+
+#: every obfuscator buildable by name (:func:`src.obfuscators.build_obfuscator`), filled by
+#: :func:`register_obfuscator`; a paper registers its own obfuscators in its own package the same way
+OBFUSCATOR_REGISTRY: dict[str, type[Obfuscator]] = {}
+
+_O = TypeVar("_O", bound="type[Obfuscator]")
+
+
+def register_obfuscator(cls: _O) -> _O:
+    """Class decorator: make ``cls`` buildable by its ``name`` (unique across the project)."""
+    existing = OBFUSCATOR_REGISTRY.get(cls.name)
+    if existing is not None and existing.__qualname__ != cls.__qualname__:
+        raise ValueError(f"obfuscator name '{cls.name}' is already registered by {existing.__qualname__}")
+    OBFUSCATOR_REGISTRY[cls.name] = cls
+    return cls
+
+
 # ------------------------------------------------------------------------------------------------ base class
 
 
@@ -153,6 +171,8 @@ class Obfuscator(nn.Module):
 
     #: stable short name, used as registry key and in run records / tables
     name: str = "obfuscator"
+    #: whether it pastes in target images and so needs ``targets=...`` to be built
+    needs_targets: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every project obfuscator is buildable from untrusted configs (:mod:`src.config.buildable`)."""
@@ -218,6 +238,7 @@ class Obfuscator(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.describe().items() if k != "name")
 
 
+@register_obfuscator
 class Identity(Obfuscator):
     """No-op obfuscator (``none``): returns an exact copy of the input — the clean reference row of tables."""
 

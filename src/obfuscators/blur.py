@@ -1,6 +1,7 @@
 """Gaussian and median blur obfuscators (PRO-Face ``blur_31_2_8``, PRO-Face S ``medianblur_k``).
 
-Parameter conventions: baselines.md §1.
+Parameter conventions: docs/papers/obfuscation_baselines.md, "Obfuscators and their settings", and
+docs/papers/proface_s.md, "Obfuscators".
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from src.obfuscators.base import (
     check_range,
     randint,
     reflect_pad,
+    register_obfuscator,
     uniform,
 )
 
@@ -53,6 +55,7 @@ def gaussian_blur(images: Tensor, sigmas: Tensor, kernel_size: int) -> Tensor:
     return x.reshape(b, c, h, w)
 
 
+@register_obfuscator
 class GaussianBlur(Obfuscator):
     """Gaussian blur with a fixed odd kernel and per-sample σ ~ U(sigma_range) in training.
 
@@ -102,6 +105,7 @@ class GaussianBlur(Obfuscator):
 _MEDIAN_CHUNK_ELEMENTS = 1 << 26
 
 
+@register_obfuscator
 class MedianBlur(Obfuscator):
     """Median blur (``kornia.filters.median_blur``) with a per-sample odd kernel in training.
 

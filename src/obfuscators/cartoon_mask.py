@@ -1,11 +1,11 @@
 """Cartoon-face mask: paste an RGBA sticker (Google CartoonSet) over the whole face (PRO-Face S ``mask``).
 
-PRO-Face S §4 (``utils/image_processing.py::Mask``): the sticker's alpha channel is cropped to a square around
-its non-transparent region, resized to the image size and alpha-composited over the face. One sticker per
-batch, chosen like a face-swap target (:mod:`src.obfuscators.targets`): random in training, a fixed sequence
-in evaluation (the original's test loop uses sticker ``(batch − 1) mod N``: ``eval_target_offset=0``).
-PRO-Face S splits the CartoonSet 90/10 with seed 1 into training and test stickers
-(:class:`~src.obfuscators.targets.RandomSplit`).
+PRO-Face S (``utils/image_processing.py::Mask``; docs/papers/proface_s.md, "Obfuscators"): the sticker's alpha
+channel is cropped to a square around its non-transparent region, resized to the image size and
+alpha-composited over the face. One sticker per batch, chosen like a face-swap target
+(:mod:`src.obfuscators.targets`): random in training, a fixed sequence in evaluation (the original's test loop
+uses sticker ``(batch − 1) mod N``: ``eval_target_offset=0``). PRO-Face S splits the CartoonSet 90/10 with
+seed 1 into training and test stickers (:class:`~src.obfuscators.targets.RandomSplit`).
 
 The square follows the original's integer arithmetic exactly: with ``r0, r1, c0, c1`` the first and last
 rows and columns where alpha > 0, ``h = r1 − r0`` and ``w = c1 − c0`` (one less than the extent), the side
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from src.obfuscators.base import register_obfuscator
 from src.obfuscators.targets import TargetedObfuscator
 
 
@@ -67,6 +68,7 @@ def composite(images: Tensor, stickers: Tensor) -> Tensor:
     return images * (1.0 - alpha) + stickers[:, :3] * alpha
 
 
+@register_obfuscator
 class CartoonMask(TargetedObfuscator):
     """Cover each face with a cartoon face (an RGBA sticker), as PRO-Face S's ``mask`` (module docstring).
 

@@ -5,13 +5,14 @@ in [0, 1]``, an *identity encoder* ``target faces in [0, 1] -> latents [B, D]`` 
 :class:`SimSwap` (or :func:`build_simswap_obfuscator`) wires in SimSwap's 224 generator and ArcFace
 (:mod:`src.networks.face_swap.simswap`), :class:`FaceShifter` (or :func:`build_faceshifter_obfuscator`)
 FaceShifter's AEI-Net and TreB1eN's IR-SE-50 (:mod:`src.networks.face_swap.faceshifter`), exactly as PRO-Face
-§3.3 uses them.
+uses them (docs/papers/proface.md, "Obfuscators").
 
 **Targets** (``targets`` for training, ``eval_targets`` for evaluation, default the same) and the per-batch
 choice of one target (random in training, a fixed sequence from ``eval_target_offset`` in evaluation) are
 those of :mod:`src.obfuscators.targets`. PRO-Face trains with CelebA's ``valid_frontal`` and evaluates with
-``test_frontal`` (proface.md §2; its ``evaluate.py`` is ``eval_target_offset=1``); PRO-Face S splits
-``test_frontal`` 90/10 with :class:`~src.obfuscators.targets.RandomSplit` (proface_s.md §4).
+``test_frontal`` (docs/papers/proface.md, "Obfuscators"; its ``evaluate.py`` is ``eval_target_offset=1``);
+PRO-Face S splits ``test_frontal`` 90/10 with :class:`~src.obfuscators.targets.RandomSplit`
+(docs/papers/proface_s.md, "Obfuscators").
 
 **Frozen networks, built lazily.** Constructing the obfuscator never builds or loads a network; they are built
 by :meth:`FaceSwap.setup` (called on first use), put in eval mode with ``requires_grad_(False)``, kept in eval
@@ -38,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from src.obfuscators.base import as_int
+from src.obfuscators.base import as_int, register_obfuscator
 from src.obfuscators.targets import TargetedObfuscator
 
 log = logging.getLogger(__name__)
@@ -192,8 +193,11 @@ def _network_dtype(network: nn.Module) -> torch.dtype:
 WEIGHT_ROLES = ("generator", "arcface")
 
 
+@register_obfuscator
 class SimSwap(FaceSwap):
-    """PRO-Face's ``simswap`` obfuscator: SimSwap's 224 generator + ArcFace (PRO-Face §3.3, PRO-Face S §4).
+    """PRO-Face's ``simswap`` obfuscator: SimSwap's 224 generator + ArcFace.
+
+    Documented in docs/papers/proface.md and docs/papers/proface_s.md, section "Obfuscators".
 
     The swapper resizes the faces (bicubic) to 224, swaps them and resizes the result back (bicubic, clamped
     to [0, 1]); the identity latent of a target is its ArcFace embedding at 112 (bilinear), ImageNet
@@ -211,7 +215,8 @@ class SimSwap(FaceSwap):
 
     Not reproduced: quirks of PRO-Face's committed ``evaluate.py`` for the 224 checkpoints — it feeds [0, 1]
     images to a wrapper that assumes [-1, 1] (``x·0.5 + 0.5``), whose output is always resized to 112 and
-    mapped to [-1, 1] before being resized back to 224 (proface.md §11: per-checkpoint input contract).
+    mapped to [-1, 1] before being resized back to 224 (docs/papers/proface.md, "Original-code defects and
+    fixes": per-checkpoint input contract).
     """
 
     name = "simswap"
@@ -307,8 +312,11 @@ def build_simswap_obfuscator(
 # ============================================================================================== FaceShifter
 
 
+@register_obfuscator
 class FaceShifter(FaceSwap):
-    """PRO-Face's ``faceshifter`` obfuscator: FaceShifter's AEI-Net + TreB1eN's IR-SE-50 (PRO-Face §3.3).
+    """PRO-Face's ``faceshifter`` obfuscator: FaceShifter's AEI-Net + TreB1eN's IR-SE-50.
+
+    Documented in docs/papers/proface.md and docs/papers/proface_s.md, section "Obfuscators".
 
     The swapper maps the faces to [-1, 1], resizes them (bilinear, ``align_corners=False``) to 256, runs the
     AEI-Net and resizes the result back (bilinear) to [0, 1]; the identity latent of a target is its IR-SE-50

@@ -1,4 +1,7 @@
-"""Random choice among obfuscators: PRO-Face S ``hybrid`` / ``hybridAll`` (baselines.md §1)."""
+"""Random choice among obfuscators: PRO-Face S ``hybrid`` / ``hybridAll``.
+
+The children and their settings: docs/papers/proface_s.md, "Obfuscators".
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from src.obfuscators.base import Obfuscator, as_int, check_images, fresh_generator
+from src.obfuscators.base import Obfuscator, as_int, check_images, fresh_generator, register_obfuscator
 
 
+@register_obfuscator
 class RandomChoice(Obfuscator):
     """Apply one obfuscator chosen uniformly at random **per batch** (training), as PRO-Face S does.
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from src.obfuscators.base import Obfuscator, as_float, uniform
+from src.obfuscators.base import Obfuscator, as_float, register_obfuscator, uniform
 
 
 def box_mask(boxes: Tensor, height: int, width: int) -> Tensor:
@@ -27,6 +27,7 @@ def box_mask(boxes: Tensor, height: int, width: int) -> Tensor:
     return (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
 
 
+@register_obfuscator
 class BlackBoxMask(Obfuscator):
     """Fill a rectangle ``box = (x0, y0, x1, y1)`` (relative coordinates) with a constant colour.
 

@@ -7,9 +7,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from src.obfuscators.base import Obfuscator, as_float, as_int, as_pair, check_range, uniform
+from src.obfuscators.base import (
+    Obfuscator,
+    as_float,
+    as_int,
+    as_pair,
+    check_range,
+    register_obfuscator,
+    uniform,
+)
 
 
+@register_obfuscator
 class GaussianNoise(Obfuscator):
     """Add ``N(0, std²)`` noise per pixel and channel, then clamp to [0, 1].
 

@@ -1,4 +1,4 @@
-"""Pixelation (mosaic) obfuscator: PRO-Face ``pixelate_7`` (baselines.md §1).
+"""Pixelation (mosaic) obfuscator: PRO-Face ``pixelate_7`` (docs/papers/proface.md, "Obfuscators").
 
 Two methods: ``"block_mean"`` (default) replaces each ``b × b`` cell by its exact mean; ``"resize"`` is
 PRO-Face's own operation (bilinear downscale to ``size // b``, nearest upscale back), whose cells are not
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from src.obfuscators.base import Obfuscator, as_int, as_pair, check_range, randint
+from src.obfuscators.base import Obfuscator, as_int, as_pair, check_range, randint, register_obfuscator
 
 PIXELATE_METHODS = ("block_mean", "resize")
 
@@ -54,6 +54,7 @@ def pixelate_resize(images: Tensor, block: int, antialias: bool = True) -> Tenso
     return F.interpolate(small, size=(h, w), mode="nearest")
 
 
+@register_obfuscator
 class Pixelate(Obfuscator):
     """Pixelation with a per-sample block size ``b ~ U{block_range}`` in training and ``eval_block`` in eval.
 

@@ -264,6 +264,7 @@ class TargetedObfuscator(Obfuscator):
 
     #: channels of the target images (3: faces; 4: RGBA stickers)
     target_channels = 3
+    needs_targets = True
 
     def __init__(self, targets: Any, eval_targets: Any = None, eval_target_offset: int = 0) -> None:
         super().__init__()

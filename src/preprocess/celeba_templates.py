@@ -3,8 +3,8 @@
 Usage: ``python -m src.preprocess.celeba_templates CELEBA_ROOT OUT_DIR [--size 224] [--workers N]
 [--jpeg-quality 95] [--limit N] [--source wild|aligned]`` (``--help`` lists all options).
 
-Reproduces lixionga/ProFace ``dataset/align_crop_celeba.py`` (papers/proface.md §2, datasets.md "PRO-Face
-multi-template alignment"): no face detector; CelebA's own 5 in-the-wild landmarks
+Reproduces lixionga/ProFace ``dataset/align_crop_celeba.py`` (docs/papers/proface.md, "Faithful to the
+original code"; docs/datasets.md): no face detector; CelebA's own 5 in-the-wild landmarks
 (``list_landmarks_celeba.txt``) are fitted by a least-squares similarity to each of insightface's five pose
 templates (``src.face.pose_templates``: left-profile, left, frontal, right, right-profile; 112-px points
 scaled to ``--size``), the template with the smallest error (sum of point distances) wins, and the image is
@@ -12,7 +12,7 @@ warped with its matrix (``cv2.warpAffine``, bilinear, black border) and saved as
 the authors' script, which stops at image 182,637 so that ``test_frontal/`` is never made, every listed image
 is aligned.
 
-Inputs (the layouts of datasets.md §3; the lists may sit at the root or under ``Anno/``, ``Eval/`` or
+Inputs (the CelebA layouts of docs/datasets.md; the lists may sit at the root or under ``Anno/``, ``Eval/`` or
 ``celeba/``, as TXT or Kaggle CSV): ``CELEBA_ROOT/Img/img_celeba/`` (official tree) or
 ``CELEBA_ROOT/img_celeba/`` (flat; also ``celeba/img_celeba/`` and ``img_celeba/img_celeba/``),
 ``list_landmarks_celeba.txt`` and ``list_eval_partition.txt``. The images handled are those listed in the

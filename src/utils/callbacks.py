@@ -19,7 +19,7 @@ CHECKPOINT_KEY = RECORD_KEY  # the ProFace Lab record in every checkpoint
 class RunRecordCallback(pl.Callback):
     """Writes ``data.json`` once data is set up and makes every checkpoint self-describing.
 
-    Each checkpoint carries the resolved config, run id and experiment under ``checkpoint["proface"]``, so
+    Each checkpoint carries the resolved config, run id and experiment under ``checkpoint[RECORD_KEY]``, so
     a network can be rebuilt from the checkpoint alone (see :func:`src.utils.checkpoints.load_network`).
     """
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 CHECKPOINT_FORMAT = 1
-"""Version of the ProFace Lab record, ``checkpoint["proface"]["format"]`` (missing: format 1)."""
+"""Version of the ProFace Lab record, ``checkpoint[RECORD_KEY]["format"]`` (missing: format 1)."""
 
 RECORD_KEY = "proface"
 """Key of the ProFace Lab record in a checkpoint (written by ``src.utils.callbacks.RunRecordCallback``)."""

@@ -117,7 +117,11 @@ def _cmd_pin(manifest: dict, name: str, file: str | None, replace: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m src.weights", description=__doc__.split("\n")[0])
-    parser.add_argument("--manifest", default=None, help="manifest YAML (default: src/weights/manifest.yaml)")
+    parser.add_argument(
+        "--manifest",
+        default=None,
+        help="one manifest YAML (default: src/weights/manifest.yaml plus every src/papers/*/weights.yaml)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list every entry and where it was found")
     p_verify = sub.add_parser("verify", help="re-hash entries (default: all); exit 1 on any problem")

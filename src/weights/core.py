@@ -1,10 +1,11 @@
 """The weights manifest: load it, find a weight file, check its sha256, fetch it where a network exists.
 
-Every pretrained file the framework uses is listed in ``manifest.yaml`` (next to this module) with its sha256,
-size, origin and licence. Code that needs a file calls :func:`resolve`, which never downloads and never
-substitutes anything: it returns a verified path or raises an error that says what is missing, where it must
-go and how to get it. Only the explicit :func:`fetch` (``python -m src.weights fetch NAME``) touches the
-network.
+Every pretrained file the framework uses is listed, with its sha256, size, origin and licence, in
+``manifest.yaml`` (next to this module: files several papers share) or in a paper's fragment
+``src/papers/<paper>/weights.yaml`` (its own files). Code that needs a file calls :func:`resolve`, which
+never downloads and never substitutes anything: it returns a verified path or raises an error that says what
+is missing, where it must go and how to get it. Only the explicit :func:`fetch` (``python -m src.weights fetch
+NAME``) touches the network.
 
 Search order of :func:`resolve`: ``weights_dir()/<file>`` (``$PROFACE_WEIGHTS``, default
 ``<project>/weights``), then for ``source: torch_hub`` entries the torch hub cache
@@ -48,9 +49,11 @@ __all__ = [
     "candidate_paths",
     "fetch",
     "fetch_command",
+    "fragment_paths",
     "load_manifest",
     "load_pins",
     "manifest_path",
+    "manifest_paths",
     "pin",
     "pin_command",
     "pins_path",
@@ -159,8 +162,22 @@ class WeightPin:
 
 
 def manifest_path() -> Path:
-    """Path of the manifest shipped with the framework."""
+    """Path of the manifest of the weight files several papers share."""
     return Path(__file__).with_name("manifest.yaml")
+
+
+def fragment_paths() -> list[Path]:
+    """The papers' own manifest fragments, ``src/papers/<paper>/weights.yaml``, sorted.
+
+    Found on disk (nothing is imported), so a paper adds its weight files without editing a shared file.
+    """
+    papers_dir = Path(__file__).resolve().parents[1] / "papers"
+    return sorted(papers_dir.glob("*/weights.yaml"))
+
+
+def manifest_paths() -> list[Path]:
+    """Every file the default manifest is read from: the shared manifest, then each paper's fragment."""
+    return [manifest_path(), *fragment_paths()]
 
 
 def _entry_from_mapping(where: str, raw: object) -> WeightEntry:
@@ -228,13 +245,7 @@ def _entry_from_mapping(where: str, raw: object) -> WeightEntry:
     )
 
 
-def load_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, WeightEntry]:
-    """Read and validate a manifest (default: the framework's ``manifest.yaml``) → ``{name: WeightEntry}``.
-
-    Raises :class:`WeightsError` naming the manifest and entry for a missing/unknown/ill-typed field, a
-    malformed digest, or a duplicated name or file name.
-    """
-    path = Path(path) if path is not None else manifest_path()
+def _read_manifest_file(path: Path) -> list[object]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -243,19 +254,35 @@ def load_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Weigh
         raise WeightsError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("weights"), list):
         raise WeightsError(f"{path}: expected a mapping with a 'weights' list")
+    return data["weights"]
+
+
+def load_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, WeightEntry]:
+    """Read and validate a manifest → ``{name: WeightEntry}``.
+
+    Default: the shared ``manifest.yaml`` plus every paper's fragment (:func:`manifest_paths`); ``path``: that
+    one file only. Raises :class:`WeightsError` naming the file and entry for a missing/unknown/ill-typed
+    field, a malformed digest, or a name or file name used twice (in one file or across files).
+    """
+    paths = [Path(path)] if path is not None else manifest_paths()
     entries: dict[str, WeightEntry] = {}
+    where: dict[str, Path] = {}
     files: dict[str, str] = {}
-    for raw in data["weights"]:
-        entry = _entry_from_mapping(str(path), raw)
-        if entry.name in entries:
-            raise WeightsError(f"{path}: duplicate entry name {entry.name!r}")
-        if entry.file in files:
-            raise WeightsError(
-                f"{path}: entries {files[entry.file]!r} and {entry.name!r} use the same file name "
-                f"{entry.file!r}"
-            )
-        entries[entry.name] = entry
-        files[entry.file] = entry.name
+    for source in paths:
+        for raw in _read_manifest_file(source):
+            entry = _entry_from_mapping(str(source), raw)
+            if entry.name in entries:
+                raise WeightsError(
+                    f"{source}: duplicate entry name {entry.name!r} (also in {where[entry.name]})"
+                )
+            if entry.file in files:
+                raise WeightsError(
+                    f"{source}: entries {files[entry.file]!r} and {entry.name!r} use the same file name "
+                    f"{entry.file!r}"
+                )
+            entries[entry.name] = entry
+            where[entry.name] = source
+            files[entry.file] = entry.name
     return entries
 
 

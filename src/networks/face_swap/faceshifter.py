@@ -5,9 +5,9 @@ PRO-Face and PRO-Face S vendor taotaonice/FaceShifter (``network/AEI_Net.py``, `
 and ``FacePrivacy/PRO-Face S/FaceShifter/``, equal taotaonice at 376b09e except that their
 ``face_modules/model.py`` keeps only ``Backbone``, whose ``forward`` returns only the embedding) and build
 ``AEI_Net(c_id=512)`` filled from ``FaceShifter/saved_models/G_latest.pth``, plus TreB1eN's IR-SE-50
-``model_ir_se50.pth`` as the identity network (proface.md §3.3). This module re-implements the generator
-(written from that code's structure, not copied) with the **published state-dict key names and shapes**, so
-the released file loads strictly with no mapping; the identity network is the zoo's
+``model_ir_se50.pth`` as the identity network (docs/papers/proface.md, "Obfuscators"). This module
+re-implements the generator (written from that code's structure, not copied) with the **published state-dict
+key names and shapes**, so the released file loads strictly with no mapping; the identity network is the zoo's
 :func:`~src.networks.recognizers.irse.ir_se50` (TreB1eN layout).
 
 **Generator** (:class:`AEINet`, ``c_id = 512``, widths are multiples of ``base_channels = 32``):

@@ -397,9 +397,9 @@ def _resize(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
 class SimSwapIdentityEncoder(nn.Module):
     """Target faces ``[B, 3, H, W]`` in [0, 1] → L2-normalised identity latents, as PRO-Face computes them.
 
-    PRO-Face §3.3: ImageNet normalisation, resize to 112 (``resize_mode``: bilinear without antialias, what
-    ``torchvision.transforms.functional.resize`` did on tensors in PRO-Face's torchvision 0.13; the order of
-    these two linear steps does not matter), the ArcFace, then ``z / ‖z‖₂``.
+    PRO-Face (docs/papers/proface.md, "Obfuscators"): ImageNet normalisation, resize to 112 (``resize_mode``:
+    bilinear without antialias, what ``torchvision.transforms.functional.resize`` did on tensors in PRO-Face's
+    torchvision 0.13; the order of these two linear steps does not matter), the ArcFace, then ``z / ‖z‖₂``.
     """
 
     def __init__(self, arcface: SimSwapArcFace, resize_mode: str = "bilinear") -> None:
@@ -417,7 +417,9 @@ class SimSwapIdentityEncoder(nn.Module):
 
 
 class SimSwapSwapper(nn.Module):
-    """``(faces in [0, 1], identity latents) → swapped faces in [0, 1]`` at the faces' size (PRO-Face §3.3).
+    """``(faces in [0, 1], identity latents) → swapped faces in [0, 1]`` at the faces' size (PRO-Face).
+
+    See docs/papers/proface.md, "Obfuscators".
 
     The faces are resized (bicubic, ``align_corners=False``, no antialias — PRO-Face's
     ``F.resize(..., BICUBIC)``) to ``image_size`` (224), swapped by the generator (whose output is already in

@@ -1,6 +1,6 @@
 """Generic invertible-network parts: Haar DWT/IWT, residual-dense sub-network, conditional affine coupling.
 
-Shared by PRO-Face S (:mod:`src.networks.proface_s`) and other keyed invertible models.
+Shared by PRO-Face S (:mod:`src.papers.proface_s.networks`) and other keyed invertible models.
 """
 
 from src.networks.invertible.coupling import AffineCouplingBlock, CouplingStack, SubnetFactory

@@ -17,8 +17,9 @@ __all__ = ["ResidualDenseBlock"]
 class ResidualDenseBlock(nn.Module):
     """``conv1..conv5`` (3×3, padding 1) with dense concatenation; ``conv5`` (the output conv) starts at zero.
 
-    Parameters for ``in_channels=16, out_channels=12, growth=32``: 89,420 (PRO-Face S §3.3). The attribute
-    names ``conv1``..``conv5`` are kept so that a "zero every ``conv5``" init rule can find the output conv.
+    Parameters for ``in_channels=16, out_channels=12, growth=32``: 89,420 (docs/papers/proface_s.md, "Keyed
+    invertible network"). The attribute names ``conv1``..``conv5`` are kept so that a "zero every ``conv5``"
+    init rule can find the output conv.
     """
 
     def __init__(

@@ -5,7 +5,7 @@ Importing the package registers every family (``iresnet*``, ``ir50``/``ir_se50``
 ``mobilefacenet``, ``mobilefacenet_casia`` (wujiyang layout, 128-d), ``facenet_vggface2``, ``sphereface20``,
 ``dlib_resnet``);
 published weights load through :func:`load_recognizer_checkpoint` (key mappings, strict, sha256-pinned).
-PRO-Face's five recognizers are built by their PRO-Face names with :func:`build_proface_recognizer`.
+Papers that build recognizers under their own names (and weights) do so in their own package.
 """
 
 from src.networks.recognizers import (
@@ -26,23 +26,15 @@ from src.networks.recognizers.checkpoints import (
     load_recognizer_checkpoint,
     to_published_state_dict,
 )
-from src.networks.recognizers.proface_names import (
-    PROFACE_RECOGNIZERS,
-    ProFaceRecognizerSpec,
-    build_proface_recognizer,
-)
 from src.networks.recognizers.stages import StagedRecognizer
 
 __all__ = [
-    "PROFACE_RECOGNIZERS",
     "RECOGNIZERS",
     "ChecksumMismatchError",
     "FaceRecognizer",
     "KeyMapping",
     "LoadReport",
-    "ProFaceRecognizerSpec",
     "StagedRecognizer",
-    "build_proface_recognizer",
     "build_recognizer",
     "cbam_resnet",
     "dlib_resnet",

@@ -14,8 +14,8 @@ Published code: wujiyang/Face_Pytorch ``backbone/cbam.py`` (copied unchanged int
 
 So it is an IR-50 that differs from both zoo IR layouts: :class:`CBAMIRNet` is :class:`~.irse.IRNet` with the
 middle BN and the projected first shortcut switched on (43.59 M parameters for ``ir``, 43.81 M for ``ir_se``,
-as PRO-Face's spec counts). Modes ``ir_cam``/``ir_sam``/``ir_cbam`` (attention variants) are not covered: no
-published weights use them.
+as docs/papers/proface.md, "Frozen recognizers E", lists). Modes ``ir_cam``/``ir_sam``/``ir_cbam`` (attention
+variants) are not covered: no published weights use them.
 
 Checkpoint format ``wujiyang``: ``input_layer.{0,1,2}``, ``layer{k}.{i}.res_layer.{0..5}``
 (``.6.fc1``/``.6.fc2``: SE), ``layer{k}.{i}.shortcut_layer.{0,1}``, ``output_layer.{0,3,4}``. wujiyang's

@@ -1,7 +1,8 @@
 """PRO-Face's five frozen recognizers, built by their PRO-Face names from the zoo and the weights manifest.
 
-PRO-Face (lixionga/ProFace ``FacePrivacy/PRO-Face/face/face_recognizer.py``, spec ``papers/proface.md`` §3.2)
-trains one embedder per (obfuscator, recognizer) through a frozen recognizer chosen by name:
+PRO-Face (lixionga/ProFace ``FacePrivacy/PRO-Face/face/face_recognizer.py``; ``docs/papers/proface.md``,
+"Frozen recognizers E") trains one embedder per (obfuscator, recognizer) through a frozen recognizer chosen by
+name:
 
 =================  ======================  ========================================  =======================
 PRO-Face name      zoo name (format)       upstream file (face/checkpoints/...)      manifest entry
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from src.config.buildable import buildable
+from src.config.buildable import formerly
 from src.networks.recognizers import cbam_resnet, facenet, iresnet, mobilefacenet_wujiyang
 from src.networks.recognizers.base import FaceRecognizer, build_recognizer
 from src.networks.recognizers.checkpoints import LoadReport, load_recognizer_checkpoint
@@ -143,7 +144,10 @@ def proface_recognizer_spec(name: str) -> ProFaceRecognizerSpec:
     return PROFACE_RECOGNIZERS[name]
 
 
-@buildable
+@formerly(
+    "src.networks.recognizers.build_proface_recognizer",
+    "src.networks.recognizers.proface_names.build_proface_recognizer",
+)
 def build_proface_recognizer(
     name: str,
     weights: str | os.PathLike[str] | None = MANIFEST,

@@ -1,4 +1,6 @@
-"""The keyed invertible network of PRO-Face S (TCSVT'24, papers/proface_s.md §3): ``ModelDWT`` + HiNet blocks.
+"""The keyed invertible network of PRO-Face S (TCSVT'24): ``ModelDWT`` + HiNet blocks.
+
+Documented in ``docs/papers/proface_s.md``, "Keyed invertible network".
 
 State ``[u1, u2] = [DWT(x_o), DWT(x)]`` (12 + 12 channels at H/2×W/2), key ``k = DWT(key map)`` (4 channels,
 concatenated to every sub-network input), ``INV_BLOCKS`` conditional affine coupling blocks (clamp 2). Forward
@@ -16,18 +18,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from src.config.buildable import buildable
+from src.config.buildable import formerly
 from src.networks.invertible import AffineCouplingBlock, CouplingStack, haar_dwt, haar_iwt
 from src.networks.invertible.dense import ResidualDenseBlock
 
 __all__ = ["ProFaceSNet"]
 
 
-@buildable
+@formerly("src.networks.proface_s.ProFaceSNet")
 class ProFaceSNet(nn.Module):
     """Keyed INN: ``forward(x, x_o, key) -> (x_p, z)``, ``inverse(x_p, key, z=None) -> (x_r, x_o_hat)``.
 
-    ``key`` is a ±1 map ``[B or 1, 1, H, W]`` (see :mod:`src.networks.proface_s_keys`); a batch-1 key is
+    ``key`` is a ±1 map ``[B or 1, 1, H, W]`` (see :mod:`src.papers.proface_s.keys`); a batch-1 key is
     broadcast. With ``inv_blocks=3`` (the released model) it has 1,073,040 parameters (357,680 per block).
     Init (``reset_parameters``): every parameter ~ ``init_scale · N(0, 1)``, then every ``conv5`` set to 0,
     so the fresh network is the identity (``x_p = x_o``, ``z = DWT(x)``).

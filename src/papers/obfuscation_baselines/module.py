@@ -6,26 +6,32 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
-import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
 from src.evaluation.collector import TensorCollector
 from src.evaluation.identity_protocol import evaluate_identity, order_by_index, pair_scores
-from src.lightning_modules.registry import register_paper
+from src.lightning_modules.base import LabModule
+from src.lightning_modules.figures import log_figure
 from src.metrics.image_quality import PSNR, SSIM
 from src.metrics.plots import roc_curve_figure, similarity_histogram
 from src.obfuscators.base import Obfuscator
+from src.papers.registry import register_paper
 from src.utils.checkpoints import load_network
-from src.utils.figures import log_figure
 
 TRAINING_ONLY_KEYS = {"name", "sigma_range", "kernel_range", "block_range", "std_range", "jitter"}
 IDENTITY_COLUMNS = ("verif_acc", "verif_acc_std", "rank1", "rank5", "genuine_cos", "impostor_cos")
 PAIR_SOURCES = ("derived", "dataset")
 
 
-@register_paper("obfuscation_baselines", title="Classical obfuscation baselines", venue="-", kind="baseline")
-class ObfuscationBaselinesModule(pl.LightningModule):
+@register_paper(
+    "obfuscation_baselines",
+    title="Classical obfuscation baselines",
+    venue="-",
+    kind="baseline",
+    formerly=("src.lightning_modules.obfuscation_baselines.ObfuscationBaselinesModule",),
+)
+class ObfuscationBaselinesModule(LabModule):
     """Evaluation only: obfuscate each test image with every obfuscator; score quality and identity leakage.
 
     Per obfuscator: PSNR and SSIM of the obfuscated image against the clean one, and the identity protocol

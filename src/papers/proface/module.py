@@ -1,26 +1,27 @@
 """PRO-Face (ACM MM'22): a fusion network makes a face that looks obfuscated but stays recognizable.
 
-``x_p = G(x, x_o)``: the two-branch dense U-Net ``G`` (:mod:`src.networks.proface`) reads the original
+``x_p = G(x, x_o)``: the two-branch dense U-Net ``G`` (:mod:`src.papers.proface.networks`) reads the original
 face ``x`` and its conventional obfuscation ``x_o`` (blur, pixelate, ... from :mod:`src.obfuscators`) and is
 trained so that ``x_p`` looks like ``x_o`` (LPIPS + L1) while a frozen recognizer ``E`` still matches ``x_p``
-with other protected and original images of the same identity (two triplet losses). Spec:
-``shared/specs/papers/proface.md``.
+with other protected and original images of the same identity (two triplet losses). Documentation:
+``docs/papers/proface.md`` (the section names below are its headings).
 
 * Images arrive in [0, 1] and are mapped to the embedder's range ``embedder_range``: the paper's [-1, 1]
   (default), or [0, 1] for the released SimSwap-obfuscator embedders, which were trained on [0, 1] at 224 px
-  (proface.md §2 and §11: a per-checkpoint input contract). The recognizer sees the faces in [0, 1], resized
-  (bicubic) to ``recognizer_input_size``, as every recognizer of the framework expects; the perceptual loss
-  and metric always get [-1, 1]; the L1 loss and ``l1_prot_obf`` are in the embedder's range.
+  ("Inputs and preprocessing" and "Original-code defects and fixes": a per-checkpoint input contract). The
+  recognizer sees the faces in [0, 1], resized (bicubic) to ``recognizer_input_size``, as every recognizer of
+  the framework expects; the perceptual loss and metric always get [-1, 1]; the L1 loss and ``l1_prot_obf``
+  are in the embedder's range.
 * ``L = w_vis·LPIPS(x_o^a, x_p^a) + w_l1·|x_o^a − x_p^a| + w_p2p·T(E(x_p^a), E(x_p^p), E(x_p^n))
   + w_p2o·T(E(x_p^a), E(x^a), E(x_p^n))`` with ``T`` the Euclidean triplet margin loss on raw
-  (un-normalised) embeddings, as the authors' code does (§5).
+  (un-normalised) embeddings, as the authors' code does ("Losses").
 * ``G`` is the only trainable part; the recognizer (and obfuscator) are frozen, and the recognizer stays in
   eval mode whatever Lightning does, yet gradients flow through it into ``G``.
-* Evaluation (§8): embeddings of the original, obfuscated and protected (clamped) image in the four settings
-  Orig / Obf. / ADR (protected–protected) / XDR (protected–original), angular distance, 10-fold accuracy,
-  AUC, EER and TAR@FAR; plus SSIM, PSNR and the perceptual distance of ``x_p`` to ``x_o`` (the privacy side,
-  which the authors optimise but do not report). Image batches (pairs derived from identities) and pair
-  batches (LFW ``pairs.txt``) both work (:mod:`src.evaluation.protection_protocol`).
+* Evaluation ("Evaluation protocol"): embeddings of the original, obfuscated and protected (clamped) image in
+  the four settings Orig / Obf. / ADR (protected–protected) / XDR (protected–original), angular distance,
+  10-fold accuracy, AUC, EER and TAR@FAR; plus SSIM, PSNR and the perceptual distance of ``x_p`` to ``x_o``
+  (the privacy side, which the authors optimise but do not report). Image batches (pairs derived from
+  identities) and pair batches (LFW ``pairs.txt``) both work (:mod:`src.evaluation.protection_protocol`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from src.analysis.runs import dataset_label
 from src.evaluation.protection_protocol import (
     PAPER_NAMES,
     ProtectionEmbeddings,
@@ -44,13 +43,14 @@ from src.evaluation.protection_protocol import (
     batch_protocol,
     evaluate_protection,
 )
-from src.lightning_modules.registry import register_paper
+from src.lightning_modules.base import LabModule
+from src.lightning_modules.figures import log_figure
 from src.losses.perceptual import PerceptualLoss
 from src.metrics.image_quality import PSNR, SSIM
 from src.metrics.plots import roc_curve_figure, similarity_histogram
-from src.networks.proface import load_released_proface
 from src.obfuscators.base import Obfuscator
-from src.utils.figures import log_figure
+from src.papers.proface.networks import load_released_proface
+from src.papers.registry import register_paper
 from src.weights import resolve
 
 LOSS_TERMS = ("vis", "l1", "p2p", "p2o")
@@ -96,8 +96,9 @@ def to_unit(images: Tensor) -> Tensor:
     title="PRO-Face: A Generic Framework for Privacy-preserving Recognizable Obfuscation of Face Images",
     venue="ACM MM 2022",
     kind="privacy",
+    formerly=("src.lightning_modules.proface.ProFaceModule",),
 )
-class ProFaceModule(pl.LightningModule):
+class ProFaceModule(LabModule):
     """Train the PRO-Face fusion network through a frozen recognizer; evaluate in the four settings."""
 
     def __init__(
@@ -364,30 +365,3 @@ class ProFaceModule(pl.LightningModule):
         for name in ("ssim", "psnr", self.perceptual.report_name):
             table[f"{name} (x_p vs x_o)"] = metrics.get(f"test/{name}_prot_obf", float("nan"))
         return table
-
-    @classmethod
-    def paper_table(cls, runs: pd.DataFrame) -> pd.DataFrame:
-        """The paper's layout over runs: one row per (obfuscator, recognizer, test data); per setting the
-        10-fold accuracy and TAR@FAR, then the image metrics of ``x_p`` against ``x_o``."""
-        rows = []
-        for run in runs.to_dict("records"):
-            fars = run.get("config.model.fars") or [1e-3, 1e-2, 1e-1]
-            row: dict[str, Any] = {
-                "obfuscator": run.get("config.model.obfuscator_name"),
-                "recognizer": run.get("config.model.recognizer_name"),
-                "test data": dataset_label(run),
-            }
-            for key, paper in PAPER_NAMES.items():
-                row[f"{paper} acc"] = run.get(f"test/{key}/accuracy", float("nan"))
-                for far in fars:
-                    row[f"{paper} TAR@{float(far):g}"] = run.get(
-                        f"test/{key}/tar_at_far/{float(far):g}", float("nan")
-                    )
-            perceptual = run.get("config.model.perceptual.kind", "lpips")
-            net = run.get("config.model.perceptual.net", "vgg")
-            for name in ("ssim", "psnr", f"{perceptual}_{net}", f"{perceptual}_{net}_RANDOM"):
-                value = run.get(f"test/{name}_prot_obf")
-                if value is not None and value == value:
-                    row[f"{name} (x_p vs x_o)"] = value
-            rows.append(row)
-        return pd.DataFrame(rows)

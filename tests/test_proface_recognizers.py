@@ -12,20 +12,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.networks.recognizers import (
+from src.networks.recognizers import RECOGNIZERS, build_recognizer, to_published_state_dict
+from src.papers.proface.recognizers import (
     PROFACE_RECOGNIZERS,
-    RECOGNIZERS,
+    RandomWeightsWarning,
     build_proface_recognizer,
-    build_recognizer,
-    to_published_state_dict,
+    proface_recognizer_spec,
 )
-from src.networks.recognizers.proface_names import RandomWeightsWarning, proface_recognizer_spec
 from src.weights import ChecksumMismatchError, MissingWeightsError, UnpinnedWeightsError, load_manifest
 from src.weights.__main__ import main as weights_cli
 from tests.test_recognizer_zoo import _randomize, reference_mobilefacenet_wujiyang
 
-# PRO-Face face/face_recognizer.py model_options, spec papers/proface.md §3.2: name → (zoo name, input side,
-# embedding dim, output L2-normalised by PRO-Face's module, manifest entry).
+# PRO-Face face/face_recognizer.py model_options (docs/papers/proface.md, "Frozen recognizers E"): name → (zoo
+# name, input side, embedding dim, output L2-normalised by PRO-Face's module, manifest entry).
 EXPECTED = {
     "MobileFaceNet": ("mobilefacenet_casia", 112, 128, False, "proface-mobilefacenet-casia"),
     "InceptionResNet": ("facenet_vggface2", 160, 512, True, "facenet-vggface2"),

@@ -1,9 +1,9 @@
 """PRO-Face fusion network ``G(x, x_o)``: two unshared dense U-Net branches ("Siamese Dense U-Nets").
 
-PRO-Face (ACM MM 2022, spec ``proface.md`` §3.1) fuses a face ``x`` with its conventional obfuscation ``x_o``
-into a protected image ``x_p`` that looks like ``x_o`` but still carries ``x``'s identity for a frozen
-recognizer. One branch reads ``x`` (``oImgNet``), the other ``x_o`` (``tImgNet``); both have the same layout
-but their own weights.
+PRO-Face (ACM MM 2022; ``docs/papers/proface.md``, "Fusion network G") fuses a face ``x`` with its
+conventional obfuscation ``x_o`` into a protected image ``x_p`` that looks like ``x_o`` but still carries
+``x``'s identity for a frozen recognizer. One branch reads ``x`` (``oImgNet``), the other ``x_o``
+(``tImgNet``); both have the same layout but their own weights.
 
 Per branch: a 3×3 stem, ``num_levels`` encoder levels (dense block + BN-LReLU-1×1 conv + max-pool 2), a 3×3
 bottleneck. The two bottlenecks are summed. At each decoder level both branches get the same summed feature
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from src.config.buildable import buildable
+from src.config.buildable import formerly
 
 __all__ = [
     "ConvBNAct",
@@ -224,7 +224,7 @@ class DenseUNetBranch(nn.Module):
         return features, self.get_submodule(f"unpool{level}")(features)
 
 
-@buildable
+@formerly("src.networks.proface.ProFaceFusionNet", "src.networks.proface.fusion_unet.ProFaceFusionNet")
 class ProFaceFusionNet(nn.Module):
     """PRO-Face embedder ``x_p = G(x, x_o)``: ``oImgNet`` reads the original, ``tImgNet`` the obfuscation.
 

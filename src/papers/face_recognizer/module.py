@@ -5,20 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.evaluation.collector import TensorCollector
 from src.evaluation.identity_protocol import evaluate_identity, order_by_index, pair_scores
-from src.lightning_modules.registry import register_paper
+from src.lightning_modules.base import LabModule
+from src.lightning_modules.figures import log_figure
 from src.metrics.plots import roc_curve_figure, similarity_histogram
-from src.utils.figures import log_figure
+from src.papers.registry import register_paper
 
 
-@register_paper("face_recognizer", title="ArcFace recognizer (training)", venue="CVPR'19", kind="tool")
-class FaceRecognizerModule(pl.LightningModule):
+@register_paper(
+    "face_recognizer",
+    title="ArcFace recognizer (training)",
+    venue="CVPR'19",
+    kind="tool",
+    formerly=("src.lightning_modules.face_recognizer.FaceRecognizerModule",),
+)
+class FaceRecognizerModule(LabModule):
     """Train ``net`` with an ArcFace head; validate/test by retrieval and verification on held-out identities.
 
     The validation/test identities are disjoint from training ones, so the head's classes are never used at

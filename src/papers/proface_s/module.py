@@ -1,17 +1,20 @@
-"""PRO-Face S (TCSVT'24): invertible, keyed face obfuscation (papers/proface_s.md).
+"""PRO-Face S (TCSVT'24): invertible, keyed face obfuscation.
 
-The only trainable part is the keyed INN :class:`~src.networks.proface_s.ProFaceSNet`. A training step (§5):
+Documentation: docs/papers/proface_s.md (the quoted section names below are its headings).
+
+The only trainable part is the keyed INN :class:`~src.papers.proface_s.networks.ProFaceSNet`. A training step
+("Losses"):
 
 1. map the batch to [-1, 1]; obfuscate it with the configured obfuscator (a per-batch random choice for the
    ``hybridAll`` setting) using a generator seeded from ``(seed, global_step, rank)``;
 2. draw i.i.d. ±1 keys ``k`` (and wrong keys ``k'``) with the same generator;
 3. ``x_p = G(x, x_o; k)``, ``x_r = G⁻¹(x_p; k)``, ``x_w = G⁻¹(x_p; k')`` (recovery with the default ``ẑ``);
 4. ``L = w_img·(5·P(x_o, x_p) + L1(x_o, x_p)) + w_rec·L_rec + w_wr·L_wr`` with ``P`` the configured perceptual
-   distance (LPIPS-VGG in the paper) and the ``Random`` / ``Obfs`` wrong-recovery terms of §5.
+   distance (LPIPS-VGG in the paper) and the ``Random`` / ``Obfs`` wrong-recovery terms of "Losses".
 
-Evaluation (§8): every evaluation obfuscator (by default the children of the hybrid, at their evaluation
-strength) is a *setting*; per setting the key is derived from ``eval_password`` (PBKDF2, see
-:mod:`src.networks.proface_s_keys`), the wrong key from a seeded random 16-character password per batch, and
+Evaluation ("Evaluation protocol"): every evaluation obfuscator (by default the children of the hybrid, at
+their evaluation strength) is a *setting*; per setting the key is derived from ``eval_password`` (PBKDF2, see
+:mod:`src.papers.proface_s.keys`), the wrong key from a seeded random 16-character password per batch, and
 these groups are scored, each with its own metric instances:
 
 * ``p_*``: protected vs obfuscated; ``p_abs_*``: protected vs original;
@@ -30,7 +33,7 @@ Gaussian noise of each ``noise_stds`` ([-1, 1] units, the original's ``0.001·m`
 (``r_noise<std>_psnr``), and with the right key applied to ``x_o`` itself (``recover_from_obfuscated``:
 ``r_from_xo_psnr``; ``x_o`` carries no hidden face).
 
-Identity (optional, not in the original test script; §12 asks for it, clearly labelled): with
+Identity (optional, not in the original test script; an addition, labelled as such): with
 ``anonymity_recognizer`` (a zoo :class:`~src.networks.recognizers.base.FaceRecognizer`), ``id_cos_<g>`` is
 the mean cosine similarity of the recognizer's embedding of ``x_o`` / ``x_p`` / ``x_r`` / ``x_w`` (``g`` =
 obf, p, r, wr) to that of the original. The recognizer is frozen and kept out of checkpoints.
@@ -45,29 +48,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 
-from src.analysis.runs import dataset_label
-from src.lightning_modules.registry import register_paper
+from src.lightning_modules.base import LabModule
 from src.metrics.image_quality import PSNR, SSIM
-from src.networks.proface_s import ProFaceSNet
-from src.networks.proface_s_keys import (
+from src.obfuscators.base import Obfuscator
+from src.obfuscators.hybrid import RandomChoice
+from src.papers.proface_s.keys import (
     PBKDF2_ITERATIONS,
     PBKDF2_SALT,
     key_from_password,
     random_key_maps,
     random_password,
 )
-from src.obfuscators.base import Obfuscator
-from src.obfuscators.hybrid import RandomChoice
+from src.papers.proface_s.networks import ProFaceSNet
+from src.papers.registry import register_paper
 
 WRONG_RECOVER_TYPES = ("Random", "Obfs")
 TL1_MODES = ("row", "flat")
-#: (w_img, w_rec, w_wr) of ``pass_epoch_mm23`` per wrong-recovery type (papers/proface_s.md §5)
+#: (w_img, w_rec, w_wr) of ``pass_epoch_mm23`` per wrong-recovery type (docs/papers/proface_s.md, "Losses")
 LOSS_WEIGHTS: dict[str, dict[str, float]] = {
     "Random": {"img": 0.3, "rec": 0.5, "wr": 0.2},
     "Obfs": {"img": 0.2, "rec": 0.3, "wr": 0.5},
@@ -126,7 +128,7 @@ def proface_s_loss(
     tl1_mode: str = "row",
     image_perceptual_weight: float = 5.0,
 ) -> dict[str, Tensor]:
-    """The §5 loss terms (all images in [-1, 1]); ``perceptual(a, b)`` returns a batch-mean distance.
+    """The loss terms of "Losses" (all images in [-1, 1]); ``perceptual(a, b)`` returns a batch-mean distance.
 
     Returns ``loss`` (weighted total) and the terms ``img`` (= ``image_perceptual_weight·img_perc + img_l1``),
     ``img_perc``, ``img_l1``, ``rec``, ``wr``. ``weights`` (keys ``img``, ``rec``, ``wr``) default to
@@ -227,14 +229,16 @@ def default_eval_obfuscators(obfuscator: Obfuscator) -> dict[str, Obfuscator]:
     title="PRO-Face S: invertible image obfuscation for facial privacy protection via secure flow",
     venue="IEEE TCSVT 2024",
     kind="privacy",
+    formerly=("src.lightning_modules.proface_s.ProFaceSModule",),
 )
-class ProFaceSModule(pl.LightningModule):
+class ProFaceSModule(LabModule):
     """Train and evaluate PRO-Face S (see the module docstring for the step, losses and metrics).
 
     ``perceptual`` is a :class:`~src.losses.perceptual.PerceptualLoss` (``kind="lpips"`` for the paper, the
     offline ``st_lpips`` for synthetic demos); its ``report_name`` names the perceptual metric and loss logs.
     ``lpips_input_range="[0,1]"`` feeds the evaluation perceptual metric [0, 1] images as the original test
-    script did (the network expects [-1, 1]; papers/proface_s.md §10) and suffixes the metric name ``_in01``.
+    script did (the network expects [-1, 1]; docs/papers/proface_s.md, "Original-code defects and fixes") and
+    suffixes the metric name ``_in01``.
     """
 
     def __init__(
@@ -341,7 +345,10 @@ class ProFaceSModule(pl.LightningModule):
         return [f"id_cos_{group}" for group in ANONYMITY_GROUPS] if self._anonymity else []
 
     def robustness_columns(self) -> list[str]:
-        """The configured robustness PSNRs (test_tcsvt.py's qualitative checks, as numbers; §8)."""
+        """The configured robustness PSNRs: test_tcsvt.py's qualitative checks, as numbers.
+
+        See "Evaluation protocol".
+        """
         columns = ["r_close_key_psnr"] if self.hparams.close_password is not None else []
         columns += [noise_column(std) for std in self.hparams.noise_stds]
         if self.hparams.recover_from_obfuscated:
@@ -384,7 +391,7 @@ class ProFaceSModule(pl.LightningModule):
         self.obfuscator.train()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        """One §5 step: obfuscate, protect with a random key, recover with it and with a wrong key."""
+        """A step of "Losses": obfuscate, protect with a random key, recover with it and with a wrong key."""
         images = batch["image"]
         b, _, h, w = images.shape
         generator = torch.Generator().manual_seed(
@@ -510,11 +517,11 @@ class ProFaceSModule(pl.LightningModule):
         self._seen[stage] = False
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        """§8 metrics on the validation split (every evaluation setting)."""
+        """Evaluation-protocol metrics on the validation split (every evaluation setting)."""
         self._evaluate(batch, "val")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        """§8 metrics on the test split (every evaluation setting)."""
+        """Evaluation-protocol metrics on the test split (every evaluation setting)."""
         self._evaluate(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
@@ -526,7 +533,7 @@ class ProFaceSModule(pl.LightningModule):
         self._report("test")
 
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
-        """One row per evaluation setting: its evaluation strength and every §8 / invertibility metric."""
+        """A row per evaluation setting: its evaluation strength and every protocol / invertibility metric."""
         columns = [f"{g}_{m}" for g in GROUPS for m in ("ssim", "psnr", self.perceptual_name)]
         columns += list(INVERTIBILITY_COLUMNS) + self.robustness_columns() + self.anonymity_columns()
         target = "original" if self.hparams.wrong_recover_type == "Random" else "obfuscated"
@@ -541,49 +548,6 @@ class ProFaceSModule(pl.LightningModule):
             for column in columns:
                 row[column] = metrics.get(f"test/{setting}/{column}", math.nan)
             rows.append(row)
-        return pd.DataFrame(rows)
-
-    @classmethod
-    def paper_table(cls, runs: pd.DataFrame) -> pd.DataFrame:
-        """The paper's layout (§8) over runs: one row per (experiment, test data, evaluation obfuscator) with
-        pSSIM / pPSNR / pLPIPS (protected vs obfuscated), their ``_abs`` variants (vs original), rSSIM /
-        rPSNR / rLPIPS (right-key recovery), wrSSIM / wrPSNR / wrLPIPS (wrong key), then the recovery from
-        the 8-bit protected image. The perceptual column keeps its metric's name (``lpips_vgg``, ...)."""
-        rows = []
-        for run in runs.to_dict("records"):
-            settings = sorted(
-                key.split("/")[1]
-                for key, value in run.items()
-                if key.startswith("test/") and key.endswith("/p_psnr") and value == value
-            )
-            for setting in settings:
-                prefix = f"test/{setting}/"
-                perceptual = sorted(
-                    {
-                        k.removeprefix(f"{prefix}p_")
-                        for k in run
-                        if k.startswith(f"{prefix}p_") and not k.startswith(f"{prefix}p_abs_")
-                    }
-                    - {"ssim", "psnr"}
-                )
-                row: dict[str, Any] = {
-                    "experiment": run.get("experiment"),
-                    "test data": dataset_label(run),
-                    "wrong recovery vs": "obfuscated"
-                    if run.get("config.model.wrong_recover_type") == "Obfs"
-                    else "original",
-                    "obfuscator": setting,
-                }
-                for group, label in (("p", "p"), ("p_abs", "p_abs"), ("r", "r"), ("wr", "wr")):
-                    for metric in ("ssim", "psnr", *perceptual):
-                        row[f"{label} {metric}"] = run.get(f"{prefix}{group}_{metric}", math.nan)
-                row["r psnr (8-bit x_p)"] = run.get(f"{prefix}r_q8_psnr", math.nan)
-                row["max |x_r - x| (8-bit x_p)"] = run.get(f"{prefix}rec_maxerr_q8", math.nan)
-                for key in sorted(k for k in run if k.startswith(prefix) and run[k] == run[k]):
-                    label = added_column_label(key.removeprefix(prefix))
-                    if label is not None:
-                        row[label] = run[key]
-                rows.append(row)
         return pd.DataFrame(rows)
 
     def configure_optimizers(self) -> Any:

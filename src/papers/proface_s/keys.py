@@ -10,7 +10,7 @@ Password keys follow the original ``test_tcsvt.py::generate_key`` (pycryptodome)
 pycryptodome turns ``password`` and ``salt`` into bytes with ``Crypto.Util.py3compat.tobytes``: ``str`` →
 Latin-1 encoding, ``bytes`` unchanged, and an **int** ``n`` → ``bytes([n])`` (one byte). So the integer salt
 ``1`` is the single byte ``b"\\x01"`` (not ``b"1"``), and the original evaluation password — the integer
-``0`` (``password = 0`` in ``test_tcsvt.py``; the spec's ``"0"``) — is the byte ``b"\\x00"``, not the
+``0`` (``password = 0`` in ``test_tcsvt.py``) — is the byte ``b"\\x00"``, not the
 character ``"0"`` (``b"\\x30"``). :func:`password_bytes` applies the same rules, and the derivation here
 uses the standard library's ``hashlib.pbkdf2_hmac("sha512", ...)`` (same PKCS#5 v2 PBKDF2).
 """

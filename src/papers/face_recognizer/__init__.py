@@ -1,0 +1,1 @@
+"""Face recognizer training and identity evaluation (docs/papers/face_recognizer.md)."""

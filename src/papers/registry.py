@@ -1,0 +1,183 @@
+"""Registries of papers and of what each paper declares for the shared machinery.
+
+A paper lives in its own package ``src/papers/<paper>/`` and registers itself there, so adding one edits no
+shared file (see ``docs/adding-a-paper.md``):
+
+* its LightningModule, with ``@register_paper("name", title=..., venue=..., kind=...)``;
+* its tiny test settings (:class:`TinySettings`, overrides that make a ``fast_dev_run`` CPU-cheap), with
+  :func:`register_tiny_settings`;
+* its report layout (run records → the paper's table), with ``@register_report("name")``;
+* its cost-benchmark entries (:class:`CostEntry`), with :func:`register_cost`;
+* its weights-manifest fragment: a ``weights.yaml`` file next to its module, read by :mod:`src.weights`;
+* its own obfuscators with :func:`src.obfuscators.base.register_obfuscator`.
+
+:func:`discover` imports every module of every paper package; shared code reads the registries, never a paper
+name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+
+from src.config.buildable import formerly as former_names
+
+KINDS = ("privacy", "security", "baseline", "tool")
+PAPERS_PACKAGE = "src.papers"
+_OWN_MODULES = frozenset({f"{PAPERS_PACKAGE}.registry"})
+
+
+@dataclass(frozen=True)
+class PaperInfo:
+    """What the registry knows about one LightningModule."""
+
+    name: str
+    cls: type[pl.LightningModule]
+    title: str
+    venue: str
+    kind: str
+    formerly: tuple[str, ...] = ()
+
+    @property
+    def target(self) -> str:
+        """The ``_target_`` string that builds this module from YAML."""
+        return f"{self.cls.__module__}.{self.cls.__qualname__}"
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every ``_target_`` run records may name this module by: today's and those before it moved."""
+        return (self.target, *self.formerly)
+
+    @property
+    def short_title(self) -> str:
+        """The paper's name as written in text (the title up to its colon, e.g. ``PRO-Face S``)."""
+        return self.title.split(":", 1)[0].strip()
+
+    @property
+    def package(self) -> str:
+        """The paper's own package (``src.papers.<name>``)."""
+        return self.cls.__module__.rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class TinySettings:
+    """Overrides that shrink a paper's experiments to a few seconds of CPU work (for tests only).
+
+    Values may use ``{tiny_data}`` (the root of the miniature datasets the tests build) and ``{fixtures}``
+    (the reference fixtures directory); the test helpers fill them in.
+    """
+
+    #: applied to every experiment whose model is this paper's module
+    model: tuple[str, ...] = ()
+    #: experiment-name glob → further overrides (all matching globs apply, in order)
+    experiments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: experiment globs whose networks stay paper-scale even with tiny data: their runs are slow tests
+    slow: tuple[str, ...] = ()
+    #: experiment globs whose tiny version reads the reference fixtures (skipped without them)
+    needs_fixtures: tuple[str, ...] = ()
+
+
+ReportLayout = Callable[[pd.DataFrame], pd.DataFrame]
+Passes = Callable[[Any, int, int, Any], Mapping[str, Callable[[], Any]]]
+
+
+@dataclass(frozen=True)
+class CostEntry:
+    """One network of a paper as the cost benchmark measures it (parameters, FLOPs, ms per image)."""
+
+    #: label in the cost table (e.g. the network's name in the paper)
+    network: str
+    #: builds the network with its default arguments (random weights: cost does not depend on them)
+    build: Callable[[], Any]
+    #: the published parameter count; the benchmark fails when the built network differs
+    params: int
+    #: (input side, label) pairs at which FLOPs and runtime are measured
+    sizes: tuple[tuple[int, str], ...]
+    #: ``passes(net, batch, size, device)`` → {pass name: closure over fixed inputs}
+    passes: Passes
+
+
+PAPERS: dict[str, PaperInfo] = {}
+TINY_SETTINGS: dict[str, TinySettings] = {}
+REPORT_LAYOUTS: dict[str, ReportLayout] = {}
+COST_ENTRIES: dict[str, tuple[CostEntry, ...]] = {}
+
+
+def register_paper(
+    name: str, *, title: str, venue: str, kind: str, formerly: tuple[str, ...] = ()
+) -> Callable[[type[pl.LightningModule]], type[pl.LightningModule]]:
+    """Class decorator adding a LightningModule to :data:`PAPERS` under ``name``.
+
+    ``formerly``: dotted paths the module had before it moved, so old checkpoints and run records still
+    build it and still count as its runs.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+    def decorate(cls: type[pl.LightningModule]) -> type[pl.LightningModule]:
+        existing = PAPERS.get(name)
+        if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
+            raise ValueError(f"paper name '{name}' is already registered by {existing.target}")
+        PAPERS[name] = PaperInfo(name, cls, title, venue, kind, tuple(formerly))
+        return former_names(*formerly)(cls)
+
+    return decorate
+
+
+def _register_once(registry: dict[str, Any], what: str, name: str, value: Any) -> None:
+    if name in registry and registry[name] is not value:
+        raise ValueError(f"{what} for paper '{name}' is already registered")
+    registry[name] = value
+
+
+def register_tiny_settings(name: str, settings: TinySettings) -> TinySettings:
+    """Declare paper ``name``'s tiny test settings."""
+    _register_once(TINY_SETTINGS, "tiny settings", name, settings)
+    return settings
+
+
+def register_report(name: str) -> Callable[[ReportLayout], ReportLayout]:
+    """Decorator declaring paper ``name``'s table layout: run records (one row per run) → its table."""
+
+    def decorate(layout: ReportLayout) -> ReportLayout:
+        _register_once(REPORT_LAYOUTS, "a report layout", name, layout)
+        return layout
+
+    return decorate
+
+
+def register_cost(name: str, *entries: CostEntry) -> tuple[CostEntry, ...]:
+    """Declare the networks of paper ``name`` that the cost benchmark measures."""
+    _register_once(COST_ENTRIES, "cost entries", name, tuple(entries))
+    return COST_ENTRIES[name]
+
+
+def tiny_settings(name: str) -> TinySettings:
+    """Paper ``name``'s tiny settings (empty ones when it needs none)."""
+    return TINY_SETTINGS.get(name, TinySettings())
+
+
+def discover() -> dict[str, PaperInfo]:
+    """Import every module of every paper package and return the paper registry (sorted by name).
+
+    Extras registered by a name that is not a paper fail here, so a typo cannot go unnoticed.
+    """
+    package = importlib.import_module(PAPERS_PACKAGE)
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{PAPERS_PACKAGE}."):
+        if info.name not in _OWN_MODULES:
+            importlib.import_module(info.name)
+    for what, registry in (
+        ("tiny settings", TINY_SETTINGS),
+        ("a report layout", REPORT_LAYOUTS),
+        ("cost entries", COST_ENTRIES),
+    ):
+        unknown = sorted(set(registry) - set(PAPERS))
+        if unknown:
+            raise ValueError(f"{what} registered for unknown paper(s) {unknown}; papers: {sorted(PAPERS)}")
+    return dict(sorted(PAPERS.items()))
