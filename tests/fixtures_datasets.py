@@ -1,4 +1,4 @@
-"""Miniature on-disk copies of the real dataset layouts (datasets.md "minimal fake copy" recipes).
+"""Miniature on-disk copies of the real dataset layouts (the "minimal fake copy" of each dataset).
 
 Tiny images, but metadata files in the exact formats: count and header lines, CRLF where the real files
 have it, runs of spaces, tabs, quoted fields. Each ``make_*`` writes under ``root`` and returns it (or a
@@ -281,7 +281,7 @@ VGGFACE2_NAMES = {
     "n000001": "14th_Dalai_Lama",
     "n000002": "A_Fine_Frenzy",
     "n000003": "A.J._Buckley",
-    "n000005": "Aaron_Carter, Jr.",  # a comma inside the quotes (datasets.md §2 recipe)
+    "n000005": "Aaron_Carter, Jr.",  # a comma inside the quotes, as in some real rows
     "n000007": "Aaron_Yoo",
     "n000009": "Aaron_Lohr",
     "n000010": "Abigail_Spencer",
@@ -301,7 +301,7 @@ def make_vggface2(
     """VGGFace2: ``train/``/``test/`` identity folders, lists, ``identity_meta.csv``, ``bb_landmark/`` CSVs.
 
     ``meta_style``: ``spaced`` (``n000001, "Name", 424, 0, m`` with the spaced header and a trailing comma)
-    or ``errata`` (CRLF, the name in doubled quotes, no spaces before numbers; datasets.md Errata).
+    or ``errata`` (CRLF, the name in doubled quotes, no spaces before numbers, as real copies have).
     ``meta_dir``: ``""`` (files at the root) or ``"meta/"``.
     """
     train, test = train or VGGFACE2_TRAIN, test or VGGFACE2_TEST
@@ -337,6 +337,71 @@ def make_vggface2(
         root / meta_dir / "identity_meta.csv", [header, *rows], CRLF if meta_style == "errata" else "\n"
     )
     return root
+
+
+VGGFACE2_ATTRIBUTES = [
+    "Male",
+    "Black_Hair",
+    "Brown_Hair",
+    "Gray_Hair",
+    "Blond_Hair",
+    "Long_Hair",
+    "Mustache_or_Beard",
+    "Wearing_Hat",
+    "Eyeglasses",
+    "Sunglasses",
+    "Mouth_Open",
+]
+
+
+def make_vggface2_attributes(
+    root: Path, values: dict[str, Sequence[int]], folder: str = "attributes", count: int = 11
+) -> Path:
+    """``attributes/01-Male.txt ... 11-Mouth_Open.txt`` (CRLF, ``<image><TAB>0|1``), one value per list."""
+    for k, name in enumerate(VGGFACE2_ATTRIBUTES[:count]):
+        lines = [f"{image}\t{row[k]}" for image, row in values.items()]
+        write_text(root / folder / f"{k + 1:02d}-{name}.txt", lines, CRLF)
+    return root / folder
+
+
+# --- pair and triplet lists of the released protection code ------------------------------------------------
+
+
+def write_pairs_txt(
+    path: Path,
+    folds: Sequence[tuple[Sequence[tuple[str, int, int]], Sequence[tuple[str, int, str, int]]]],
+    separator: str = " ",
+    final_newline: bool = False,
+) -> Path:
+    """An LFW-format pair list: header ``<folds> <n>``, then per fold n matched and n mismatched lines.
+
+    Space-separated without a final newline by default, as the CelebA / VGGFace2 lists are.
+    """
+    per_fold = len(folds[0][0])
+    lines = [f"{len(folds)}{separator}{per_fold}"]
+    for matched, mismatched in folds:
+        lines += [separator.join(str(v) for v in row) for row in matched]
+        lines += [separator.join(str(v) for v in row) for row in mismatched]
+    return write_text(path, lines, final_newline=final_newline)
+
+
+def write_triplet_lists(
+    folder: Path,
+    split: str,
+    files: Sequence[str],
+    triplets: Sequence[tuple[int, int, int]],
+    labels: Sequence[int] | None = None,
+    base: int = 0,
+) -> tuple[Path, Path]:
+    """``filenames_<split>.txt`` (one file per line, optional label) and ``triplets_<split>.txt``.
+
+    ``triplets`` are (anchor, positive, negative) positions in ``files``; the file writes them in the
+    released lists' order ``anchor negative positive``, ``base``-based.
+    """
+    names = [f if labels is None else f"{f} {label}" for f, label in zip(files, labels or files, strict=True)]
+    filenames = write_text(folder / f"filenames_{split}.txt", names)
+    rows = [f"{a + base} {n + base} {p + base}" for a, p, n in triplets]
+    return filenames, write_text(folder / f"triplets_{split}.txt", rows)
 
 
 # --- LFW -----------------------------------------------------------------------------------------------

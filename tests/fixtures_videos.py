@@ -18,6 +18,16 @@ SIZE = 96
 
 FFPP_SPLITS = {"train": [["071", "054"]], "val": [["000", "003"]], "test": [["953", "974"]]}
 FFPP_NO_FACE = {"974_953"}  # a manipulated clip without a face → no_face failures
+# conversion_dict.json: original → "<YouTube id> <n>"; 000 and 003 were cut from one YouTube video
+FFPP_CONVERSION = {
+    "000": "--b1Ua-kWJE 0",
+    "003": "--b1Ua-kWJE 1",
+    "054": "0NgMI_AJv4A 0",
+    "071": "-5jH3SEGzts 0",
+    "953": "zZ4y7lLtKSw 0",
+    "974": "a6EwQWYa1Uo 0",
+    "999": "unused_video 0",
+}
 CELEB_DF_TEST_LIST = (
     "1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n1 YouTube-real/00000.mp4\n"
 )
@@ -69,6 +79,8 @@ def make_ffpp(
                     write_video(path, face_frames(flip=True, noise=name in FFPP_NO_FACE))
     for split, pairs in FFPP_SPLITS.items():
         (root / f"{split}.json").write_text(json.dumps(pairs))
+    (root / "dataset").mkdir(parents=True, exist_ok=True)
+    (root / "dataset" / "conversion_dict.json").write_text(json.dumps(FFPP_CONVERSION))
     return root
 
 

@@ -20,7 +20,9 @@ from tests.fixtures_datasets import (
     compose_datamodule,
     make_celeba,
     make_celeba_hq,
+    write_pairs_txt,
     write_text,
+    write_triplet_lists,
 )
 from tests.helpers import TINY_TRAINER, run_experiment
 
@@ -386,3 +388,234 @@ def test_derived_lists_ignore_the_global_rng_and_unreadable_triplets_are_replace
     for item in items:  # a substitute triplet keeps anchor and positive together, the negative apart
         assert int(item["identity"]) != int(item["identity_negative"])
         assert int(labels[int(item["anchor_index"])]) == int(item["identity"])
+
+
+# --- pair and triplet lists of the released protection code ------------------------------------------------
+
+
+def by_identity(info: dict, code: int) -> dict[int, list[str]]:
+    """CelebA id → its files of partition ``code`` in file-number order."""
+    files, ids = expected_split(info, code)
+    out: dict[int, list[str]] = {}
+    for name, identity in zip(files, ids, strict=True):
+        out.setdefault(identity, []).append(name)
+    return out
+
+
+def test_lfw_format_pairs_name_celeba_identities(fake: tuple[Path, dict]) -> None:
+    """CelebA pairs.txt in LFW format ('10 300' header, no final newline): 'id i' = i-th image of the id."""
+    root, info = fake
+    images = by_identity(info, 2)  # test: ids 6369 and 10177, 3 images each
+    write_pairs_txt(
+        root / "pairs.txt",
+        [
+            ([(6369, 1, 3)], [(6369, 2, 10177, 1)]),
+            ([(10177, 2, 3)], [(10177, 3, 6369, 3)]),
+        ],
+    )
+    dm = celeba(root, pairs_file="pairs.txt")
+    pairs = dm.pair_list("test")
+    names = dm.records["test"].names
+    got = [(names[a], names[b]) for a, b in zip(pairs.index_a, pairs.index_b, strict=True)]
+    assert got == [
+        (images[6369][0], images[6369][2]),
+        (images[6369][1], images[10177][0]),
+        (images[10177][1], images[10177][2]),
+        (images[10177][2], images[6369][2]),
+    ]
+    assert pairs.fold.tolist() == [0, 0, 1, 1] and pairs.is_same.tolist() == [True, False, True, False]
+    batch = next(iter(dm.pair_dataloader("test")))
+    assert (batch["identity_a"] == batch["identity_b"]).tolist() == [True, False]
+    info_pairs = dm.describe()["split_files"]["test_pairs"]
+    assert info_pairs["provided"] and info_pairs["naming"] == "index" and info_pairs["format"] == "lfw"
+    # a pair whose flag contradicts the identities, an unknown identity, a number beyond the images
+    for rows, pattern in [
+        (
+            [([(6369, 1, 3)], [(6369, 2, 6369, 1)])],
+            r"pairs\.txt:3: a mismatched pair, but .* the same identity",
+        ),
+        (
+            [([(2880, 1, 2)], [(6369, 2, 10177, 1)])],
+            r"pairs\.txt:2: identity '2880' has no image in the test split",
+        ),
+        ([([(6369, 1, 4)], [(6369, 2, 10177, 1)])], r"pairs\.txt:2: identity '6369' has 3 image\(s\)"),
+    ]:
+        write_pairs_txt(root / "pairs.txt", rows)
+        with pytest.raises(MetadataFormatError, match=pattern):
+            celeba(root, pairs_file="pairs.txt")
+    with pytest.raises(DatasetLayoutError, match=r"datamodule\.pairs_file not found: .*nowhere\.txt"):
+        celeba(root, pairs_file="nowhere.txt")
+    with pytest.raises(ValueError, match=r"pairs are for the val and test splits, not \['train'\]"):
+        CelebADataModule(str(root), pairs_file={"train": "pairs.txt"}, batch_size=2)
+
+
+def test_pair_csv_for_val_and_test(fake: tuple[Path, dict]) -> None:
+    root, info = fake
+    val, test = by_identity(info, 1), by_identity(info, 2)
+    (a, b), (c, d) = sorted(val.items())[:2], sorted(test.items())[:2]
+    write_text(
+        root / "val_pairs.csv",
+        ["fold,is_same,image_a,image_b", f"0,1,{a[1][0]},{a[1][1]}", f"0,0,{a[1][0]},{b[1][0]}"],
+    )
+    write_text(
+        root / "test_pairs.csv",
+        ["fold,is_same,image_a,image_b", f"0,1,{c[1][0]},{c[1][2]}", f"1,0,{c[1][0]},{d[1][0]}"],
+    )
+    dm = celeba(root, pairs_file={"val": "val_pairs.csv", "test": str(root / "test_pairs.csv")})
+    assert dm.pair_list("val").is_same.tolist() == [True, False]
+    assert dm.pair_list("test").fold.tolist() == [0, 1]
+    assert dm.describe()["split_files"]["test_pairs"]["format"] == "csv"
+    write_text(root / "test_pairs.csv", ["fold,is_same,image_a,image_b", f"0,1,{c[1][0]},{a[1][0]}"])
+    with pytest.raises(
+        MetadataFormatError, match=rf"test_pairs\.csv:2: image {a[1][0]} is not in the dataset split"
+    ):
+        celeba(root, pairs_file={"test": "test_pairs.csv"})
+
+
+def test_filenames_and_index_triplet_lists(fake: tuple[Path, dict]) -> None:
+    """filenames_train.txt + triplets_train.txt ('anchor negative positive' indices into the filenames)."""
+    root, info = fake
+    files, ids = expected_split(info, 0)
+    listed = [f"/home/someone/CelebA/img_align_crop_224/{f}" for f in files[::-1]]  # other order, a prefix
+    labels = ids[::-1]
+    rng = np.random.default_rng(0)
+    triplets = []
+    for anchor in range(len(listed)):
+        same = [i for i in range(len(listed)) if labels[i] == labels[anchor] and i != anchor]
+        other = [i for i in range(len(listed)) if labels[i] != labels[anchor]]
+        triplets.append((anchor, int(rng.choice(same)), int(rng.choice(other))))
+    write_triplet_lists(root / "lists", "train", listed, triplets, labels=labels)
+    kwargs = {
+        "train_protocol": "triplets",
+        "triplets_file": "lists/triplets_train.txt",
+        "triplet_filenames_file": "lists/filenames_train.txt",
+    }
+    dm = celeba(root, **kwargs)
+    names = dm.records["train"].names
+    got = [tuple(names[i] for i in row) for row in dm.triplets()]
+    assert got == [tuple(files[::-1][i] for i in row) for row in triplets]  # (anchor, positive, negative)
+    item = next(iter(dm.train_dataloader()))
+    assert {"image", "image_positive", "image_negative", "identity", "identity_negative"} <= set(item)
+    record = dm.describe()["split_files"]["train_triplets"]
+    assert record["provided"] and record["format"] == "index" and record["triplets"] == 12
+    assert record["index_base"] == 0 and record["left_out_unavailable"] == 0
+    # 1-based indices
+    write_triplet_lists(root / "one", "train", listed, triplets, base=1)
+    one_lists = {
+        "triplets_file": "one/triplets_train.txt",
+        "triplet_filenames_file": "one/filenames_train.txt",
+    }
+    one = celeba(root, **{**kwargs, **one_lists}, triplet_index_base=1)
+    np.testing.assert_array_equal(one.triplets(), dm.triplets())
+    # errors name the file and the line
+    lines = (root / "lists" / "triplets_train.txt").read_text().splitlines()
+    write_text(root / "lists" / "triplets_train.txt", [*lines[:2], "0 3 12", *lines[3:]])
+    with pytest.raises(
+        MetadataFormatError,
+        match=r"triplets_train\.txt:3: index 12 is outside .*filenames_train\.txt, which lists 12 files"
+        r".*triplet_index_base=1",
+    ):
+        celeba(root, **kwargs)
+    a, p, n = triplets[2]
+    write_text(root / "lists" / "triplets_train.txt", [*lines[:2], f"{a} {p} {n}", *lines[3:]])  # swapped
+    with pytest.raises(
+        MetadataFormatError, match=r"triplets_train\.txt:3: the positive must share the anchor's identity"
+    ):
+        celeba(root, **kwargs)
+    write_text(root / "lists" / "triplets_train.txt", lines)
+    val_file = expected_split(info, 1)[0][0]
+    write_text(
+        root / "lists" / "filenames_train.txt",
+        [f"{val_file} 1", *[f"{f} {lab}" for f, lab in zip(listed[1:], labels[1:], strict=True)]],
+    )
+    with pytest.raises(
+        MetadataFormatError, match=rf"filenames_train\.txt:1: image {val_file} is not in the training split"
+    ):
+        celeba(root, **kwargs)
+    write_triplet_lists(root / "lists", "train", listed, triplets, labels=[labels[0]] * 12)
+    with pytest.raises(
+        MetadataFormatError, match=r"filenames_train\.txt:\d+: label \d+ of .* groups images differently"
+    ):
+        celeba(root, **kwargs)
+    with pytest.raises(ValueError, match=r"holds image indices; set datamodule\.triplet_filenames_file"):
+        celeba(root, train_protocol="triplets", triplets_file="lists/triplets_train.txt")
+    with pytest.raises(ValueError, match=r"triplets_file is set but datamodule\.train_protocol is 'images'"):
+        CelebADataModule(str(root), triplets_file="lists/triplets_train.txt", batch_size=2)
+
+
+def test_partial_copy_is_an_error_once_or_used_with_allow_partial(fake: tuple[Path, dict]) -> None:
+    root, info = fake
+    train, val, test = (by_identity(info, code) for code in (0, 1, 2))
+    gone = [train[2880][0], train[8692][1], test[6369][0], *[f for files in val.values() for f in files]]
+    for name in gone:
+        (root / "img_align_celeba" / name).unlink()
+    with pytest.raises(DatasetLayoutError) as error:
+        celeba(root)
+    message = str(error.value)
+    assert message.count("listed in") == 1 and "9 image(s) listed in" in message
+    assert "list_eval_partition.txt" in message and "allow_partial=true" in message
+    list_file = Path(message.split("the full list of 9 is in ")[1].split(". To proceed")[0])
+    assert sorted(Path(line).name for line in list_file.read_text().splitlines()) == sorted(gone)
+    # proceed with what is present: the val split has no image left
+    write_pairs_txt(
+        root / "pairs.txt",
+        [([(6369, 2, 3)], [(6369, 1, 10177, 1)]), ([(10177, 1, 2)], [(6369, 3, 10177, 3)])],
+    )
+    dm = celeba(root, allow_partial=True, pairs_file="pairs.txt", train_identities=4)
+    assert set(dm.datasets) == {"train", "test"}
+    assert (len(dm.datasets["train"]), len(dm.datasets["test"])) == (10, 5)
+    with pytest.raises(ValueError, match=r"has no val split \(none of its images is present\)"):
+        dm.val_dataloader()
+    record = dm.describe()["missing_files"]
+    assert record["count"] == 9 and record["per_split"] == {"train": 2, "val": 6, "test": 1}
+    assert record["splits_without_images"] == ["val"] and record["list_file"] == str(list_file)
+    assert record["listed_in"] == {str(root / "list_eval_partition.txt"): 9}
+    # 'id i' keeps the listing's numbering: image 2 of 6369 is the same file as on the complete copy
+    pairs = dm.pair_list("test")
+    names = dm.records["test"].names
+    assert (names[pairs.index_a[0]], names[pairs.index_b[0]]) == (test[6369][1], test[6369][2])
+    assert len(pairs) == 3 and dm.describe()["split_files"]["test_pairs"]["left_out_missing"] == 1
+
+
+def test_celeba_hq_partial_copy(tmp_path: Path) -> None:
+    info = make_celeba(tmp_path / "celeba")
+    hq = tmp_path / "hq"
+    make_celeba_hq(hq, info["files"])
+    (hq / "CelebA-HQ-img" / "3.jpg").unlink()
+    dm = CelebAHQDataModule(
+        str(hq), str(tmp_path / "celeba"), image_size=16, batch_size=2, allow_partial=True
+    )
+    dm.setup()
+    described = dm.describe()
+    assert described["images"] == 23 and described["hq_images_not_in_mapping"] == 0
+    assert described["missing_files"]["count"] == 1
+    assert described["missing_files"]["examples"] == [str(hq / "CelebA-HQ-img" / "3.jpg")]
+
+
+def test_partial_copy_in_a_run_records_the_missing_files(tmp_path: Path, runs_dir: Path) -> None:
+    """allow_partial through a real run: data.json lists the missing files, the full list sits in the run."""
+    root = tmp_path / "celeba"
+    info = make_celeba(root, size=(36, 44))
+    gone = expected_split(info, 0)[0][:2]
+    for name in gone:
+        (root / "img_align_celeba" / name).unlink()
+    overrides = [
+        "datamodule=celeba",
+        f"datamodule.root={root}",
+        "datamodule.train_identities=4",
+        "datamodule.allow_partial=true",
+        "datamodule.image_size=32",
+        "datamodule.crop_box=null",
+        "datamodule.batch_size=4",
+        "datamodule.num_workers=0",
+        f"datamodule.splits_dir={tmp_path / 'splits'}",
+        *TINY_TRAINER,
+        "test=false",
+        f"paths.runs_dir={runs_dir}",
+    ]
+    result = run_experiment("demo/recognizer", overrides)
+    data = json.loads((result.run_dir / "data.json").read_text())
+    assert data["train_images"] == 10 and data["missing_files"]["count"] == 2
+    list_file = Path(data["missing_files"]["list_file"])
+    assert list_file == result.run_dir / "missing_files_celeba.txt"
+    assert sorted(Path(line).name for line in list_file.read_text().splitlines()) == sorted(gone)

@@ -247,3 +247,19 @@ def test_yaml_config_composes_and_follows_proface_data(
     dm = instantiate(cfg)
     dm.setup()
     assert dm.describe()["images"] == 4 and list((tmp_path / "data" / ".cache").glob("*.npz"))
+
+
+def test_partial_copy_and_no_pair_lists(tmp_path: Path) -> None:
+    root = make_ffhq(tmp_path / "ffhq", train=(0, 1, 2, 3), validation=(60000, 60001))
+    (root / "images1024x1024" / "00000" / "00002.png").unlink()
+    with pytest.raises(
+        DatasetLayoutError,
+        match=r"1 image\(s\) listed in .*ffhq-dataset-v2\.json are missing from .*images1024x1024, e\.g\. "
+        r".*00000/00002\.png; the full list of 1 is in .*allow_partial=true",
+    ):
+        ffhq(root)
+    dm = ffhq(root, allow_partial=True)
+    assert image_ids(dm, "train") == [0, 1, 3] and image_ids(dm, "val") == [60000, 60001]
+    assert dm.describe()["missing_files"]["per_split"] == {"train": 1}
+    with pytest.raises(ValueError, match=r"FFHQ has no identity labels, so it takes no pairs_file"):
+        FFHQDataModule(str(root), pairs_file="pairs.txt", batch_size=2)

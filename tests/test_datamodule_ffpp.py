@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from src.datamodules.ffpp import FFPPFramesDataModule
 from src.datamodules.identity_folders import DatasetLayoutError
-from tests.fixtures_videos import PROCESS_FRAMES, preprocessed
+from tests.fixtures_videos import FFPP_CONVERSION, PROCESS_FRAMES, preprocessed
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,15 @@ def test_counts_labels_and_batches(out: Path) -> None:
     assert info["train"]["videos_by_method"] == {"Deepfakes": 2, "FaceSwap": 2, "youtube": 2}
     assert info["preprocessing_failures"] == {"no_face": 2 * PROCESS_FRAMES}
     batch = next(iter(dm.val_dataloader()))
-    assert set(batch) == {"image", "label", "video_idx", "frame_index", "index"}
+    assert set(batch) == {
+        "image",
+        "label",
+        "video_idx",
+        "frame_index",
+        "index",
+        "target_video",
+        "source_video",
+    }
     assert batch["image"].shape == (4, 3, 32, 32) and batch["image"].dtype == torch.float32
     assert batch["image"].min() >= 0.0 and batch["image"].max() <= 1.0
     encoder = dm.encoders["val"]
@@ -40,6 +49,12 @@ def test_counts_labels_and_batches(out: Path) -> None:
         assert uid == rows[idx]["video_uid"]
         assert batch["label"][i].item() == (0 if "/youtube/" in uid else 1)
         assert batch["frame_index"][i].item() == int(rows[idx]["frame_index"])
+        name = uid.rsplit("/", 1)[1]  # <target>_<source> for fakes, <id> for originals
+        target, source = (name.split("_") * 2)[:2]
+        assert (batch["target_video"][i].item(), batch["source_video"][i].item()) == (
+            int(target),
+            int(source),
+        )
     assert set(encoder.ids) == {
         "ffpp/youtube/c23/000",
         "ffpp/youtube/c23/003",
@@ -114,3 +129,43 @@ def test_config_composes_with_root_from_environment(
     assert dm.root == tmp_path and dm.dataset_name == name
     with pytest.raises(DatasetLayoutError, match=f"index.csv not found in {tmp_path}"):
         dm.setup()
+
+
+def test_conversion_dict_pairs_source_and_target_identities(out: Path, tmp_path: Path) -> None:
+    """conversion_dict.json (copied next to index.csv by the preprocessing) gives per-frame identities."""
+    dm = FFPPFramesDataModule(
+        root=str(out), image_size=16, batch_size=64, conversion_dict="conversion_dict.json"
+    )
+    dm.setup()
+    youtube = {k: v.split()[0] for k, v in FFPP_CONVERSION.items()}
+    number = {y: i for i, y in enumerate(sorted(set(youtube.values())))}
+    seen = set()
+    for split in ("train", "val", "test"):
+        batch = next(iter(dm.make_loader(dm.datasets[split], train=False)))
+        for i, idx in enumerate(batch["index"].tolist()):
+            row = dm.rows[split][idx]
+            target, source = (row["video_uid"].rsplit("/", 1)[1].split("_") * 2)[:2]
+            assert batch["target_identity"][i].item() == number[youtube[target]]
+            assert batch["source_identity"][i].item() == number[youtube[source]]
+            # identity swaps show the source's face; reals show their own
+            shown = source if row["method"] in ("Deepfakes", "FaceSwap") else target
+            assert batch["face_identity"][i].item() == number[youtube[shown]]
+            seen.add(row["video_uid"])
+    # 000 and 003 were cut from one YouTube video: one identity, so 000_003 swaps a face onto itself
+    assert number[youtube["000"]] == number[youtube["003"]] and "ffpp/Deepfakes/c23/000_003" in seen
+    info = dm.describe()["conversion_dict"]
+    assert info["path"].endswith("conversion_dict.json") and info["originals"] == 7
+    assert info["youtube_videos"] == 6 and info["originals_sharing_a_youtube_video"] == 2
+    assert FFPPFramesDataModule(root=str(out), batch_size=2).describe()["conversion_dict"] is None
+
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({k: v for k, v in FFPP_CONVERSION.items() if k != "071"}))
+    with pytest.raises(
+        DatasetLayoutError, match=r"short\.json has no entry for original video\(s\) \['071'\]"
+    ):
+        FFPPFramesDataModule(root=str(out), batch_size=2, conversion_dict=str(short)).setup()
+    short.write_text(json.dumps({"000": "no-sequence-number"}))
+    with pytest.raises(DatasetLayoutError, match=r"short\.json: entry '000': 'no-sequence-number' is not"):
+        FFPPFramesDataModule(root=str(out), batch_size=2, conversion_dict=str(short)).setup()
+    with pytest.raises(DatasetLayoutError, match=r"FF\+\+ conversion_dict not found: .*elsewhere\.json"):
+        FFPPFramesDataModule(root=str(out), batch_size=2, conversion_dict="elsewhere.json").setup()

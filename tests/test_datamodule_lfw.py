@@ -131,7 +131,8 @@ def test_layout_errors_name_the_path(tmp_path: Path) -> None:
     (root / "lfw" / "Dean_Barker" / "Dean_Barker_0001.jpg").unlink()
     with pytest.raises(
         DatasetLayoutError,
-        match=r"1 image\(s\) named in .*pairs\.txt are missing: .*Dean_Barker_0001\.jpg \(pairs\.txt line 3",
+        match=r"1 image\(s\) named in .*pairs\.txt are missing from .*lfw, e\.g\. .*Dean_Barker_0001\.jpg "
+        r"\(pairs\.txt line 3\); the full list of 1 is in .*missing_files_lfw.*allow_partial=true",
     ):
         lfw(root)
     (root / "pairs.txt").unlink()
@@ -189,3 +190,42 @@ def test_tiny_data_overrides_set_up_every_datamodule(tmp_path: Path) -> None:
         dm.setup()
         batch = next(iter(dm.test_dataloader()))
         assert batch["image_a" if names[key] == "lfw" else "image"].shape[-1] == 32
+
+
+def test_aligned_png_copy_and_pair_csv(tmp_path: Path) -> None:
+    """An aligned copy written as PNG (python -m src.preprocess.align) keeps LFW's names: any extension."""
+    root = make_lfw(tmp_path / "lfw")
+    for jpg in sorted((root / "lfw").rglob("*.jpg")):
+        png = jpg.with_suffix(".png")
+        png.write_bytes(jpg.read_bytes())  # the decoder reads by content
+        jpg.unlink()
+    dm = lfw(root)
+    names = dm.records["test"].names
+    pairs = dm.pair_list("test")
+    assert [(names[a], names[b]) for a, b in zip(pairs.index_a, pairs.index_b, strict=True)] == [
+        (a.replace(".jpg", ".png"), b.replace(".jpg", ".png")) for a, b, _, _ in EXPECTED_2x1
+    ]
+    rows = [
+        f"{f},{int(s)},{a.replace('.jpg', '.png')},{b.replace('.jpg', '.png')}" for a, b, s, f in EXPECTED_2x1
+    ]
+    write_text(root / "pairs.csv", ["fold,is_same,image_a,image_b", *rows])
+    from_csv = lfw(root, pairs_file="pairs.csv").pair_list("test")
+    np.testing.assert_array_equal(from_csv.is_same, pairs.is_same)
+    np.testing.assert_array_equal(from_csv.fold, pairs.fold)
+
+
+def test_partial_copy_leaves_out_the_pairs_of_missing_images(tmp_path: Path) -> None:
+    root = make_lfw(tmp_path / "lfw")
+    (root / "lfw" / "Dean_Barker" / "Dean_Barker_0001.jpg").unlink()
+    dm = lfw(root, allow_partial=True)
+    pairs = dm.pair_list("test")
+    assert pairs.fold.tolist() == [0, 1, 1] and pairs.is_same.tolist() == [True, True, False]
+    info = dm.describe()
+    assert info["split_files"]["test_pairs"]["left_out_missing"] == 1
+    assert info["split_files"]["test_pairs"]["left_out_unreadable"] == 0
+    assert info["missing_files"]["count"] == 1 and info["missing_files"]["examples"][0].endswith(
+        "Dean_Barker/Dean_Barker_0001.jpg"
+    )
+    assert info["test_images"] == 7
+    with pytest.raises(ValueError, match="LFW has no training split"):
+        LFWDataModule(str(root), train_protocol="triplets", batch_size=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,13 @@ from src.datamodules.components.metadata import MetadataFormatError, parse_ident
 from src.datamodules.identity_folders import DatasetLayoutError
 from src.datamodules.vggface2 import VGGFace2DataModule
 from tests.fixtures_datasets import (
+    VGGFACE2_ATTRIBUTES,
     VGGFACE2_TEST,
     VGGFACE2_TRAIN,
     compose_datamodule,
     make_vggface2,
+    make_vggface2_attributes,
+    write_pairs_txt,
     write_text,
 )
 
@@ -253,3 +257,154 @@ def test_yaml_config_composes_and_follows_proface_data(
     dm = instantiate(cfg)
     dm.setup()
     assert dm.num_classes == 3 and (tmp_path / "splits" / "vggface2_val_identities_n1_seed0.csv").is_file()
+
+
+def test_test_split_alone_with_the_default_hold_out(tmp_path: Path) -> None:
+    """official_splits=[test] with the YAML's val_identities=100: no hold-out, the test split kept whole."""
+    root = make_vggface2(tmp_path / "vgg")
+    dm = vggface2(root, crop="none", official_splits=["test"], val_identities=100, train_identities=8531)
+    assert set(dm.datasets) == {"test"} and len(dm.datasets["test"]) == 8
+    info = dm.describe()
+    assert info["val_identities_held_out"] == 0
+    assert "val_identities=100 not used" in info["val_identities_note"]
+    with pytest.raises(ValueError, match="has no val split"):
+        dm.val_dataloader()
+    cfg = compose_datamodule(
+        "vggface2",
+        [
+            f"datamodule.root={root}",
+            "datamodule.official_splits=[test]",
+            "datamodule.crop=bbox",
+            "datamodule.image_size=16",
+            "datamodule.batch_size=2",
+            "datamodule.num_workers=0",
+            f"datamodule.splits_dir={tmp_path / 'splits'}",
+        ],
+    )
+    assert cfg.val_identities == 100
+    composed = instantiate(cfg)
+    composed.setup()
+    assert next(iter(composed.test_dataloader()))["image"].shape == (2, 3, 16, 16)
+    assert not (tmp_path / "splits").exists()  # nothing derived, nothing stored
+
+
+def test_attribute_lists_per_image(tmp_path: Path) -> None:
+    root = make_vggface2(tmp_path / "vgg")
+    values = {
+        "n000002/0001_01.jpg": [1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 1],
+        "n000003/0005_02.jpg": [0] * 11,
+        "n000001/0019_01.jpg": [1] * 11,  # a test image
+        "n000099/0001_01.jpg": [0, 1] * 5 + [0],  # an image this copy does not hold
+    }
+    make_vggface2_attributes(root, values)
+    dm = vggface2(root, crop="none", attributes=True)
+    train = dm.datasets["train"]
+    names = [p.relative_to(root / "train").as_posix() for p in train.paths]
+    attributes = train.extras["attributes"]
+    assert attributes.shape == (10, 11)
+    assert attributes[names.index("n000002/0001_01.jpg")].tolist() == values["n000002/0001_01.jpg"]
+    assert attributes[names.index("n000003/0005_02.jpg")].tolist() == [0] * 11
+    assert attributes[names.index("n000002/0002_01.jpg")].tolist() == [-1] * 11  # not annotated
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["attributes"].shape == (2, 11)
+    info = dm.describe()["attributes"]
+    assert info["names"] == VGGFACE2_ATTRIBUTES and info["names"][-1] == "Mouth_Open"
+    assert info["annotated_images"] == {"train": 2, "test": 1}
+    assert info["rows_for_images_not_loaded"] == 1
+    assert "attributes" not in vggface2(root, crop="none").datasets["train"].extras
+    # a value other than 0/1 names the file and line (CRLF file)
+    path = root / "attributes" / "03-Brown_Hair.txt"
+    lines = path.read_bytes().decode().split("\r\n")
+    lines[1] = "n000003/0005_02.jpg\t2"
+    write_text(path, lines, "\r\n", final_newline=False)
+    with pytest.raises(
+        MetadataFormatError, match=r"03-Brown_Hair\.txt:2: expected '<class_id>/<image>\.jpg<TAB>0\|1'"
+    ):
+        vggface2(root, crop="none", attributes=True)
+    with pytest.raises(
+        DatasetLayoutError, match=r"VGGFace2 attribute folder not found; looked for: .*nowhere"
+    ):
+        vggface2(root, crop="none", attributes=True, attributes_dir="nowhere")
+
+
+def test_landmark_crop_without_the_csvs_says_which_file_and_where(tmp_path: Path) -> None:
+    root = make_vggface2(tmp_path / "vgg")
+    shutil.rmtree(root / "bb_landmark")
+    with pytest.raises(DatasetLayoutError) as error:
+        vggface2(root, crop="landmarks")
+    message = str(error.value)
+    assert "loose_landmark_train.csv (needed by crop=landmarks) not found" in message
+    assert "the 5 MTCNN points of every image" in message and "bb_landmark.tar.gz" in message
+    assert str(root / "bb_landmark" / "loose_landmark_train.csv") in message
+    assert "crop=bbox" in message and "python -m src.preprocess.align" in message
+    with pytest.raises(
+        DatasetLayoutError, match=r"crop=bbox reads the MTCNN face box .* from loose_bb_train"
+    ):
+        vggface2(root, crop="bbox")
+    assert vggface2(root, crop="none").describe()["train_images"] == 10
+
+
+def test_partial_copy_reports_once_or_proceeds(tmp_path: Path) -> None:
+    root = make_vggface2(tmp_path / "vgg")
+    gone = ["train/n000003/0004_01.jpg", "train/n000007/0010_01.jpg", "train/n000007/0011_01.jpg"]
+    gone += ["test/n000009/0002_01.jpg"]
+    for name in gone:
+        (root / name).unlink()
+    with pytest.raises(DatasetLayoutError) as error:
+        vggface2(root, crop="none")
+    message = str(error.value)
+    # one error for both lists: counts, examples, the file with the full list, and the option
+    assert "3 image(s) listed in" in message and "train_list.txt" in message
+    assert "1 image(s) listed in" in message and "test_list.txt" in message
+    list_file = Path(message.split("the full list of 4 is in ")[1].split(". To proceed")[0])
+    assert sorted(list_file.read_text().splitlines()) == sorted(str(root / n) for n in gone)
+    assert "datamodule.allow_partial=true" in message
+    splits = tmp_path / "splits"
+    kwargs = {"crop": "landmarks", "val_identities": 1, "pair_folds": 1, "pairs_per_fold": 2}
+    dm = vggface2(root, allow_partial=True, splits_dir=str(splits), **kwargs)
+    dm.pair_list("test")
+    info = dm.describe()
+    missing = info["missing_files"]
+    assert missing["count"] == 4 and missing["allow_partial"] is True
+    assert missing["list_file"] == str(list_file) and missing["per_split"] == {"train": 3, "test": 1}
+    assert len(dm.datasets["test"]) == 7 and len(dm.datasets["train"]) + len(dm.datasets["val"]) == 7
+    # the hold-out is drawn from the listed identities, so it is the complete copy's
+    full = vggface2(make_vggface2(tmp_path / "full"), crop="none", val_identities=1)
+    assert {p.parent.name for p in dm.datasets["val"].paths} == {
+        p.parent.name for p in full.datasets["val"].paths
+    }
+    # labels keep the listing's numbering: n000007 has no image left but still counts as a class
+    assert info["train_identities"] == 2 and dm.num_classes == 3 == full.num_classes
+    np.testing.assert_array_equal(dm.datasets["train"].labels, full.datasets["train"].labels[[0, 2, 3, 4]])
+    # lists derived from a partial copy get their own file names; the landmarks follow the images
+    assert "_partial-" in info["split_files"]["test_pairs"]["path"]
+    assert dm.datasets["test"].geometry.points.shape == (7, 5, 2)
+
+
+def test_index_named_pairs_file(tmp_path: Path) -> None:
+    """The VGGFace2 pairs.txt of the released protection code: identities are class ids (index naming)."""
+    root = make_vggface2(tmp_path / "vgg")
+    write_pairs_txt(
+        root / "pairs.txt",
+        [
+            ([("n000001", 1, 2)], [("n000009", 1, "n000010", 2)]),
+            ([("n000012", 2, 1)], [("n000001", 2, "n000012", 1)]),
+        ],
+    )
+    dm = vggface2(root, crop="none", official_splits=["test"], pairs_file="pairs.txt")
+    pairs = dm.pair_list("test")
+    names = dm.records["test"].names
+    assert [(names[a], names[b]) for a, b in zip(pairs.index_a, pairs.index_b, strict=True)] == [
+        ("n000001/0019_01.jpg", "n000001/0115_02.jpg"),
+        ("n000009/0001_01.jpg", "n000010/0004_01.jpg"),
+        ("n000012/0002_01.jpg", "n000012/0001_01.jpg"),
+        ("n000001/0115_02.jpg", "n000012/0001_01.jpg"),
+    ]
+    assert pairs.fold.tolist() == [0, 0, 1, 1]
+    info = dm.describe()["split_files"]["test_pairs"]
+    assert info["provided"] is True and info["naming"] == "index" and info["format"] == "lfw"
+    write_pairs_txt(root / "pairs.txt", [([("n000001", 1, 3)], [("n000009", 1, "n000010", 2)])])
+    with pytest.raises(
+        MetadataFormatError, match=r"pairs\.txt:2: identity 'n000001' has 2 image\(s\) in the test split"
+    ):
+        vggface2(root, crop="none", official_splits=["test"], pairs_file="pairs.txt")

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from src.datamodules.components.image_io import CorruptImageError, read_image_rgb
+from src.datamodules.components.metadata import MetadataFormatError
 from src.datamodules.identity_folders import DatasetLayoutError, IdentityFoldersDataModule
+from tests.fixtures_datasets import write_pairs_txt, write_text
 from tests.helpers import tiny_overrides
 
 
@@ -99,3 +101,110 @@ def test_skip_corrupt_records_the_files_in_the_run(tmp_path: Path, runs_dir: Pat
     skipped = {Path(entry["path"]).relative_to(root).as_posix() for entry in data["skipped_files"]}
     assert skipped == {"person_01/img_2.png", "person_07/img_0.png"}
     assert (result.run_dir / "skipped_files.csv").is_file()
+
+
+def make_lfw_style(root: Path, people: dict[str, int], size: int = 16) -> Path:
+    """``root/<Name>/<Name>_0001.png`` (an aligned LFW-style folder, as ``python -m src.preprocess.align``
+    writes it)."""
+    rng = np.random.default_rng(1)
+    for name, count in people.items():
+        (root / name).mkdir(parents=True)
+        for k in range(1, count + 1):
+            cv2.imwrite(
+                str(root / name / f"{name}_{k:04d}.png"), rng.integers(0, 255, (size, size, 3), np.uint8)
+            )
+    return root
+
+
+def test_pairs_file_fixes_the_test_identities(tmp_path: Path) -> None:
+    people = {"Ann": 3, "Bob": 1, "Cid": 2, "Dan": 2, "Eve": 2, "Fay": 2, "Gus": 2, "Hal": 2}
+    root = make_lfw_style(tmp_path / "faces", people)
+    write_pairs_txt(
+        tmp_path / "pairs.txt",
+        [([("Ann", 1, 3)], [("Ann", 2, "Bob", 1)]), ([("Cid", 1, 2)], [("Cid", 2, "Ann", 1)])],
+        separator="\t",
+        final_newline=True,
+    )
+    dm = IdentityFoldersDataModule(
+        str(root),
+        image_size=16,
+        val_identities=2,
+        test_identities=100,  # not used: the pair list names the test identities
+        pairs_file=str(tmp_path / "pairs.txt"),
+        eval_protocol="pairs",
+        pair_folds=1,
+        pairs_per_fold=1,
+        batch_size=2,
+    )
+    dm.setup()
+    assert set(dm.splits["test"]) == {"Ann", "Bob", "Cid"}  # Bob has one image: kept for the pairs
+    assert len(dm.splits["val"]) == 2 and not set(dm.splits["train"]) & {"Ann", "Bob", "Cid"}
+    pairs = dm.pair_list("test")
+    names = dm.records["test"].names
+    assert [(names[a], names[b]) for a, b in zip(pairs.index_a, pairs.index_b, strict=True)] == [
+        ("Ann/Ann_0001.png", "Ann/Ann_0003.png"),
+        ("Ann/Ann_0002.png", "Bob/Bob_0001.png"),
+        ("Cid/Cid_0001.png", "Cid/Cid_0002.png"),
+        ("Cid/Cid_0002.png", "Ann/Ann_0001.png"),
+    ]
+    info = dm.describe()
+    assert info["split_files"]["test_pairs"]["naming"] == "lfw"
+    assert info["identities_from_pairs_file"] == {"test": str(tmp_path / "pairs.txt")}
+    assert info["test_identities"] == 3 and info["excluded_identities_below_min_images"] == 0
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["image_a"].shape == (2, 3, 16, 16) and batch["is_same"].tolist() == [True, False]
+    # the same list naming an identity without a folder names the file and line
+    write_pairs_txt(tmp_path / "pairs.txt", [([("Ann", 1, 3)], [("Ann", 2, "Zed", 1)])])
+    with pytest.raises(MetadataFormatError, match=r"pairs\.txt:3: identity 'Zed' has no folder"):
+        IdentityFoldersDataModule(str(root), pairs_file=str(tmp_path / "pairs.txt"), batch_size=2).setup()
+
+
+def test_index_naming_and_triplet_csv(tmp_path: Path) -> None:
+    """Re-indexed ``id*/`` folders: 'id3 2' is the 2nd image of id3; triplets as a CSV of image names."""
+    root = make_layout(tmp_path / "faces", identities=6, images=3)
+    write_pairs_txt(tmp_path / "pairs.txt", [([("person_01", 1, 3)], [("person_01", 2, "person_02", 3)])])
+    write_text(
+        tmp_path / "triplets.csv",
+        [
+            "anchor,positive,negative",
+            "person_03/img_0.png,person_03/img_2.png,person_04/img_1.png",
+            "person_05/img_1.png,person_05/img_0.png,person_03/img_0.png",
+        ],
+    )
+    dm = IdentityFoldersDataModule(
+        str(root),
+        image_size=16,
+        pairs_file={"val": str(tmp_path / "pairs.txt")},
+        train_protocol="triplets",
+        triplets_file=str(tmp_path / "triplets.csv"),
+        batch_size=2,
+    )
+    dm.setup()
+    pairs = dm.pair_list("val")
+    names = dm.records["val"].names
+    assert [(names[a], names[b]) for a, b in zip(pairs.index_a, pairs.index_b, strict=True)] == [
+        ("person_01/img_0.png", "person_01/img_2.png"),
+        ("person_01/img_1.png", "person_02/img_2.png"),
+    ]
+    assert dm.describe()["split_files"]["val_pairs"]["naming"] == "index"
+    train = dm.records["train"].names
+    assert [[train[i] for i in row] for row in dm.triplets()] == [
+        ["person_03/img_0.png", "person_03/img_2.png", "person_04/img_1.png"],
+        ["person_05/img_1.png", "person_05/img_0.png", "person_03/img_0.png"],
+    ]
+    item = next(iter(dm.train_dataloader()))
+    assert (item["identity"] != item["identity_negative"]).all()
+    write_text(
+        tmp_path / "triplets.csv",
+        ["anchor,positive,negative", "person_01/img_0.png,person_01/img_1.png,person_03/img_0.png"],
+    )
+    with pytest.raises(
+        MetadataFormatError, match=r"triplets\.csv:2: image person_01/img_0\.png is not in the training split"
+    ):
+        IdentityFoldersDataModule(
+            str(root),
+            pairs_file={"val": str(tmp_path / "pairs.txt")},
+            train_protocol="triplets",
+            triplets_file=str(tmp_path / "triplets.csv"),
+            batch_size=2,
+        ).setup()

@@ -196,6 +196,9 @@ def test_ffpp_outputs(ffpp_out: Path) -> None:
     assert videos["ffpp/FaceSwap/c23/003_000"]["split"] == "val"
     assert videos["ffpp/Deepfakes/c23/953_974"]["split"] == "test"
     assert sorted({r["frame_index"] for r in rows}) == ["0", "2", "5"]  # linspace(0, 5, 3) on 6 frames
+    # FF++'s conversion_dict.json (raw root's dataset/) is copied next to the index for the DataModule
+    assert json.loads((folder / "conversion_dict.json").read_text())["000"] == "--b1Ua-kWJE 0"
+    assert summary["conversion_dict"].endswith("dataset/conversion_dict.json")
 
 
 def test_ffpp_resume_redoes_only_missing_videos(ffpp_out: Path, tmp_path: Path) -> None:

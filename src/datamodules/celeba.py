@@ -1,11 +1,12 @@
 """CelebA (aligned 178×218 JPEGs) and CelebA-HQ (through its mapping to CelebA), with the official split.
 
-Layouts accepted (datasets.md §3): files flat under the root (torchvision's ``celeba/`` folder), the
-official ``Img/``, ``Anno/``, ``Eval/`` tree, and Kaggle's doubly nested
-``img_align_celeba/img_align_celeba/``
-with CSV lists (Kaggle has no identity file: use ``targets: [attr]`` there). Splits: the official
-``list_eval_partition.txt`` (0 train, 1 valid, 2 test), which is identity-disjoint (Errata: 8,192 / 985 /
-1,000 identities) — so no derived recognition split is needed; ``setup()`` checks the disjointness.
+Layouts accepted (docs/datasets.md, "CelebA and CelebA-HQ"): files flat under the root (torchvision's
+``celeba/`` folder), the official ``Img/``, ``Anno/``, ``Eval/`` tree, and Kaggle's doubly nested
+``img_align_celeba/img_align_celeba/`` with CSV lists (Kaggle has no identity file: use ``targets: [attr]``
+there). Splits: the official ``list_eval_partition.txt`` (0 train, 1 valid, 2 test), which is
+identity-disjoint (8,192 / 985 / 1,000 identities) — so no derived recognition split is needed; ``setup()``
+checks the disjointness. Images the partition file lists but the copy lacks are reported once (an error
+unless ``allow_partial``). In LFW-format pair lists an identity is its CelebA number (``2880 1 3``).
 
 Batches: ``image``, ``index``, ``image_id`` (the file number), and per ``targets``: ``identity`` (labels
 0..K-1 within the split, numbered by sorted CelebA id) with ``identity_id`` (the CelebA id 1..10177),
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from src.datamodules.components.geometry import BoxCrop
+from src.datamodules.components.layout import IMAGE_EXTENSIONS, DatasetLayoutError
 from src.datamodules.components.metadata import (
     CelebAHQMapping,
     CelebATable,
@@ -32,8 +34,7 @@ from src.datamodules.components.metadata import (
     parse_celeba_hq_mapping,
     parse_celeba_list,
 )
-from src.datamodules.components.split_datamodule import SplitFaceDataModule, SplitRecords, labels_from_keys
-from src.datamodules.identity_folders import IMAGE_EXTENSIONS, DatasetLayoutError
+from src.datamodules.split import SplitFaceDataModule, SplitRecords, labels_from_keys
 
 PARTITION_SPLITS = {0: "train", 1: "val", 2: "test"}
 TARGETS = ("identity", "attr", "bbox", "landmarks")
@@ -73,16 +74,9 @@ def scan_images(folder: Path) -> set[str]:
         return {e.name for e in entries if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)}
 
 
-def check_listed_images_exist(
-    folder: Path, listed: Sequence[str], present: set[str], listed_in: Path
-) -> None:
-    """Every image a metadata file lists must be on disk; the error names the missing path(s)."""
-    missing = [name for name in listed if name not in present]
-    if missing:
-        examples = ", ".join(str(folder / m) for m in missing[:3])
-        raise DatasetLayoutError(
-            f"{len(missing)} image(s) listed in {listed_in} are missing from {folder}, e.g. {examples}"
-        )
+def listed_but_absent(listed: Sequence[str], present: set[str]) -> list[str]:
+    """The listed names that are not on disk (reported with ``note_missing``)."""
+    return [name for name in listed if name not in present]
 
 
 class CelebAMetadata:
@@ -154,11 +148,14 @@ def split_records(
         if not len(index):
             continue
         split_extras = {key: value[index] for key, value in extras.items()}
-        labels = None
+        labels, identity_names = None, None
         if identity_ids is not None:
             labels = labels_from_keys(identity_ids[index].tolist())
             split_extras["identity_id"] = identity_ids[index]
-        out[split] = SplitRecords(image_root, [names[i] for i in index], labels, split_extras, geometry)
+            identity_names = [str(i) for i in identity_ids[index].tolist()]
+        out[split] = SplitRecords(
+            image_root, [names[i] for i in index], labels, split_extras, geometry, identity_names
+        )
     return out
 
 
@@ -217,7 +214,8 @@ class CelebADataModule(SplitFaceDataModule):
         image_dir = self.find_image_dir()
         self.metadata = metadata = CelebAMetadata(self.root, self.targets)
         names = sorted(metadata.partition.files, key=numeric_key)
-        check_listed_images_exist(image_dir, names, scan_images(image_dir), metadata.partition.path)
+        absent = listed_but_absent(names, scan_images(image_dir))
+        self.note_missing(metadata.partition.path, image_dir, absent)
         partition = metadata.values("partition", names)[:, 0]
         geometry = BoxCrop(self.image_size, None if self.crop_box is None else np.asarray(self.crop_box))
         extras: dict[str, np.ndarray] = {"image_id": np.asarray([numeric_key(n)[0] for n in names], np.int64)}
@@ -255,7 +253,8 @@ class CelebAHQDataModule(SplitFaceDataModule):
 
     ``root`` holds ``CelebA-HQ-img/`` and ``CelebA-HQ-to-CelebA-mapping.txt`` (or both under
     ``CelebAMask-HQ/``); ``celeba_root`` holds CelebA's list files. HQ index → ``orig_file`` → identity and
-    partition (not the 0-based ``orig_idx`` against 1-based boundaries, datasets.md §3). Targets:
+    partition (not the 0-based ``orig_idx`` against 1-based boundaries; docs/datasets.md, "CelebA and
+    CelebA-HQ"). Targets:
     ``identity`` and ``attr`` (CelebA's attributes of the source image). Batches carry ``image_id`` (HQ
     index) and ``celeba_image_id`` (the source CelebA file number).
     """
@@ -311,13 +310,8 @@ class CelebAHQDataModule(SplitFaceDataModule):
             by_index[int(stem)] = name
         order = np.argsort(mapping.hq_index, kind="stable")
         missing = [int(mapping.hq_index[i]) for i in order if int(mapping.hq_index[i]) not in by_index]
-        if missing:
-            examples = ", ".join(str(image_dir / f"{i}.jpg") for i in missing[:3])
-            raise DatasetLayoutError(
-                f"{len(missing)} image(s) listed in {mapping_path} are missing from {image_dir}, "
-                f"e.g. {examples}"
-            )
-        names = [by_index[int(mapping.hq_index[i])] for i in order]
+        self.note_missing(mapping_path, image_dir, [f"{i}.jpg" for i in missing])
+        names = [by_index.get(int(mapping.hq_index[i]), f"{int(mapping.hq_index[i])}.jpg") for i in order]
         orig_files = [mapping.orig_file[i] for i in order]
         partition = metadata.values("partition", orig_files)[:, 0]
         extras: dict[str, np.ndarray] = {
@@ -333,7 +327,7 @@ class CelebAHQDataModule(SplitFaceDataModule):
                 check_identity_disjoint(ids, partition, metadata.tables["identity"].path)
         self._counts = {
             "identities": 0 if ids is None else len(np.unique(ids)),
-            "hq_images_not_in_mapping": len(by_index) - len(names),
+            "hq_images_not_in_mapping": len(by_index) - (len(names) - len(missing)),
             "mapping_file": str(mapping_path),
             "celeba_root": str(self.celeba_root),
         }

@@ -1,19 +1,22 @@
 """FFHQ: 70,000 aligned 1024² PNGs (+ 128² thumbnails), the metadata JSON, and its training/validation split.
 
-Layout (datasets.md §1): ``<root>/ffhq-dataset-v2.json`` and ``<root>/images1024x1024/<shard>/<index>.png``
-(shard = index rounded down to 1000, 5 digits; a ``LICENSE.txt`` sits in the image folder) or
-``thumbnails128x128/``; flat copies (``00000.png`` ... in one folder, e.g. the root: ``image_dir: .``) and
-resized copies (``ffhq256/``) work too — images are found by the integer file stem, sorted numerically.
+Layout (docs/datasets.md, "FFHQ"): ``<root>/ffhq-dataset-v2.json`` and
+``<root>/images1024x1024/<shard>/<index>.png`` (shard = index rounded down to 1000, 5 digits; a
+``LICENSE.txt`` sits in the image folder) or ``thumbnails128x128/``; flat copies (``00000.png`` ... in one
+folder, e.g. the root: ``image_dir: .``) and resized copies (``ffhq256/``) work too — images are found by the
+integer file stem, sorted numerically.
 
 Split: the JSON's ``category`` (0–59,999 ``training``, 60,000–69,999 ``validation``); FFHQ has no test split,
-so ``test`` is the validation set. Every image the JSON lists must exist (an error names the missing
-path); images the JSON does not list are ignored and counted. ``metadata_file: null`` splits by index
-without the JSON (no landmarks then). The ~255 MB JSON is parsed once per set-up into a compact table,
+so ``test`` is the validation set. Images the JSON lists but the copy lacks are reported once (an error unless
+``allow_partial``); images the JSON does not list are ignored and counted. ``metadata_file: null`` splits by
+index without the JSON (no landmarks then). The ~255 MB JSON is parsed once per set-up into a compact table,
 cached under ``cache_dir`` when one is given (keyed by the JSON's path, size and modification time).
 
 **No identity labels**: batches carry ``image``, ``index``, ``image_id`` (the FFHQ index) and, with
 ``return_landmarks``, ``landmarks`` (68 × (x, y) in output pixels; NaN where the JSON has none).
-``pseudo_identity: true`` adds ``identity`` = one pseudo-identity per image (datasets.md §1).
+``pseudo_identity: true`` adds ``identity`` = one pseudo-identity per image. FFHQ has no pair or triplet lists
+(``pairs_file`` / ``triplets_file`` raise): copies re-indexed into identity folders load with
+:class:`~src.datamodules.identity_folders.IdentityFoldersDataModule`.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from src.datamodules.components.geometry import BoxCrop
+from src.datamodules.components.layout import DatasetLayoutError
 from src.datamodules.components.metadata import FFHQTable, parse_ffhq_json
-from src.datamodules.components.split_datamodule import SplitFaceDataModule, SplitRecords
-from src.datamodules.identity_folders import DatasetLayoutError
+from src.datamodules.split import SplitFaceDataModule, SplitRecords
 
 VALIDATION_START = 60_000
 LAYOUT = (
@@ -83,6 +86,12 @@ class FFHQDataModule(SplitFaceDataModule):
         super().__init__(root, image_size, **common)
         if self.eval_protocol != "images" or self.train_protocol != "images":
             raise ValueError("FFHQ has no identity labels: eval_protocol and train_protocol must be 'images'")
+        if self.pairs_files or self.triplets_file:
+            raise ValueError(
+                "FFHQ has no identity labels, so it takes no pairs_file or triplets_file; a copy re-indexed "
+                "into identity folders (<root>/<identity>/<image>.png) loads with "
+                "src.datamodules.identity_folders.IdentityFoldersDataModule, which reads both"
+            )
         if return_landmarks and not metadata_file:
             raise ValueError(
                 "datamodule.return_landmarks needs datamodule.metadata_file (the landmarks are in the JSON)"
@@ -127,12 +136,9 @@ class FFHQDataModule(SplitFaceDataModule):
             json_path = self.root / self.metadata_file
             table = self.read_metadata(json_path)
             missing = [int(i) for i in table.index if int(i) not in found]
-            if missing:
-                examples = ", ".join(str(shard_path(folder, i)) for i in missing[:3])
-                raise DatasetLayoutError(
-                    f"{len(missing)} image(s) listed in {json_path} are missing under {folder}, "
-                    f"e.g. {examples}"
-                )
+            for i in missing:  # where the JSON's layout keeps it
+                found[i] = shard_path(folder, i).relative_to(folder).as_posix()
+            self.note_missing(json_path, folder, [found[i] for i in missing])
             indices, category = table.index, table.category
             self._counts["metadata_file"] = str(json_path)
             self._counts["images_not_in_metadata"] = len(found) - len(indices)

@@ -6,6 +6,16 @@ config or the ``PROFACE_FFPP_ROOT`` environment variable. Batches: ``image`` (fl
 (1 = fake, 0 = real), ``video_idx`` (int from a :class:`VideoIdEncoder` over the split's full id list, so
 ranks agree), ``frame_index`` (index in the source video) and ``index``. ``methods`` / ``compression`` filter
 the index; ``describe()`` reports frames, videos (real / fake / per method) and preprocessing failures.
+
+Source / target pairing (FF++ only): a manipulated video ``<target>_<source>`` takes its frames from the
+original ``<target>`` and the face (Deepfakes, FaceSwap, FaceShifter) or the expressions (Face2Face,
+NeuralTextures) from ``<source>``. Batches carry ``target_video`` and ``source_video`` (the original
+sequence numbers; both the video's own number for a real video). With ``conversion_dict`` (the FF++
+repository's ``dataset/conversion_dict.json``, ``"000": "<YouTube id> <n>"``; the preprocessing copies it
+next to ``index.csv`` when the raw root has it) they also carry ``target_identity``, ``source_identity`` and
+``face_identity`` (whose face the frame shows): the number of the YouTube video the original was cut
+from, in sorted YouTube-id order, so originals cut from one YouTube video (one person) share an identity.
+See docs/datasets.md, "FaceForensics++".
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,8 +34,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from src.datamodules.base import FaceDataModule
+from src.datamodules.components.layout import DatasetLayoutError
 from src.datamodules.components.transforms import build_albumentations, check_transform_splits
-from src.datamodules.identity_folders import DatasetLayoutError
 from src.datatypes.video_ids import VideoIdEncoder
 from src.utils.seeding import albumentations_seed, global_rank
 
@@ -42,8 +53,10 @@ class FrameIndexDataset(Dataset):
         encoder: VideoIdEncoder,
         image_size: int,
         transform: Any = None,
+        extras: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.root = root
+        self.extras = dict(extras or {})
         self.paths = [row["path"] for row in rows]
         self.labels = np.asarray([int(row["label"]) for row in rows], np.int64)
         self.frame_index = np.asarray([int(row["frame_index"]) for row in rows], np.int64)
@@ -67,13 +80,16 @@ class FrameIndexDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image=np.ascontiguousarray(image))["image"]
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-        return {
+        item = {
             "image": tensor,
             "label": torch.tensor(self.labels[index]),
             "video_idx": torch.tensor(self.video_idx[index]),
             "frame_index": torch.tensor(self.frame_index[index]),
             "index": torch.tensor(index),
         }
+        for key, values in self.extras.items():
+            item[key] = torch.tensor(values[index])
+        return item
 
 
 def resolve_root(root: str | None, env_var: str, dataset: str) -> Path:
@@ -161,6 +177,14 @@ class VideoFramesDataModule(FaceDataModule):
                 raise ValueError(f"datamodule.compression={self.compression!r}: no frames in {self.root}")
         return rows
 
+    def row_extras(self, rows: list[dict[str, str]]) -> dict[str, np.ndarray]:
+        """Per-frame integer fields added to the batches (none by default)."""
+        return {}
+
+    def extras_info(self) -> dict[str, Any]:
+        """What :meth:`row_extras` read, for the run record."""
+        return {}
+
     def setup(self, stage: str | None = None) -> None:
         """Read and validate the index, then build one dataset per split present."""
         if self.datasets:
@@ -189,7 +213,12 @@ class VideoFramesDataModule(FaceDataModule):
                     self.transform_spec, albumentations_seed(self.transform_seed, rank)
                 )
             self.datasets[split] = FrameIndexDataset(
-                self.index_dir, split_rows, self.encoders[split], self.image_size, transform
+                self.index_dir,
+                split_rows,
+                self.encoders[split],
+                self.image_size,
+                transform,
+                self.row_extras(split_rows),
             )
         if not self.datasets:
             raise ValueError(f"{self.dataset_name}: no frames left in {self.root} after the filters")
@@ -233,11 +262,116 @@ class VideoFramesDataModule(FaceDataModule):
         if self.index_dir is not None and (self.index_dir / "summary.json").is_file():
             summary = json.loads((self.index_dir / "summary.json").read_text())
             info["preprocessing_failures"] = summary.get("counts", {}).get("failures_by_reason", {})
+        info.update(self.extras_info())
         return info
 
 
+FACE_FROM_SOURCE = ("Deepfakes", "FaceSwap", "FaceShifter")  # identity swaps; the others reenact
+CONVERSION_VALUE = re.compile(r"^(\S+)\s+(\d+)$")
+
+
+def parse_conversion_dict(path: Path) -> dict[str, str]:
+    """FF++ ``conversion_dict.json`` → original sequence id (``"000"``) → YouTube id (``"--b1Ua-kWJE"``).
+
+    Values are ``"<YouTube id> <sequence number>"``; any other shape raises naming the file and key.
+    """
+    if not path.is_file():
+        raise DatasetLayoutError(
+            f"FF++ conversion_dict not found: {path} (the FaceForensics repository's "
+            "dataset/conversion_dict.json; a relative datamodule.conversion_dict is taken next to index.csv)"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DatasetLayoutError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(data, dict) or not data:
+        raise DatasetLayoutError(f"{path}: expected a JSON object mapping '000' to '<YouTube id> <n>'")
+    out = {}
+    for key, value in data.items():
+        match = CONVERSION_VALUE.match(value.strip()) if isinstance(value, str) else None
+        if not str(key).isdigit() or match is None:
+            raise DatasetLayoutError(
+                f"{path}: entry {key!r}: {value!r} is not '<YouTube id> <sequence number>' under a numeric id"
+            )
+        out[str(key)] = match.group(1)
+    return out
+
+
+def target_and_source(video_uid: str) -> tuple[str, str]:
+    """``ffpp/<method>/<c>/<target>_<source>`` → (target, source); a real ``.../<id>`` → (id, id)."""
+    name = video_uid.rsplit("/", 1)[-1]
+    parts = name.split("_")
+    if len(parts) == 1 and name.isdigit():
+        return name, name
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return parts[0], parts[1]
+    raise DatasetLayoutError(
+        f"FF++ video {video_uid}: expected an original '<id>' or a manipulated '<target>_<source>' name "
+        "made of sequence numbers"
+    )
+
+
 class FFPPFramesDataModule(VideoFramesDataModule):
-    """FF++ frames (official pair split, label 1 = fake) from the preprocessed index."""
+    """FF++ frames (official pair split, label 1 = fake) from the preprocessed index, with source/target."""
 
     dataset_name = "ffpp"
     env_var = "PROFACE_FFPP_ROOT"
+
+    def __init__(self, *args: Any, conversion_dict: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conversion_dict = conversion_dict or None
+        self.youtube_of: dict[str, str] | None = None
+        self._conversion_path: Path | None = None
+
+    def _read_conversion(self) -> dict[str, str] | None:
+        if self.conversion_dict is None:
+            return None
+        if self.youtube_of is None:
+            assert self.index_dir is not None
+            path = Path(str(self.conversion_dict)).expanduser()
+            self._conversion_path = path if path.is_absolute() else self.index_dir / path
+            self.youtube_of = parse_conversion_dict(self._conversion_path)
+        return self.youtube_of
+
+    def row_extras(self, rows: list[dict[str, str]]) -> dict[str, np.ndarray]:
+        """``target_video``/``source_video`` from the names; identities through the conversion dict."""
+        pairs = [target_and_source(row["video_uid"]) for row in rows]
+        out = {
+            "target_video": np.asarray([int(t) for t, _ in pairs], np.int64),
+            "source_video": np.asarray([int(s) for _, s in pairs], np.int64),
+        }
+        youtube_of = self._read_conversion()
+        if youtube_of is None:
+            return out
+        unknown = sorted({v for pair in pairs for v in pair if v not in youtube_of})
+        if unknown:
+            raise DatasetLayoutError(
+                f"{self._conversion_path} has no entry for original video(s) {unknown[:5]} used by "
+                f"{self.index_dir / 'index.csv'} (a conversion_dict of another dataset?)"
+            )
+        number = {youtube: i for i, youtube in enumerate(sorted(set(youtube_of.values())))}
+        target = np.asarray([number[youtube_of[t]] for t, _ in pairs], np.int64)
+        source = np.asarray([number[youtube_of[s]] for _, s in pairs], np.int64)
+        from_source = np.asarray([row["method"] in FACE_FROM_SOURCE for row in rows])
+        out.update(
+            {
+                "target_identity": target,
+                "source_identity": source,
+                "face_identity": np.where(from_source, source, target),
+            }
+        )
+        return out
+
+    def extras_info(self) -> dict[str, Any]:
+        """The conversion dict used: path, originals and how many share a YouTube video."""
+        if self.youtube_of is None:
+            return {"conversion_dict": None}
+        counts = Counter(self.youtube_of.values())
+        return {
+            "conversion_dict": {
+                "path": str(self._conversion_path),
+                "originals": len(self.youtube_of),
+                "youtube_videos": len(counts),
+                "originals_sharing_a_youtube_video": sum(c for c in counts.values() if c > 1),
+            }
+        }

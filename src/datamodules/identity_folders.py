@@ -2,7 +2,13 @@
 
 Identities are split identity-disjointly (train / val / test) by a seeded shuffle of the sorted folder
 names, so the split is reproducible and independent of file-system order. This is the layout of LFW's
-``lfw/`` folder, VGGFace2's ``train``/``test`` folders and most aligned face sets, and of a user's own data.
+``lfw/`` folder, VGGFace2's ``train``/``test`` folders, the output of ``python -m src.preprocess.align``,
+re-indexed ``id*/`` copies of FFHQ and VGGFace2-HQ, and of a user's own data.
+
+A ``pairs_file`` for a split (an LFW-format list or a pair CSV; docs/datasets.md, "Pair and triplet files")
+fixes that split's identities: the identities it names form the split (whatever their image count), as
+LFW's ``pairs.txt`` defines LFW's evaluation set, and the split's ``*_identities`` count is not used (the
+run record says so). The other splits are drawn from the remaining identities.
 """
 
 from __future__ import annotations
@@ -11,19 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from src.datamodules.base import FaceDataModule
-from src.datamodules.components.image_io import CorruptImageError, read_image_rgb, record_skipped
-from src.datamodules.components.image_list import ImageListDataset
+from src.datamodules.components.layout import IMAGE_EXTENSIONS, DatasetLayoutError
+from src.datamodules.components.metadata import MetadataFormatError
+from src.datamodules.components.pairs import NamedPairs
+from src.datamodules.split import SplitFaceDataModule, SplitRecords, labels_from_keys
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "LAYOUT",
+    "DatasetLayoutError",
+    "IdentityFoldersDataModule",
+    "scan_identity_folders",
+]
+
 LAYOUT = "<root>/<identity>/<image>.jpg (one folder per identity, images inside)"
-
-
-class DatasetLayoutError(FileNotFoundError):
-    """A dataset folder that does not have the expected layout."""
 
 
 def scan_identity_folders(root: Path, min_images: int) -> dict[str, list[Path]]:
@@ -42,14 +50,19 @@ def scan_identity_folders(root: Path, min_images: int) -> dict[str, list[Path]]:
     return identities
 
 
-class IdentityFoldersDataModule(FaceDataModule):
+class IdentityFoldersDataModule(SplitFaceDataModule):
     """Face images in identity folders, with identity-disjoint train/val/test splits.
 
     ``val_identities``/``test_identities`` are counts; identities with fewer than ``min_images_per_identity``
-    images are left out (and counted in ``describe()``). With ``skip_corrupt`` every validation/test image
-    is decoded once at set-up and unreadable ones are removed and recorded, so evaluation never counts a
-    substitute twice; unreadable training images are recorded and replaced by the next readable one.
+    images are left out (and counted in ``describe()``) unless a pair list names them. Batches: ``image``,
+    ``index`` and ``identity`` (labels 0..K-1 per split in sorted folder order). With ``skip_corrupt``
+    every validation/test image is decoded once at set-up and unreadable ones are removed and recorded, so
+    evaluation never counts a substitute twice; unreadable training images are recorded and replaced by
+    the next readable one. Pairs, triplets and transforms as for every file-based DataModule
+    (:class:`~src.datamodules.split.SplitFaceDataModule`).
     """
+
+    dataset_name = "identity_folders"
 
     def __init__(
         self,
@@ -58,104 +71,96 @@ class IdentityFoldersDataModule(FaceDataModule):
         val_identities: int = 0,
         test_identities: int = 0,
         min_images_per_identity: int = 2,
-        split_seed: int = 0,
-        skip_corrupt: bool = False,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
+        **common: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory)
-        self.root = Path(root).expanduser()
-        self.image_size = int(image_size)
+        super().__init__(root, image_size, **common)
         self.val_identities, self.test_identities = int(val_identities), int(test_identities)
+        if self.val_identities < 0 or self.test_identities < 0:
+            raise ValueError("datamodule.val_identities and datamodule.test_identities must be >= 0")
         self.min_images = int(min_images_per_identity)
-        self.split_seed = int(split_seed)
-        self.skip_corrupt = bool(skip_corrupt)
         self.splits: dict[str, dict[str, list[Path]]] = {}
-        self.datasets: dict[str, ImageListDataset] = {}
         self.excluded_identities = 0
+        self._from_pairs: dict[str, str] = {}
 
-    def _split(self, identities: dict[str, list[Path]]) -> dict[str, dict[str, list[Path]]]:
-        names = sorted(identities)
-        needed = self.val_identities + self.test_identities
-        if needed >= len(names):
-            raise ValueError(
-                f"{self.root}: {len(names)} identities cannot give {self.val_identities} validation and "
-                f"{self.test_identities} test identities and still leave training identities"
-            )
-        order = np.random.default_rng(self.split_seed).permutation(len(names))
-        shuffled = [names[i] for i in order]
-        test = shuffled[: self.test_identities]
-        val = shuffled[self.test_identities : needed]
-        train = shuffled[needed:]
-        return {
-            split: {n: identities[n] for n in sorted(group)}
-            for split, group in [("train", train), ("val", val), ("test", test)]
-        }
-
-    def _verified(self, files: list[tuple[Path, int]], split: str) -> list[tuple[Path, int]]:
-        """Decode every file once; drop and record unreadable ones (only with ``skip_corrupt``)."""
-        readable = []
-        for path, label in tqdm(
-            files, desc=f"checking {split} images", leave=False, disable=len(files) < 500
-        ):
-            try:
-                read_image_rgb(path)
-            except CorruptImageError as exc:
-                record_skipped(path, str(exc))
-                self.skipped_files.append({"path": str(path), "reason": str(exc)})
-                continue
-            readable.append((path, label))
-        return readable
-
-    def setup(self, stage: str | None = None) -> None:
-        """Scan the root, split identities and build the datasets (once)."""
-        if self.datasets:
-            return
-        scanned = scan_identity_folders(self.root, 1)
-        all_identities = {n: p for n, p in scanned.items() if len(p) >= self.min_images}
-        self.excluded_identities = len(scanned) - len(all_identities)
-        if not all_identities:
-            raise DatasetLayoutError(f"no identity under {self.root} has {self.min_images} or more images")
-        self.splits = self._split(all_identities)
-        for split, identities in self.splits.items():
-            files = [(path, label) for label, name in enumerate(identities) for path in identities[name]]
-            if split != "train" and self.skip_corrupt:
-                files = self._verified(files, split)
-            if files:
-                paths, labels = zip(*files, strict=True)
-                self.datasets[split] = ImageListDataset(
-                    paths, labels, self.image_size, None, self.skip_corrupt
+    def _pair_identities(self, split: str, scanned: dict[str, list[Path]]) -> list[str]:
+        """The identities the ``pairs_file`` of ``split`` names (each must have a folder)."""
+        parsed = self.read_pairs_file(split)
+        if isinstance(parsed, NamedPairs):
+            named = []
+            for a, b, line in zip(parsed.name_a, parsed.name_b, parsed.lines, strict=True):
+                named += [(a.split("/")[0], line), (b.split("/")[0], line)]
+        else:
+            named = parsed.identities
+        out: dict[str, None] = {}
+        for identity, line in named:
+            if identity not in scanned:
+                raise MetadataFormatError(
+                    f"{parsed.source}:{line}: identity {identity!r} has no folder (with images) under "
+                    f"{self.root}"
                 )
+            out[identity] = None
+        return sorted(out)
 
-    @property
-    def num_classes(self) -> int:
-        """Number of training identities (for classification heads)."""
-        return len(self.splits.get("train", {}))
-
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        if split not in self.datasets:
-            raise ValueError(f"{self.root}: the {split} split is empty (set datamodule.{split}_identities)")
-        return self.make_loader(self.datasets[split], train=train)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-    def describe(self) -> dict[str, Any]:
-        """Identities and images per split, identities left out, skipped files."""
-        info: dict[str, Any] = {
-            "dataset": "identity_folders",
-            "root": str(self.root),
-            "image_size": self.image_size,
+    def _split(
+        self, identities: dict[str, list[Path]], scanned: dict[str, list[Path]]
+    ) -> dict[str, list[str]]:
+        fixed: dict[str, list[str]] = {}
+        owner: dict[str, str] = {}
+        for split in ("val", "test"):
+            if split in self.pairs_files:
+                fixed[split] = self._pair_identities(split, scanned)
+                for identity in fixed[split]:
+                    if owner.setdefault(identity, split) != split:
+                        raise ValueError(
+                            f"identity {identity!r} is named by the pair lists of both the {owner[identity]} "
+                            f"and the {split} split; splits must be identity-disjoint"
+                        )
+                self._from_pairs[split] = self.pairs_files[split]
+        pool = sorted(n for n in identities if n not in owner)
+        counts = {s: 0 if s in fixed else getattr(self, f"{s}_identities") for s in ("val", "test")}
+        needed = counts["val"] + counts["test"]
+        if needed >= len(pool):
+            raise ValueError(
+                f"{self.root}: {len(pool)} identities cannot give {counts['val']} validation and "
+                f"{counts['test']} test identities and still leave training identities"
+            )
+        order = np.random.default_rng(self.split_seed).permutation(len(pool))
+        shuffled = [pool[i] for i in order]
+        drawn = {
+            "test": shuffled[: counts["test"]],
+            "val": shuffled[counts["test"] : needed],
+            "train": shuffled[needed:],
         }
+        return {split: sorted(fixed.get(split, drawn[split])) for split in ("train", "val", "test")}
+
+    def build_records(self) -> dict[str, SplitRecords]:
+        """Scan the root and split the identities (pair lists fix the identities of their split)."""
+        scanned = scan_identity_folders(self.root, 1)
+        identities = {n: p for n, p in scanned.items() if len(p) >= self.min_images}
+        if not identities and not self.pairs_files:
+            raise DatasetLayoutError(f"no identity under {self.root} has {self.min_images} or more images")
+        chosen = self._split(identities, scanned)
+        used = {name for names in chosen.values() for name in names}
+        self.excluded_identities = len(set(scanned) - used)
+        self.splits = {split: {n: scanned[n] for n in names} for split, names in chosen.items()}
+        records = {}
+        for split, folders in self.splits.items():
+            if not folders:
+                continue
+            keys = [name for name in folders for _ in folders[name]]
+            names = [path.relative_to(self.root).as_posix() for name in folders for path in folders[name]]
+            records[split] = SplitRecords(self.root, names, labels_from_keys(keys), identity_names=keys)
+        return records
+
+    def layout_info(self) -> dict[str, Any]:
+        """Identities per split (also of empty splits), identities left out, pair-list splits."""
+        info: dict[str, Any] = {}
         for split, identities in self.splits.items():
             info[f"{split}_identities"] = len(identities)
-            info[f"{split}_images"] = len(self.datasets[split]) if split in self.datasets else 0
+            if split not in self.datasets:
+                info[f"{split}_images"] = 0
         info["excluded_identities_below_min_images"] = self.excluded_identities
-        return {**info, **super().describe()}
+        info["min_images_per_identity"] = self.min_images
+        if self._from_pairs:
+            info["identities_from_pairs_file"] = dict(self._from_pairs)
+        return info

@@ -26,6 +26,7 @@ from src.datamodules.components.synthetic_face_renderer import (
     ImageVariation,
     render_face,
 )
+from src.datamodules.components.transforms import to_chw_float
 from src.utils.seeding import albumentations_seed, global_rank
 
 SYNTHETIC_NOTE = "SyntheticFaces: procedurally generated faces, not real data"
@@ -36,23 +37,6 @@ EVAL_SAMPLE_OFFSET = 1_000_000
 
 SPLITS = ("train", "val", "test")
 TRAIN_PROTOCOLS = ("images", "triplets")
-
-
-def to_chw_float(image: np.ndarray) -> np.ndarray:
-    """``[H, W, 3]`` uint8 (0..255) or float (0..1) to float32 ``[3, H, W]`` in [0, 1].
-
-    Done in numpy, plane by plane: torch's multi-threaded cast stalls in a busy main process.
-    """
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an [H, W, 3] image, got shape {image.shape}")
-    out = np.empty((3, image.shape[0], image.shape[1]), dtype=np.float32)
-    for c in range(3):
-        if image.dtype == np.uint8:
-            np.divide(image[..., c], np.float32(255.0), out=out[c])
-        else:
-            np.clip(image[..., c], 0.0, 1.0, out=out[c])
-    return out
 
 
 class SyntheticFacesDataset(Dataset):
@@ -157,7 +141,7 @@ class SyntheticFacesDataset(Dataset):
 
 
 class SyntheticTriplets(Dataset):
-    """Training triplets over a :class:`SyntheticFacesDataset` for triplet-loss methods (PRO-Face).
+    """Training triplets over a :class:`SyntheticFacesDataset` for triplet-loss methods.
 
     Item: the anchor's keys (``image``, ``identity``, ``identity_id``, ``anchor_index``) plus
     ``image_positive`` (another image of the anchor's identity), ``image_negative`` and

@@ -1,19 +1,27 @@
 """VGGFace2: ``train/`` and ``test/`` identity folders of loose face crops, with the official metadata.
 
-Layout (datasets.md §2): ``<root>/{train,test}/nXXXXXX/<image>_<face>.jpg``; ``train_list.txt``,
-``test_list.txt`` and ``identity_meta.csv`` at the root or under ``meta/``; ``bb_landmark/loose_bb_*.csv`` and
-``loose_landmark_*.csv`` (also accepted under ``meta/`` or at the root). The image lists are the reference:
-a listed image that is missing is an error naming its path.
+Layout (docs/datasets.md, "VGGFace2"): ``<root>/{train,test}/nXXXXXX/<image>_<face>.jpg``;
+``train_list.txt``, ``test_list.txt`` and ``identity_meta.csv`` at the root or under ``meta/``;
+``bb_landmark/loose_bb_*.csv`` and ``loose_landmark_*.csv`` (also accepted under ``meta/`` or at the root);
+optionally the attribute lists ``attributes/01-Male.txt ... 11-Mouth_Open.txt``. The image lists are the
+reference: listed images that are missing are reported once (an error unless ``allow_partial``).
 
 Splits: official ``train`` and ``test`` (identity-disjoint; checked). No official validation split:
 ``val_identities`` training identities are held out (open-set), drawn with ``torch.Generator`` seeded by
-``split_seed`` and stored as ``<splits_dir>/vggface2_val_identities_n<N>_seed<S>.csv`` (versioned in
-``data/splits/``), then read back on later runs. Labels: per split, 0..K-1 in sorted class-id order (the
-test identities are a separate label space, as in the dataset); ``identity_id`` is the class number.
+``split_seed`` from the listed training identities and stored as
+``<splits_dir>/vggface2_val_identities_n<N>_seed<S>.csv`` (versioned in ``data/splits/``), then read back on
+later runs. The hold-out needs the training split: with ``official_splits: [test]`` nothing is held out (the
+test split is never cut into), there is no ``val`` split and the run record says why. Labels: per split,
+0..K-1 in sorted class-id order (the test identities are a separate label space, as in the dataset);
+``identity_id`` is the class number.
 
 Crops (``crop``): ``landmarks`` — 5-point similarity warp of the loose crop to the ArcFace template at
-``image_size`` (insightface style, §0.1); ``bbox`` — the MTCNN box enlarged by ``bbox_margin`` (0.3 = VGG's
+``image_size`` (insightface style); ``bbox`` — the MTCNN box enlarged by ``bbox_margin`` (0.3 = VGG's
 reference), made square, padded with black where it leaves the image; ``none`` — the whole loose crop resized.
+
+Attributes (``attributes: true``): the 11 binary lists of the VGGFace2 repository (30,000 images each:
+``n000002/0032_01.jpg<TAB>0|1``) become a per-image ``attributes`` vector in batches (1 / 0, and -1 where
+the image is not annotated); ``describe()`` names the attributes and counts the annotated images.
 """
 
 from __future__ import annotations
@@ -28,24 +36,26 @@ import numpy as np
 import torch
 
 from src.datamodules.components.geometry import BoxCrop, Geometry, LandmarkAlign
+from src.datamodules.components.layout import IMAGE_EXTENSIONS, DatasetLayoutError
 from src.datamodules.components.metadata import (
     BB_COLUMNS,
     LANDMARK_COLUMNS,
     MetadataFormatError,
     NamedRows,
+    VGGFace2Attributes,
     find_path,
     parse_bb_landmark_csv,
     parse_identity_meta,
     parse_image_list,
+    parse_vggface2_attributes,
 )
 from src.datamodules.components.pairs import split_file_info
-from src.datamodules.components.split_datamodule import (
+from src.datamodules.split import (
     STALE_HINT,
     SplitFaceDataModule,
     SplitRecords,
     labels_from_keys,
 )
-from src.datamodules.identity_folders import IMAGE_EXTENSIONS, DatasetLayoutError
 
 OFFICIAL_SPLITS = ("train", "test")
 CROPS = ("landmarks", "bbox", "none")
@@ -54,6 +64,11 @@ LAYOUT = (
     "<root>/{train_list.txt, test_list.txt, "
     "identity_meta.csv} (or under meta/), <root>/bb_landmark/loose_{bb,landmark}_{train,test}.csv"
 )
+ATTRIBUTE_DIRS = ("attributes", "meta/attributes")
+CSV_CONTENT = {
+    "loose_landmark": "the 5 MTCNN points of every image",
+    "loose_bb": "the MTCNN face box of every image",
+}
 
 
 def scan_class_folder(folder: Path) -> set[str]:
@@ -72,7 +87,8 @@ def class_number(class_id: str) -> int:
 class VGGFace2DataModule(SplitFaceDataModule):
     """VGGFace2 with the official identity-disjoint train/test split and a versioned validation hold-out.
 
-    ``official_splits`` chooses which folders to load (``[test]`` alone for evaluation-only runs);
+    ``official_splits`` chooses which folders to load (``[test]`` alone for evaluation-only runs, with no
+    validation split);
     ``use_image_lists=false`` scans the folders instead of reading ``*_list.txt``.
     """
 
@@ -87,6 +103,8 @@ class VGGFace2DataModule(SplitFaceDataModule):
         val_identities: int = 0,
         official_splits: Sequence[str] = OFFICIAL_SPLITS,
         use_image_lists: bool = True,
+        attributes: bool = False,
+        attributes_dir: str | None = None,
         **common: Any,
     ) -> None:
         super().__init__(root, image_size, **common)
@@ -100,12 +118,11 @@ class VGGFace2DataModule(SplitFaceDataModule):
         official = (official_splits,) if isinstance(official_splits, str) else tuple(official_splits)
         if not official or set(official) - set(OFFICIAL_SPLITS):
             raise ValueError(f"datamodule.official_splits must be a non-empty subset of {OFFICIAL_SPLITS}")
-        if self.val_identities and "train" not in official:
-            raise ValueError(
-                "datamodule.val_identities > 0 needs the train split in datamodule.official_splits"
-            )
         self.official_splits = official
         self.use_image_lists = bool(use_image_lists)
+        self.attributes = bool(attributes)
+        self.attributes_dir = attributes_dir
+        self.attribute_table: VGGFace2Attributes | None = None
         self._counts: dict[str, Any] = {}
         self._csv_cache: dict[str, NamedRows] = {}
 
@@ -122,7 +139,15 @@ class VGGFace2DataModule(SplitFaceDataModule):
         try:
             return find_path(self.root, candidates, f"VGGFace2 {name} (needed by crop={self.crop})")
         except DatasetLayoutError as exc:
-            raise DatasetLayoutError(f"{exc}; or set datamodule.crop=none") from exc
+            content = CSV_CONTENT[name.rsplit("_", 1)[0]]
+            other = "crop=bbox (loose_bb_*.csv) or crop=none" if self.crop == "landmarks" else "crop=none"
+            raise DatasetLayoutError(
+                f"{exc}. crop={self.crop} reads {content} from {name}, which comes with VGGFace2's "
+                f"bb_landmark.tar.gz metadata archive: extract it so that the file is "
+                f"{self.root / 'bb_landmark' / name}. Or set datamodule.{other}, or detect landmarks "
+                "yourself with `python -m src.preprocess.align` and load its output with identity_folders "
+                '(docs/datasets.md, "VGGFace2")'
+            ) from exc
 
     def _split_names(self, split: str) -> list[str]:
         """``<class>/<image>`` names of an official split; every listed image must exist."""
@@ -147,13 +172,11 @@ class VGGFace2DataModule(SplitFaceDataModule):
             if class_id not in present:
                 present[class_id] = scan_class_folder(folder / class_id)
             if image not in present[class_id]:
-                missing.append(folder / name)
-        if missing:
-            examples = ", ".join(str(m) for m in missing[:3])
-            raise DatasetLayoutError(
-                f"{len(missing)} image(s) listed in {list_path} are missing, e.g. {examples}"
-            )
-        self._counts[f"{split}_unlisted_images"] = sum(len(v) for v in present.values()) - len(set(names))
+                missing.append(name)
+        self.note_missing(list_path, folder, missing)
+        self._counts[f"{split}_unlisted_images"] = (
+            sum(len(v) for v in present.values()) - len(set(names)) + len(set(missing))
+        )
         return sorted(set(names))
 
     def _geometry(self, split: str, names: list[str]) -> Geometry:
@@ -254,13 +277,40 @@ class VGGFace2DataModule(SplitFaceDataModule):
 
     def _records(self, split: str, names: list[str], image_root: Path) -> SplitRecords:
         classes = [name.split("/")[0] for name in names]
+        extras = {"identity_id": np.asarray([class_number(c) for c in classes], np.int64)}
+        if self.attribute_table is not None:
+            extras["attributes"] = self.attribute_table.lookup(names)
         return SplitRecords(
             image_root,
             names,
             labels_from_keys(classes),
-            {"identity_id": np.asarray([class_number(c) for c in classes], np.int64)},
+            extras,
             self._geometry(split, names),
+            identity_names=classes,
         )
+
+    def _read_attributes(self, names: dict[str, list[str]]) -> None:
+        """The attribute lists, checked against the loaded images (annotated counts per split)."""
+        if not self.attributes:
+            self.attribute_table = None
+            return
+        candidates = (self.attributes_dir,) if self.attributes_dir else ATTRIBUTE_DIRS
+        try:
+            folder = find_path(self.root, candidates, "VGGFace2 attribute folder", directory=True)
+        except DatasetLayoutError as exc:
+            raise DatasetLayoutError(
+                f"{exc} (datamodule.attributes=true reads attributes/01-Male.txt ... 11-Mouth_Open.txt from "
+                "the VGGFace2 repository; set datamodule.attributes_dir, or attributes=false)"
+            ) from exc
+        self.attribute_table = table = parse_vggface2_attributes(folder)
+        loaded = {name for split_names in names.values() for name in split_names}
+        self._counts["attributes"] = {
+            **table.describe(),
+            "annotated_images": {
+                split: sum(1 for n in split_names if n in table.index) for split, split_names in names.items()
+            },
+            "rows_for_images_not_loaded": sum(1 for n in table.index if n not in loaded),
+        }
 
     def build_records(self) -> dict[str, SplitRecords]:
         """Read lists and metadata, check the layout, hold out validation identities."""
@@ -275,7 +325,13 @@ class VGGFace2DataModule(SplitFaceDataModule):
                 "VGGFace2's train and test identities are disjoint"
             )
         self._check_meta(classes)
+        self._read_attributes(names)
         records: dict[str, SplitRecords] = {}
+        if "train" not in names and self.val_identities:
+            self._counts["val_identities_note"] = (
+                f"datamodule.val_identities={self.val_identities} not used: validation identities are held "
+                "out of the train split, which official_splits does not load (the test split is kept whole)"
+            )
         if "train" in names:
             val = set(self._val_classes(sorted(classes["train"])))
             train_names = [n for n in names["train"] if n.split("/")[0] not in val]
@@ -295,6 +351,6 @@ class VGGFace2DataModule(SplitFaceDataModule):
         return {
             "crop": self.crop,
             "bbox_margin": self.bbox_margin,
-            "val_identities_held_out": self.val_identities,
+            "val_identities_held_out": self.val_identities if "train" in self.official_splits else 0,
             **self._counts,
         }

@@ -4,7 +4,7 @@ Usage: ``python -m src.preprocess.videos ffpp|celeb_df ROOT OUT_DIR [--frames 32
 [--compression c23] [--methods Deepfakes Face2Face ...] [--size 256] [--margin 1.3] [--workers N]``.
 
 Per video, ``--frames`` indices are taken evenly (``linspace(0, N - 1, frames)`` cast to int, the
-DeepfakeBench rule, datasets.md §4.4) and decoded with OpenCV; the largest face's 5 landmarks align the frame
+DeepfakeBench rule) and decoded with OpenCV; the largest face's 5 landmarks align the frame
 to the ArcFace template scaled to ``--size`` with ``--margin`` (the face fills ~1/margin of the crop). Writes
 
 - ``OUT/<dataset>/<split>/<video uid>/<frame:03d>.png`` (uid = ``dataset/method/compression/name``);
@@ -12,7 +12,10 @@ to the ArcFace template scaled to ``--size`` with ``--margin`` (the face fills ~
   split, path`` (relative to ``OUT/<dataset>``), the 5 landmarks in crop pixels and the detector score;
 - ``OUT/<dataset>/failures.csv``: ``video_uid, frame_index`` (empty for a whole video), ``reason``
   (``unreadable``, ``no_frames``, ``no_face``, ``decode_error``, ``error``), ``detail``;
-- ``OUT/<dataset>/summary.json``: counts (videos, frames, failures by reason), settings and frames/s.
+- ``OUT/<dataset>/summary.json``: counts (videos, frames, failures by reason), settings and frames/s;
+- ``OUT/ffpp/conversion_dict.json``: a copy of FF++'s ``conversion_dict.json`` (original sequence → YouTube
+  video) when ``ROOT`` holds one (at its top or under ``dataset/``), for the DataModule's
+  ``conversion_dict`` option (identities of source and target videos).
 
 Resumable: each finished video leaves ``<video dir>/_video.json`` with its rows; a later run skips those
 (unless the outcome was ``error``, which is retried) and rebuilds the CSVs from all of them, so the outputs
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.datamodules.components.layout import DatasetLayoutError
 from src.datamodules.components.video_index import (
     FFPP_METHODS,
     MetadataFileError,
@@ -41,7 +45,6 @@ from src.datamodules.components.video_index import (
     list_celeb_df_videos,
     list_ffpp_videos,
 )
-from src.datamodules.identity_folders import DatasetLayoutError
 
 DATASETS = ("ffpp", "celeb_df")
 POINT_COLUMNS = [
@@ -309,6 +312,23 @@ def _check_config(config: VideoConfig, dataset_dir: Path) -> None:
     path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
+CONVERSION_DICT = "conversion_dict.json"
+
+
+def copy_conversion_dict(root: Path, dataset_dir: Path) -> Path | None:
+    """Copy FF++'s ``conversion_dict.json`` (``ROOT/`` or ``ROOT/dataset/``) next to the index, if present."""
+    import shutil
+
+    for source in (root / CONVERSION_DICT, root / "dataset" / CONVERSION_DICT):
+        if source.is_file():
+            target = dataset_dir / CONVERSION_DICT
+            temp = target.with_name(f".{target.name}.tmp")
+            shutil.copyfile(source, temp)
+            os.replace(temp, target)
+            return source
+    return None
+
+
 def run_videos(config: VideoConfig) -> dict:
     """Preprocess every video of ``config.dataset``; returns the summary (also saved)."""
     from tqdm import tqdm
@@ -319,6 +339,7 @@ def run_videos(config: VideoConfig) -> dict:
     dataset_dir = config.out_dir / config.dataset
     dataset_dir.mkdir(parents=True, exist_ok=True)
     _check_config(config, dataset_dir)
+    conversion = copy_conversion_dict(config.root, dataset_dir) if config.dataset == "ffpp" else None
     started = time.perf_counter()
     results: dict[str, dict] = {}
     todo = []
@@ -363,6 +384,7 @@ def run_videos(config: VideoConfig) -> dict:
             "videos_by_split": dict(sorted(Counter(e.split for e in entries).items())),
         },
         "settings": config.output_settings(),
+        "conversion_dict": None if conversion is None else str(conversion),
         "run": {
             "processed_videos": len(todo),
             "skipped_videos": len(entries) - len(todo),

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from src.datamodules.components.geometry import BoxCrop, Geometry, resize
 from src.datamodules.components.image_io import CorruptImageError, read_image_rgb, record_skipped
-from src.datamodules.synthetic_faces import to_chw_float
+from src.datamodules.components.transforms import to_chw_float
 
 SKIP_HINT = "(set data.skip_corrupt=true to skip such files)"
 

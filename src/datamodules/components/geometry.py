@@ -3,8 +3,8 @@
 Each operation maps a decoded ``uint8 [H, W, 3]`` image (and item position, for per-image boxes or points)
 to a square ``[S, S, 3]`` image, and can map points given in source pixels to the output pixels, so
 landmarks delivered with a batch stay consistent with the pixels. Templates and procedures follow
-datasets.md §0.1: the ArcFace 112×112 5-point template and a least-squares similarity transform
-(Umeyama, as skimage's ``SimilarityTransform``).
+docs/datasets.md ("Alignment templates"): the ArcFace 112×112 5-point template and a least-squares
+similarity transform (Umeyama, as skimage's ``SimilarityTransform``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 # ArcFace / insightface 112×112 destination points: image-left eye, image-right eye, nose tip, image-left
-# mouth corner, image-right mouth corner (datasets.md §0.1).
+# mouth corner, image-right mouth corner (docs/datasets.md, "Alignment templates").
 ARCFACE_112 = np.array(
     [
         [38.2946, 51.6963],

@@ -1,6 +1,6 @@
 """Parsers for the metadata files of FFHQ, VGGFace2 and CelebA / CelebA-HQ, with their quirks.
 
-Written from the formats in ``shared/specs/datasets.md`` (§1 FFHQ, §2 VGGFace2, §3 CelebA, Errata) rather
+Written from the formats described in docs/datasets.md ("FFHQ", "VGGFace2", "CelebA and CelebA-HQ") rather
 than torchvision's readers, which check MD5 sums. Every parser raises :class:`MetadataFormatError` naming
 the file and line when content is malformed, and :class:`DatasetLayoutError` naming the path when a file is
 missing. Quirks handled: CRLF or LF line endings, count lines, header lines (with or without a file-name
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.datamodules.identity_folders import DatasetLayoutError
+from src.datamodules.components.layout import DatasetLayoutError
 
 IMAGE_NAME = re.compile(r"\.(jpe?g|png|bmp|webp)$", re.IGNORECASE)
 
@@ -250,8 +250,8 @@ def parse_identity_meta(path: Path) -> dict[str, VGGFace2Identity]:
     """``identity_meta.csv`` → class id → row.
 
     Handles the spaced header (``Class_ID, Name, ...``), rows of the form ``n000001, "Name", 424, 0, m``, the
-    real copies' doubled quotes with no spaces before the numbers (datasets.md Errata), commas inside quoted
-    names, CRLF, a trailing comma and extra columns.
+    real copies' doubled quotes with no spaces before the numbers (docs/datasets.md, "VGGFace2"), commas
+    inside quoted names, CRLF, a trailing comma and extra columns.
     """
     if not path.is_file():
         raise DatasetLayoutError(f"metadata file not found: {path}")
@@ -302,6 +302,83 @@ def parse_image_list(path: Path) -> list[str]:
     if not names:
         raise MetadataFormatError(f"{path}: no image listed")
     return names
+
+
+ATTRIBUTE_FILE = re.compile(r"^(\d+)-(.+)\.txt$", re.IGNORECASE)
+
+
+@dataclass
+class VGGFace2Attributes:
+    """The VGGFace2 attribute lists (``attributes/NN-Name.txt``): image name → one 0/1 value per attribute."""
+
+    folder: Path
+    names: list[str]
+    files: list[Path]
+    index: dict[str, int]
+    values: np.ndarray  # int64 [images, attributes]; -1 where a list does not name the image
+
+    def lookup(self, images: Sequence[str]) -> np.ndarray:
+        """``[N, A]`` values of ``images`` (``<class>/<image>.jpg``); -1 for images no list annotates."""
+        out = np.full((len(images), len(self.names)), -1, dtype=np.int64)
+        for row, name in enumerate(images):
+            position = self.index.get(name)
+            if position is not None:
+                out[row] = self.values[position]
+        return out
+
+    def describe(self) -> dict[str, object]:
+        """Folder, attribute names and annotated images per attribute."""
+        return {
+            "folder": str(self.folder),
+            "names": list(self.names),
+            "annotated_per_attribute": {
+                name: int((self.values[:, k] >= 0).sum()) for k, name in enumerate(self.names)
+            },
+        }
+
+
+def parse_vggface2_attributes(folder: Path) -> VGGFace2Attributes:
+    """Every ``NN-Name.txt`` in ``folder`` (ordered by ``NN``): lines ``<class>/<image>.jpg<TAB>0|1``.
+
+    CRLF or LF; fields split on any whitespace. A malformed line, a value other than 0/1 or an image named
+    twice in one list raises naming the file and line.
+    """
+    found = []
+    for path in sorted(folder.iterdir()):
+        match = ATTRIBUTE_FILE.match(path.name)
+        if path.is_file() and match:
+            found.append((int(match.group(1)), match.group(2), path))
+    if not found:
+        raise DatasetLayoutError(
+            f"no attribute list (NN-Name.txt, e.g. 01-Male.txt) in {folder}; expected the VGGFace2 "
+            "repository's attributes/ folder"
+        )
+    found.sort()
+    numbers = [n for n, _, _ in found]
+    if len(set(numbers)) != len(numbers):
+        raise DatasetLayoutError(
+            f"{folder}: two attribute lists share a number: {[p.name for _, _, p in found]}"
+        )
+    index: dict[str, int] = {}
+    rows: list[list[int]] = []
+    for column, (_, _, path) in enumerate(found):
+        seen: set[str] = set()
+        for number, text in read_lines(path):
+            fields = text.split()
+            if len(fields) != 2 or not IMAGE_NAME.search(fields[0]) or fields[1] not in ("0", "1"):
+                raise MetadataFormatError(
+                    f"{path}:{number}: expected '<class_id>/<image>.jpg<TAB>0|1', got {text!r}"
+                )
+            name = fields[0].replace("\\", "/")
+            if name in seen:
+                raise MetadataFormatError(f"{path}:{number}: image {name} is listed twice")
+            seen.add(name)
+            if name not in index:
+                index[name] = len(rows)
+                rows.append([-1] * len(found))
+            rows[index[name]][column] = int(fields[1])
+    values = np.asarray(rows, dtype=np.int64).reshape(-1, len(found))
+    return VGGFace2Attributes(folder, [n for _, n, _ in found], [p for _, _, p in found], index, values)
 
 
 BB_COLUMNS = ["NAME_ID", "X", "Y", "W", "H"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import albumentations as A
 import cv2
+import numpy as np
 
 TRANSFORM_SPLITS = ("train", "val", "test")
 
@@ -96,3 +97,20 @@ def check_transform_splits(splits: Sequence[str]) -> tuple[str, ...]:
             f"transform_splits: unknown split(s) {unknown}; expected a subset of {TRANSFORM_SPLITS}"
         )
     return tuple(splits)
+
+
+def to_chw_float(image: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` uint8 (0..255) or float (0..1) to float32 ``[3, H, W]`` in [0, 1].
+
+    Done in numpy, plane by plane: torch's multi-threaded cast stalls in a busy main process.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an [H, W, 3] image, got shape {image.shape}")
+    out = np.empty((3, image.shape[0], image.shape[1]), dtype=np.float32)
+    for c in range(3):
+        if image.dtype == np.uint8:
+            np.divide(image[..., c], np.float32(255.0), out=out[c])
+        else:
+            np.clip(image[..., c], 0.0, 1.0, out=out[c])
+    return out

@@ -1,12 +1,13 @@
 """Raw-video layouts of FaceForensics++ and Celeb-DF v2: list every video with its label, method and split.
 
-FF++ (datasets.md §4.2–4.3): ``original_sequences/youtube/<c>/videos/<id>.mp4`` and
+FF++ (docs/datasets.md, "FaceForensics++"): ``original_sequences/youtube/<c>/videos/<id>.mp4`` and
 ``manipulated_sequences/<method>/<c>/videos/<target>_<source>.mp4``; the official split files
 ``{train,val,test}.json`` (lists of ``[a, b]`` pairs) are searched at the root, under ``splits/`` and under
 ``dataset/splits/``. A pair puts the originals ``a``, ``b`` and the fakes ``a_b``, ``b_a`` of every method in
-its split. Celeb-DF v2 (§4.6): ``Celeb-real/``, ``YouTube-real/`` (any case), ``Celeb-synthesis/`` and
-``List_of_testing_videos.txt`` whose lines are ``<flag> <folder>/<file>.mp4`` with **1 = real, 0 = fake**;
-the flag is inverted here so that every label is 1 = fake, 0 = real. Everything off the test list is train.
+its split. Celeb-DF v2 (docs/datasets.md, "Celeb-DF v2"): ``Celeb-real/``, ``YouTube-real/`` (any case),
+``Celeb-synthesis/`` and ``List_of_testing_videos.txt`` whose lines are ``<flag> <folder>/<file>.mp4`` with
+**1 = real, 0 = fake**; the flag is inverted here so that every label is 1 = fake, 0 = real. Everything off
+the test list is train.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.datamodules.identity_folders import DatasetLayoutError
+from src.datamodules.components.layout import DatasetLayoutError
 
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
 FFPP_COMPRESSIONS = ("raw", "c0", "c23", "c40")
