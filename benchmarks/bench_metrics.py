@@ -300,7 +300,7 @@ def retrieval_worker(mode: str, gallery: int, probes: int, dim: int, chunk: int)
     timing); ``rank_k`` / ``map``: ``retrieval_rank_k`` / ``mean_average_precision`` with their default
     chunking, validation and normalisation included.
     """
-    from src.metrics.identity import mean_average_precision, retrieval_rank_k
+    from src.metrics.retrieval import mean_average_precision, retrieval_rank_k
 
     probe, p_lab, gal, g_lab = retrieval_data(gallery, probes, dim)
     if mode == "bare":
@@ -389,7 +389,7 @@ def profile(args: argparse.Namespace) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from src.metrics.identity import retrieval_rank_k
+    from src.metrics.retrieval import retrieval_rank_k
 
     size = max(args.sizes)
     preds, target = make_pairs(args.batch, size, seed=2)

@@ -6,6 +6,7 @@ What a paper needs to be tiny is declared by the paper itself (``src/papers/<pap
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import subprocess
 import sys
@@ -92,9 +93,18 @@ TINY_TRAINER = [
 ]
 
 
+@functools.cache
 def required_keys(experiment: str) -> list[str]:
     """The ``???`` keys an experiment leaves for the command line (e.g. a checkpoint path)."""
     return sorted(OmegaConf.missing_keys(compose(experiment, allow_missing=True).config))
+
+
+@functools.cache
+def _probe(experiment: str, overrides: tuple[str, ...]) -> tuple[str, str, bool]:
+    """(DataModule target, model target, whether the model has ``num_pairs``) of a composed experiment
+    (cached: the parametrised tests compose each experiment several times)."""
+    probe = compose(experiment, list(overrides)).config
+    return str(probe.datamodule._target_), str(probe.model._target_), "num_pairs" in probe.model
 
 
 def tiny_overrides(
@@ -110,14 +120,15 @@ def tiny_overrides(
     if set(needed) - set(given):
         raise AssertionError(f"{experiment} requires {sorted(set(needed) - set(given))}: give test values")
     groups = [o for o in extra or [] if "=" in o and not o.startswith("+") and "." not in o.split("=")[0]]
-    probe = compose(experiment, [*groups, *(f"{k}={v}" for k, v in given.items())]).config
-    target = probe.datamodule._target_
+    target, model_target, has_num_pairs = _probe(
+        experiment, (*groups, *(f"{k}={v}" for k, v in given.items()))
+    )
     if target not in TINY_DATA:
         raise AssertionError(
             f"no miniature data settings for {target}: add them to tests/helpers.py TINY_DATA"
         )
-    model_extra = ["model.num_pairs=60"] if "num_pairs" in probe.model else []
-    paper = PAPER_BY_TARGET.get(str(probe.model._target_))
+    model_extra = ["model.num_pairs=60"] if has_num_pairs else []
+    paper = PAPER_BY_TARGET.get(model_target)
     if paper is not None:
         model_extra += paper_tiny_overrides(paper, experiment)
     return [

@@ -9,8 +9,8 @@ from unittest.mock import MagicMock
 import pytest
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from src.metrics.plots import similarity_histogram
 from src.lightning_modules.figures import figure_path, log_figure
+from src.metrics.plots import similarity_histogram
 
 
 def module_with(loggers: list[object], rank_zero: bool = True) -> SimpleNamespace:

@@ -1,9 +1,11 @@
 """DDP sync of the metrics: 2 gloo processes with uneven shards (13 and 20 samples) must reproduce the
-single-process values over all 33 samples, on every rank (framework_notes.md §5.2).
+single-process values over all 33 samples, on every rank (``docs/metrics.md``, "Distributed evaluation").
 
-Every ``torchmetrics.Metric`` class defined in ``src/metrics`` is covered; :func:`test_every_metric_class_is
-_covered` fails when a new one is added without a case here. Variants named ``*_rank1_only`` see no data on
-rank 0 (the empty-rank placeholder path of the gather-style metrics).
+Every ``torchmetrics.Metric`` class defined in ``src/metrics`` is covered, plus the evaluation collector
+(:class:`src.evaluation.collector.TensorCollector`); :func:`test_every_metric_class_is_covered` fails when a
+new one is added without a case here. Variants named ``*_rank1_only`` see no data on rank 0 (the empty-rank
+placeholder path of :class:`src.metrics.gather.GatherMetric`): their gathered tensors must keep the dtype and
+trailing shape of the data (long labels, bool flags, ``[N, D]`` embeddings).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import torch.multiprocessing as mp
 from torchmetrics import Metric
 
 import src.metrics
+from src.evaluation.collector import TensorCollector
 from src.metrics import MAE, MSE, PSNR, SSIM, EmbeddingCollector
 from src.metrics.detection import DetectionMetrics
-from src.metrics.identity import ProtectionSuccessRate, VerificationMetrics
 from src.metrics.image_quality import MSSSIM
 from src.metrics.perceptual import LPIPS, STLPIPS
+from src.metrics.verification import ProtectionSuccessRate, VerificationMetrics
 
 pytestmark = [pytest.mark.ddp, pytest.mark.timeout(120)]
 
@@ -91,18 +94,21 @@ def _metrics() -> dict[str, Metric]:
         "verification": VerificationMetrics(fars=(0.1, 0.5), num_folds=3),
         "psr": ProtectionSuccessRate(threshold=PSR_THRESHOLD),
         "detection": DetectionMetrics(video_level=True),
+        "psnr_pooled": PSNR(reduction="pooled"),
+        "tensors": TensorCollector(["emb", "labels", "is_same"]),
         "psnr_rank1_only": PSNR(),
         "collected_rank1_only": EmbeddingCollector(),
         "verification_rank1_only": VerificationMetrics(fars=(0.1,), num_folds=None),
         "psr_rank1_only": ProtectionSuccessRate(threshold=PSR_THRESHOLD),
         "detection_rank1_only": DetectionMetrics(video_level=True),
+        "tensors_rank1_only": TensorCollector(["emb", "labels", "is_same"]),
     }
 
 
 def _update(name: str, metric: Metric, d: dict[str, torch.Tensor], idx: torch.Tensor) -> None:
     """Feed rows ``idx`` of the data to the metric named ``name``."""
     kind = name.removesuffix("_rank1_only")
-    if kind in ("psnr", "ssim", "msssim", "mse", "mae"):
+    if kind in ("psnr", "psnr_pooled", "ssim", "msssim", "mse", "mae"):
         metric.update(d["preds"][idx], d["target"][idx])
     elif kind in ("lpips", "stlpips"):
         metric.update(d["big_preds"][idx], d["big_target"][idx])
@@ -114,6 +120,8 @@ def _update(name: str, metric: Metric, d: dict[str, torch.Tensor], idx: torch.Te
         metric.update(d["scores"][idx])
     elif kind == "detection":
         metric.update(d["det_scores"][idx], d["det_labels"][idx], video_idx=d["video"][idx])
+    elif kind == "tensors":
+        metric.update(emb=d["emb"][idx], labels=d["labels"][idx], is_same=d["is_same"][idx])
     else:
         raise AssertionError(f"no update rule for {name}")
 
@@ -185,6 +193,12 @@ def test_metrics_sync_over_uneven_shards(tmp_path: Path) -> None:
     assert torch.isfinite(expected["psnr"])  # the identical pair (inf dB) is capped, not averaged as inf
     assert 0 < float(expected["psr"]) < 1 and 0 < expected["verification"]["auc"] < 1
     assert "video_auc" in expected["detection"]
+    # the evaluation collector keeps dtypes and shapes when rank 0 contributed nothing
+    for rank in range(WORLD_SIZE):
+        res = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)["tensors_rank1_only"]
+        assert res["emb"].shape == (N - 13, 16) and res["emb"].dtype == torch.float32
+        assert res["labels"].dtype == torch.long and res["is_same"].dtype == torch.bool
+        assert torch.equal(res["labels"], d["labels"][13:]) and torch.equal(res["is_same"], d["is_same"][13:])
 
 
 def test_every_metric_class_is_covered() -> None:

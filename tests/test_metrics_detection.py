@@ -1,6 +1,6 @@
 """Detection metrics against independent references: scikit-learn (ROC-AUC, AP, roc_curve), a geometric numpy
 EER, scipy brentq (Inspector's EER), DeepfakeBench's nearest-point EER formula, and pandas groupby for video
-aggregation; plus a 2-process gloo DDP test with uneven shards (framework_notes.md §5.2)."""
+aggregation; plus a 2-process gloo DDP test with uneven shards (docs/metrics.md, "Distributed evaluation")."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ from src.metrics.detection import (
     accuracy_at_threshold,
     average_precision,
     cross_dataset_report,
+    detection_metrics,
     eer,
     frame_auc,
     per_group_breakdown,
     roc_points,
     unique_video_id,
     video_auc,
+    video_detection_metrics,
     video_scores,
 )
 
@@ -234,6 +236,120 @@ def test_failed_video_row_is_counted() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
+# One call per level
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seed", "n", "ties"), CASES[:4])
+def test_detection_metrics_one_call_matches_references(seed: int, n: int, ties: bool) -> None:
+    s, y = _random_case(seed, n, ties)
+    got = detection_metrics(s, y, threshold=0.3)
+    assert set(got) == {
+        "auc",
+        "ap",
+        "eer",
+        "eer_threshold",
+        "eer_nearest",
+        "accuracy",
+        "n",
+        "n_real",
+        "n_fake",
+    }
+    assert all(isinstance(v, float | int) for v in got.values())
+    assert abs(got["auc"] - _sk().roc_auc_score(y, s)) <= TOL  # float64: sklearn to 1e-12
+    assert abs(got["ap"] - _sk().average_precision_score(y, s)) <= TOL
+    assert abs(got["eer"] - _eer_geometric(y, s)) <= TOL
+    assert (got["eer"], got["eer_threshold"]) == eer(s, y)
+    assert got["eer_nearest"] == _eer_deepfakebench(y, s)[0]
+    assert got["accuracy"] == accuracy_at_threshold(s, y, 0.3)
+    assert (got["n"], got["n_real"], got["n_fake"]) == (n, int((y == 0).sum()), int(y.sum()))
+
+
+def test_frame_auc_is_float64_exact_against_sklearn() -> None:
+    """float32 scores are promoted to float64 before the curve: the AUC of the promoted values equals
+    sklearn's on the same values to 1e-12, also through DetectionMetrics (which used to return float32)."""
+    s, y = _random_case(11, 5000, ties=False)
+    s32 = torch.from_numpy(s).float()
+    ref = _sk().roc_auc_score(y, s32.double().numpy())
+    assert abs(frame_auc(s32, y) - ref) <= TOL
+    metric = DetectionMetrics(video_level=False)
+    metric.update(s32, torch.from_numpy(y))
+    out = metric.compute()["frame_auc"]
+    assert out.dtype == torch.float64 and abs(float(out) - ref) <= TOL
+
+
+@pytest.mark.parametrize("reduce", ["mean", "max", "max_face_then_mean"])
+def test_video_detection_metrics_one_call(reduce: str) -> None:
+    t = _video_frame_table(6)
+    s, y, vids, frames = (
+        t["score"].to_numpy(),
+        t["label"].to_numpy(),
+        t["video"].tolist(),
+        t["frame"].tolist(),
+    )
+    frame_ids = frames if reduce == "max_face_then_mean" else None
+    got = video_detection_metrics(s, y, vids, reduce=reduce, frame_ids=frame_ids)
+    # the pandas reference of each reduction, then sklearn on the per-video scores
+    if reduce == "max_face_then_mean":
+        per_frame = t.groupby(["video", "frame"]).agg(score=("score", "max"), label=("label", "first"))
+        v = per_frame.groupby(level="video").agg(score=("score", "mean"), label=("label", "first"))
+    else:
+        v = t.groupby("video").agg(score=("score", reduce), label=("label", "first"))
+    vs, vy = v["score"].to_numpy(), v["label"].to_numpy()
+    assert abs(got["auc"] - _sk().roc_auc_score(vy, vs)) <= TOL
+    assert abs(got["ap"] - _sk().average_precision_score(vy, vs)) <= TOL
+    assert abs(got["eer"] - _eer_geometric(vy, vs)) <= TOL
+    assert got["eer_nearest"] == _eer_deepfakebench(vy, vs)[0]
+    assert got["accuracy"] == np.mean((vs > 0.5) == vy)
+    assert got["n"] == len(v) and got["n_frames"] == len(t) and got["n_fake"] == int(vy.sum())
+    assert got["auc"] == video_auc(s, y, vids, reduce, frame_ids)  # the same argument order
+
+
+def test_video_id_collisions_are_refused_even_when_labels_agree() -> None:
+    # Two fake videos named "000_003" (one per manipulation method, different frame counts): the labels
+    # agree, so only the frame ids or the sources can reveal the collision.
+    rows = [("000_003", "Deepfakes", f, 0.9) for f in range(3)] + [
+        ("000_003", "FaceSwap", f, 0.2) for f in range(5)
+    ]
+    rows += [("100_200", "real", f, 0.1) for f in range(4)]
+    vids = [r[0] for r in rows]
+    sources = [r[1] for r in rows]
+    frames = [r[2] for r in rows]
+    scores = [r[3] for r in rows]
+    labels = [int(src != "real") for src in sources]
+    assert video_detection_metrics(scores, labels, vids)["n"] == 2  # without more information: merged
+    with pytest.raises(
+        ValueError, match=r"video_detection_metrics: 1 video\(s\) have the same frame id more"
+    ):
+        video_detection_metrics(scores, labels, vids, frame_ids=frames)
+    with pytest.raises(
+        ValueError, match=r"video_detection_metrics: 1 video\(s\) have frames with different sources"
+    ):
+        video_detection_metrics(scores, labels, vids, sources=sources)
+    with pytest.raises(ValueError, match="video_scores: .*same frame id"):
+        video_scores(scores, vids, frame_ids=frames)
+    # unique ids pass both checks
+    unique = [unique_video_id("ffpp", src, v) for v, src in zip(vids, sources, strict=True)]
+    out = video_detection_metrics(scores, labels, unique, frame_ids=frames, sources=sources)
+    assert out["n"] == 3 and out["auc"] == 1.0
+    # faces of one frame legitimately share (video, frame) with max_face_then_mean
+    faces = video_detection_metrics(
+        [*scores, 0.3], [*labels, 1], [*unique, unique[0]], "max_face_then_mean", [*frames, 0]
+    )
+    assert faces["n"] == 3
+    # DetectionMetrics: the same check when frame_idx is given with reduce="mean"
+    metric = DetectionMetrics()
+    metric.update(
+        torch.tensor(scores),
+        torch.tensor(labels),
+        torch.tensor([0] * 8 + [1] * 4),
+        frame_idx=torch.tensor(frames),
+    )
+    with pytest.raises(ValueError, match="DetectionMetrics: 1 video.*same frame id"):
+        metric.compute()
+
+
+# ----------------------------------------------------------------------------------------------------
 # Per-group breakdown and cross-dataset table
 # ----------------------------------------------------------------------------------------------------
 
@@ -280,6 +396,9 @@ def test_cross_dataset_report_matches_functions() -> None:
         "frame_acc",
         "video_auc",
         "video_ap",
+        "video_eer",
+        "video_eer_nearest",
+        "video_acc",
     ]
     s, y = a["score"].to_numpy(), a["label"].to_numpy()
     ff = report.loc["FF++"]
@@ -290,9 +409,13 @@ def test_cross_dataset_report_matches_functions() -> None:
     assert ff["frame_eer_nearest"] == _eer_deepfakebench(y, s)[0]
     assert ff["frame_acc"] == pytest.approx(np.mean((s > 0.5) == y))
     assert ff["video_auc"] == video_auc(s, y, a["video"].tolist())
+    video = video_detection_metrics(s, y, a["video"].tolist())
+    for column, key in (("video_ap", "ap"), ("video_eer", "eer"), ("video_eer_nearest", "eer_nearest")):
+        assert ff[column] == video[key]
+    assert ff["video_acc"] == video["accuracy"]
     cdf = report.loc["CDF"]
     assert cdf["frame_auc"] == pytest.approx(_sk().roc_auc_score(b_y, b_s), abs=TOL)
-    assert pd.isna(cdf["video_auc"]) and pd.isna(cdf["n_videos"])
+    assert pd.isna(cdf["video_auc"]) and pd.isna(cdf["video_acc"]) and pd.isna(cdf["n_videos"])
     with pytest.raises(ValueError, match=r"cross_dataset_report\['bad'\]: needs both real and fake"):
         cross_dataset_report({"bad": ([0.1, 0.2], [1, 1])})
 
@@ -400,26 +523,35 @@ def test_detection_metrics_equals_functional_and_is_batch_invariant() -> None:
         "test/frame_acc",
         "test/video_auc",
         "test/video_ap",
+        "test/video_eer",
+        "test/video_eer_nearest",
+        "test/video_acc",
     }
     for key in got:
-        assert torch.equal(got[key], got_split[key]) and got[key].dtype == torch.float32
-    assert float(got["test/frame_auc"]) == pytest.approx(_sk().roc_auc_score(y.numpy(), s64), abs=1e-7)
+        assert torch.equal(got[key], got_split[key]) and got[key].dtype == torch.float64
+    # float64 end to end: the collector agrees with the float64 references to 1e-12 (float32 outputs were
+    # off by up to ~3e-8).
+    assert float(got["test/frame_auc"]) == pytest.approx(_sk().roc_auc_score(y.numpy(), s64), abs=TOL)
     assert float(got["test/frame_ap"]) == pytest.approx(
-        _sk().average_precision_score(y.numpy(), s64), abs=1e-7
+        _sk().average_precision_score(y.numpy(), s64), abs=TOL
     )
-    assert float(got["test/frame_eer"]) == pytest.approx(_eer_geometric(y.numpy(), s64), abs=1e-7)
-    assert float(got["test/video_auc"]) == pytest.approx(video_auc(s, y, t["video"].tolist()), abs=1e-7)
+    assert float(got["test/frame_eer"]) == pytest.approx(_eer_geometric(y.numpy(), s64), abs=TOL)
+    video = video_detection_metrics(s, y, t["video"].tolist())
+    assert float(got["test/video_auc"]) == video_auc(s, y, t["video"].tolist()) == video["auc"]
+    for key in ("ap", "eer", "eer_nearest"):
+        assert float(got[f"test/video_{key}"]) == video[key]
+    assert float(got["test/video_acc"]) == video["accuracy"]
 
     sbi = DetectionMetrics(reduce="max_face_then_mean")
     sbi.update(s, y, v, frame_idx=f)
     expected = video_auc(s, y, t["video"].tolist(), reduce="max_face_then_mean", frame_ids=f)
-    assert float(sbi.compute()["video_auc"]) == pytest.approx(expected, abs=1e-7)
+    assert float(sbi.compute()["video_auc"]) == expected
 
     frame_only = DetectionMetrics(video_level=False, threshold=0.0)
     frame_only.update(s, y)
     out = frame_only.compute()
     assert "video_auc" not in out
-    assert float(out["frame_acc"]) == pytest.approx(accuracy_at_threshold(s, y, 0.0), abs=1e-7)
+    assert float(out["frame_acc"]) == accuracy_at_threshold(s, y, 0.0)
 
 
 def test_detection_metrics_dedupe_drops_sampler_padding() -> None:
@@ -459,7 +591,9 @@ def test_detection_metrics_errors() -> None:
     with pytest.raises(ValueError, match=r"DetectionMetrics: `labels` must have shape \[2\]"):
         m.update(torch.rand(2), torch.tensor([0, 1, 1]), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="DetectionMetrics: `frame_idx` is only used when"):
-        m.update(torch.rand(2), torch.tensor([0, 1]), torch.tensor([0, 1]), frame_idx=torch.tensor([0, 0]))
+        DetectionMetrics(video_level=False).update(
+            torch.rand(2), torch.tensor([0, 1]), frame_idx=torch.tensor([0, 0])
+        )
     m.update(torch.rand(4), torch.ones(4, dtype=torch.long), torch.arange(4))
     with pytest.raises(ValueError, match=r"DetectionMetrics: needs both real and fake samples.*frame AUC"):
         m.compute()
@@ -528,7 +662,7 @@ def test_detection_metrics_ddp_uneven_shards(tmp_path: Path) -> None:
     expected["rank1_only"].update(scores[13:], labels[13:], video[13:], sample_idx=torch.arange(13, 33))
     want = {key: m.compute() for key, m in expected.items()}
     # sanity: the single-process values are the functional ones
-    assert float(want["mean"]["video_auc"]) == pytest.approx(video_auc(scores, labels, video), abs=1e-7)
+    assert float(want["mean"]["video_auc"]) == video_auc(scores, labels, video)
 
     for rank in range(WORLD_SIZE):
         got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)

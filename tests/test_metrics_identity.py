@@ -261,7 +261,7 @@ def test_retrieval_one_item_per_identity_gallery(chunk_size: int | None) -> None
 def test_retrieval_automatic_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """chunk_size=None sizes chunks from RETRIEVAL_CHUNK_BYTES (671 probes at G = 100k in float32, i.e.
     2 × 671 × 100k × 4 bytes <= 512 MiB); a small budget gives many chunks and the same result."""
-    from src.metrics import identity
+    from src.metrics import retrieval as identity
 
     assert identity._chunk_rows(None, 10_000, 100_000, 4, 0) == 671
     assert 2 * 671 * 100_000 * 4 <= identity.RETRIEVAL_CHUNK_BYTES < 2 * 672 * 100_000 * 4

@@ -58,7 +58,9 @@ def test_four_settings_known_by_construction() -> None:
         r = out[name]
         assert r["accuracy"] == 1.0 and r["accuracy_std"] == 0.0
         assert r["auc"] == 1.0 and r["eer"] == 0.0
-        assert r["tar_at_far"] == {1e-1: 1.0, 1e-2: 1.0} and r["tar_at_far_std"] == {1e-1: 0.0, 1e-2: 0.0}
+        assert r["tar_at_far_fold_mean"] == {1e-1: 1.0, 1e-2: 1.0}
+        assert r["tar_at_far_fold_std"] == {1e-1: 0.0, 1e-2: 0.0}
+        assert r["tar_at_far_pooled"] == {1e-1: 1.0, 1e-2: 1.0}
         assert r["cosine"]["genuine"]["min"] > 0.9 and r["cosine"]["impostor"]["max"] < 0.2
         assert r["cosine"]["d_prime"] > 10
     for key in ("accuracy", "auc", "eer", "eer_threshold"):  # a permutation keeps the geometry
@@ -67,7 +69,7 @@ def test_four_settings_known_by_construction() -> None:
         r = out[name]
         assert r["accuracy"] == 0.5 and r["accuracy_std"] == 0.0  # balanced folds: threshold -inf, half right
         assert r["auc"] == 0.5 and r["eer"] == 0.5
-        assert r["tar_at_far"] == {1e-1: 0.0, 1e-2: 0.0}  # nothing can be accepted without accepting all
+        assert r["tar_at_far_fold_mean"] == {1e-1: 0.0, 1e-2: 0.0}  # nothing accepted without accepting all
         assert r["cosine"]["genuine"]["mean"] == 0.0 and r["cosine"]["impostor"]["std"] == 0.0
         assert math.isnan(r["cosine"]["d_prime"])  # equal means, zero spread
 
@@ -94,7 +96,8 @@ def test_settings_subset_angular_and_reference() -> None:
     assert 0.6 < got["accuracy"] < 0.95  # a non-trivial case
     for key in ("accuracy", "accuracy_std", "auc", "eer"):
         assert got[key] == pytest.approx(expected[key], abs=1e-6)
-    assert got["tar_at_far"][0.1] == pytest.approx(expected["tar_at_far"][0.1], abs=1e-6)
+    for key in ("tar_at_far_fold_mean", "tar_at_far_pooled"):
+        assert got[key][0.1] == pytest.approx(expected[key][0.1], abs=1e-6)
 
     angular = identity_settings(t_orig, pairs, protected=t_prot, distance="angular", fars=(0.1,))
     cosine = identity_settings(t_orig, pairs, protected=t_prot, fars=(0.1,))
@@ -103,7 +106,7 @@ def test_settings_subset_angular_and_reference() -> None:
         assert r["distance"] == "angular"
         for key in ("accuracy", "accuracy_std", "auc", "eer"):
             assert r[key] == pytest.approx(cosine[name][key], abs=1e-12)
-        assert r["tar_at_far"] == cosine[name]["tar_at_far"]
+        assert r["tar_at_far_fold_mean"] == cosine[name]["tar_at_far_fold_mean"]
         assert r["cosine"] == cosine[name]["cosine"]  # statistics are always of the cosine
         assert 0 <= r["eer_threshold"] <= 1  # an angular similarity
 
@@ -187,7 +190,9 @@ def test_flatten_metrics() -> None:
     out = identity_settings(original, pairs, protected=protected, settings=["orig"], fars=(1e-2,))
     flat = flatten_metrics(out)
     assert flat["orig/accuracy"] == 1.0
-    assert flat["orig/tar_at_far/0.01"] == 1.0 and flat["orig/far_resolved/0.01"] == 1.0
+    assert flat["orig/tar_at_far_fold_mean/0.01"] == 1.0 and flat["orig/far_resolved_fold/0.01"] == 1.0
+    assert flat["orig/tar_at_far_pooled/0.01"] == 1.0 and flat["orig/far_resolved_pooled/0.01"] == 1.0
+    assert "orig/tar_at_far/0.01" not in flat  # no ambiguous key: pooled and fold mean are named
     assert flat["orig/cosine/genuine/quantiles/0.5"] == out["orig"]["cosine"]["genuine"]["quantiles"][0.5]
     assert "orig/distance" not in flat  # strings are not metrics
     assert all(isinstance(v, float) for v in flat.values())

@@ -80,11 +80,11 @@ def test_verification_roc_matches_sklearn(n: int, seed: int, decimals: int | Non
     n_imp = int((~same).sum())
     for far in DEFAULT_FARS:
         if far * n_imp < 1:
-            assert math.isnan(out["tar_at_far"][far]) and not out["far_resolved"][far]
+            assert math.isnan(out["tar_at_far_pooled"][far]) and not out["far_resolved"][far]
             assert math.isnan(out["threshold_at_far"][far])
             continue
         assert out["far_resolved"][far]
-        assert out["tar_at_far"][far] == pytest.approx(_reference_tar(scores, same, far), abs=1e-15)
+        assert out["tar_at_far_pooled"][far] == pytest.approx(_reference_tar(scores, same, far), abs=1e-15)
         t = out["threshold_at_far"][far]
         assert t == _reference_threshold(scores[~same], far)
         assert np.mean(scores[~same] >= t) <= far
@@ -110,18 +110,21 @@ def test_verification_roc_closed_forms() -> None:
     )
     out = verification_roc(separated, same, fars=(1e-1, 1e-2, 1e-3))
     assert out["auc"] == 1.0 and out["eer"] == 0.0
-    assert out["tar_at_far"] == {1e-1: 1.0, 1e-2: 1.0, 1e-3: 1.0}
+    assert out["tar_at_far_pooled"] == {1e-1: 1.0, 1e-2: 1.0, 1e-3: 1.0}
     assert separated[~same].max() < out["eer_threshold"] == separated[same].min()
     # Identical scores for everyone: the ROC is the diagonal, AUC = EER = 0.5, nothing is accepted at FAR < 1.
     tied = torch.full((4000,), 0.3)
     out = verification_roc(tied, same, fars=(1e-1, 1.0))
     assert out["auc"] == 0.5 and out["eer"] == 0.5
-    assert out["tar_at_far"] == {1e-1: 0.0, 1.0: 1.0} and out["threshold_at_far"][1.0] == -math.inf
+    assert out["tar_at_far_pooled"] == {1e-1: 0.0, 1.0: 1.0} and out["threshold_at_far"][1.0] == -math.inf
     # Same distribution (independent draws): ≈ 0.5.
     noise = torch.rand(20_000, generator=g)
     out = verification_roc(noise, torch.arange(20_000) % 2 == 0)
     assert abs(out["auc"] - 0.5) < 0.02 and abs(out["eer"] - 0.5) < 0.02
-    assert abs(out["tar_at_far"][1e-1] - 0.1) < 0.02 and abs(out["tar_at_far"][1e-2] - 0.01) < 0.005
+    assert (
+        abs(out["tar_at_far_pooled"][1e-1] - 0.1) < 0.02
+        and abs(out["tar_at_far_pooled"][1e-2] - 0.01) < 0.005
+    )
 
 
 def test_verification_roc_hand_built() -> None:
@@ -132,7 +135,7 @@ def test_verification_roc_hand_built() -> None:
     # AUC: 11 of 12 (genuine, impostor) orderings are correct.
     assert out["auc"] == pytest.approx(11 / 12)
     # FAR 0.25 allows one impostor (0.7): threshold just above 0.3 → all 3 genuine pass.
-    assert out["tar_at_far"][0.25] == 1.0 and out["threshold_at_far"][0.25] == math.nextafter(0.3, 1)
+    assert out["tar_at_far_pooled"][0.25] == 1.0 and out["threshold_at_far"][0.25] == math.nextafter(0.3, 1)
     # ROC vertices (FPR, TPR): (0,0) (0,1/3) (0,2/3) (1/4,2/3) (1/4,1) (1/2,1) ...; FPR + TPR - 1 turns
     # non-negative on the vertical step (1/4,2/3)-(1/4,1), so EER = 1/4, at the threshold between 0.7 and 0.4.
     assert out["eer"] == pytest.approx(0.25)
@@ -143,8 +146,8 @@ def test_verification_roc_unresolvable_far_is_nan_with_flag() -> None:
     scores, same = _scores(150, seed=3)  # ~90 impostors
     out = verification_roc(torch.tensor(scores), torch.tensor(same), fars=(1e-1, 1e-2, 1e-3))
     assert out["far_resolved"] == {1e-1: True, 1e-2: False, 1e-3: False}
-    assert not math.isnan(out["tar_at_far"][1e-1])
-    assert math.isnan(out["tar_at_far"][1e-2]) and math.isnan(out["tar_at_far"][1e-3])
+    assert not math.isnan(out["tar_at_far_pooled"][1e-1])
+    assert math.isnan(out["tar_at_far_pooled"][1e-2]) and math.isnan(out["tar_at_far_pooled"][1e-3])
 
 
 def test_verification_roc_errors() -> None:
@@ -235,12 +238,19 @@ def test_verification_summary_collects_the_parts() -> None:
     kfold = tar_at_far_kfold(s, y)
     assert out["accuracy"] == acc["mean"] and out["accuracy_std"] == acc["std"]
     assert out["auc"] == roc["auc"] and out["eer"] == roc["eer"]
-    assert out["tar_at_far_pooled"] == roc["tar_at_far"]
+    assert out["tar_at_far_pooled"] == roc["tar_at_far_pooled"]
+    assert out["far_resolved_pooled"] == roc["far_resolved"]
     for far in DEFAULT_FARS:
-        assert out["tar_at_far"][far] == pytest.approx(kfold[far]["mean"], nan_ok=True)
+        assert out["tar_at_far_fold_mean"][far] == pytest.approx(kfold[far]["mean"], nan_ok=True)
+        assert out["tar_at_far_fold_std"][far] == pytest.approx(kfold[far]["std"], nan_ok=True)
+    # No ambiguous "tar_at_far": each TAR says whether it is pooled or a fold mean.
+    assert "tar_at_far" not in out
+    assert out["tar_at_far_pooled"][1e-1] != out["tar_at_far_fold_mean"][1e-1]  # different quantities
     # ~3240 training impostors per fold: FAR 1e-3 allows 3 of them, 1e-4 none (NaN).
-    assert out["far_resolved"] == {1e-1: True, 1e-2: True, 1e-3: True, 1e-4: False}
-    assert math.isnan(out["tar_at_far"][1e-4]) and math.isnan(out["tar_at_far_std"][1e-4])
+    assert out["far_resolved_fold"] == {1e-1: True, 1e-2: True, 1e-3: True, 1e-4: False}
+    assert math.isnan(out["tar_at_far_fold_mean"][1e-4]) and math.isnan(out["tar_at_far_fold_std"][1e-4])
+    assert not any(key.startswith("tar_at_far") and key.endswith("_std") and "fold" not in key for key in out)
+    assert "tar_at_far" not in roc  # the pooled dict names its TAR explicitly
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -315,7 +325,8 @@ def test_verification_metrics_class_equals_functional() -> None:
     assert got.keys() == expected.keys()
     for key in ("accuracy", "accuracy_std", "auc", "eer", "eer_threshold"):
         assert got[key] == expected[key]
-    assert got["tar_at_far"] == pytest.approx(expected["tar_at_far"], nan_ok=True)
+    assert got["tar_at_far_fold_mean"] == pytest.approx(expected["tar_at_far_fold_mean"], nan_ok=True)
+    assert got["tar_at_far_pooled"] == pytest.approx(expected["tar_at_far_pooled"], nan_ok=True)
 
     # With a global pair index, the update order does not matter.
     shuffled = VerificationMetrics(fars=(0.1,))
@@ -323,7 +334,8 @@ def test_verification_metrics_class_equals_functional() -> None:
     for idx in perm.split(97):
         shuffled.update(s[idx], y[idx], index=idx)
     got = shuffled.compute()
-    assert got["accuracy"] == expected["accuracy"] and got["tar_at_far"][0.1] == expected["tar_at_far"][0.1]
+    assert got["accuracy"] == expected["accuracy"]
+    assert got["tar_at_far_fold_mean"][0.1] == expected["tar_at_far_fold_mean"][0.1]
 
     roc_only = VerificationMetrics(num_folds=None)
     roc_only.update(s, y)

@@ -1,4 +1,5 @@
-"""Image-quality metrics vs independent references: scikit-image, pytorch-msssim and plain numpy."""
+"""Image-quality metrics vs independent references: scikit-image, pytorch-msssim, torchmetrics and plain
+numpy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 import pytorch_msssim
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 
 from src.metrics import MAE, MSE, PSNR, PSNR_CAP_DB, SSIM, mae, mse, psnr, ssim
 
@@ -115,6 +117,55 @@ def test_psnr_identical_is_inf_and_class_caps() -> None:
     metric.update(preds, target)
     expected = values.clamp(max=PSNR_CAP_DB).double().mean()
     torch.testing.assert_close(metric.compute().double(), expected, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_psnr_pooled_matches_torchmetrics(shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    """reduction="pooled" is torchmetrics' default PSNR (MSE over every pixel of the batch, data_range
+    given); the per-image mean differs from it (by Jensen's inequality it is never lower). torchmetrics
+    converts ln to log10 with a float32 constant (``10 / torch.log(tensor(10.0))``), so even in float64 it
+    agrees only to ~1e-7 relative; a float64 numpy reference agrees to 1e-12."""
+    preds, target = _pair(shape, seed=300 + sum(shape), noise=0.05)
+    preds[0] = (target[0] + 0.2 * (preds[0] - target[0])).clamp(0, 1)  # uneven per-image MSEs
+    preds, target = preds.to(dtype), target.to(dtype)
+    ref = tm_psnr(preds, target, data_range=1.0)
+    pooled = psnr(preds, target, reduction="pooled")
+    assert pooled.shape == () and pooled.dtype == dtype
+    torch.testing.assert_close(pooled.double(), ref.double(), rtol=2e-7, atol=0)
+    p, t = preds.double().numpy(), target.double().numpy()
+    exact = 10 * np.log10(1.0 / np.mean((p - t) ** 2))
+    assert abs(float(pooled) - exact) <= (1e-12 if dtype == torch.float64 else 1e-4)
+    per_image = psnr(preds, target)
+    assert per_image.shape == (shape[0],)
+    assert float(per_image.mean()) > float(pooled) + 0.1  # not the same quantity
+    metric = PSNR(reduction="pooled")
+    for i in range(shape[0]):  # one image per update: pooled state = squared-error sum and pixel count
+        metric.update(preds[i : i + 1], target[i : i + 1])
+    torch.testing.assert_close(metric.compute().double(), ref.double(), rtol=0, atol=1e-4)
+
+
+def test_psnr_default_is_unchanged_mean_of_per_image_values() -> None:
+    """The default class value (what training logs) is the mean of per-image PSNRs capped at 100 dB."""
+    preds, target = _pair((5, 3, 20, 20), seed=8)
+    preds[2] = target[2]
+    metric = PSNR()
+    assert metric.reduction == "per_image" and metric.max_db == PSNR_CAP_DB == 100.0
+    metric.update(preds, target)
+    p, t = preds.double().numpy(), target.double().numpy()
+    ref = [min(100.0, peak_signal_noise_ratio(t[i], p[i], data_range=1.0)) for i in range(5)]
+    assert float(metric.compute()) == pytest.approx(np.mean(ref), rel=1e-6)
+    # functional: no cap unless asked, the same cap when asked
+    assert torch.isinf(psnr(preds, target)[2])
+    assert float(psnr(preds, target, max_db=100.0)[2]) == 100.0
+    assert float(psnr(target, target, reduction="pooled", max_db=60.0)) == 60.0
+    uncapped = PSNR(max_db=None)
+    uncapped.update(preds, target)
+    assert torch.isinf(uncapped.compute())
+    with pytest.raises(ValueError, match="PSNR: reduction must be one of"):
+        psnr(preds, target, reduction="mean")
+    with pytest.raises(ValueError, match="PSNR: max_db must be a positive finite number"):
+        PSNR(max_db=0)
 
 
 @pytest.mark.parametrize(

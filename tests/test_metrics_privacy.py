@@ -1,10 +1,10 @@
-"""DP-ε accounting (spec dp_accounting.md §4–§6, §9; baselines.md §2): records, Laplace, DP-Pix, Gaussian,
-conversions, composition, ledger and the §9.3 guards.
+"""DP-ε accounting (``docs/metrics.md``, "DP accounting"): records, Laplace, DP-Pix, Gaussian, conversions,
+composition, ledger and the guards.
 
-Reference values are the spec's tables. Where the spec gives no tolerance for a *(computed)* closed-form
-value, the value must round to the printed digits (|x − printed| ≤ half a unit of the last printed digit);
-§7's tolerances apply to accountants (RDP 1e−4, PLD ±0.01, PRV ±0.01 for small k). Cross-checks use
-dp-accounting as the independent reference for the closed forms written here.
+Reference values are the tables of ``docs/metrics.md``, copied into this file. Where they give no tolerance
+for a *(computed)* closed-form value, the value must round to the printed digits (|x − printed| ≤ half a unit
+of the last printed digit); The DP-SGD tolerances apply to accountants (RDP 1e−4, PLD ±0.01, PRV ±0.01 for
+small k). Cross-checks use dp-accounting as the independent reference for the closed forms written here.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ DELTA = 1e-5
 
 
 def printed(text: str) -> pytest.approx:
-    """The spec's printed value with half a unit of its last digit as tolerance (rounding-level match)."""
+    """The reference printed value with half a unit of its last digit as tolerance (rounding-level match)."""
     decimals = len(text.split(".")[1]) if "." in text else 0
     return pytest.approx(float(text), abs=0.5 * 10**-decimals + 1e-12, rel=0)
 
@@ -87,7 +87,7 @@ def _record(**overrides: object) -> PrivacyRecord:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# §9.1 record
+# Records
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -166,7 +166,7 @@ def test_sensitivity_and_rng_validation() -> None:
         Sensitivity(-1.0, "l1")
     with pytest.raises(ValueError, match=r"^Sensitivity\.norm"):
         Sensitivity(1.0, "linf")
-    # §9.3: a deterministic (recorded) seed can never be called secret.
+    # Guard: a deterministic (recorded) seed can never be called secret.
     with pytest.raises(ValueError, match=r"^RngInfo\.secret.*public"):
         RngInfo(secret=True, provenance="config", seed=42)
     assert RngInfo.from_seed(42) == RngInfo(False, "deterministic seed 42", 42)
@@ -185,7 +185,7 @@ def test_record_semantics() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# §4 Laplace and DP-Pix (baselines.md §2)
+# Laplace and DP-Pix
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -249,7 +249,7 @@ def test_laplace_rdp_matches_direct_renyi_integral() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# §5 Gaussian
+# Gaussian
 # ----------------------------------------------------------------------------------------------------------
 
 GAUSSIAN_TABLE = [
@@ -364,7 +364,7 @@ def test_rdp_conversion_table(
 
 
 def test_k_fold_gaussian_equals_one_gaussian_with_sigma_over_sqrt_k() -> None:
-    """§9.4 invariant; the (σ=1, k=10) and (σ=10, k=1000) rows of §5 coincide in every column."""
+    """Invariant: the (σ=1, k=10) and (σ=10, k=1000) rows of the Gaussian table coincide in every column."""
     rows = {r[:2]: r for r in RDP_TABLE}
     assert rows[(1.0, 10)][2:] == rows[(10.0, 1000)][2:]
     for sigma, k in ((1.0, 10), (3.7306, 100), (2.5, 7)):
@@ -388,7 +388,7 @@ def test_k_fold_gaussian_equals_one_gaussian_with_sigma_over_sqrt_k() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# §6 k releases of the same face
+# Composition: k releases of the same face
 # ----------------------------------------------------------------------------------------------------------
 
 LAPLACE_COMPOSITION = [
@@ -414,7 +414,7 @@ def test_laplace_composition_table(
     assert acc.get_epsilon(DELTA) == pytest.approx(eps_rdp, abs=1e-4)
     cert = certify_laplace(sensitivity_l1=1.0, epsilon=eps0, releases_k=k, delta=DELTA, representation="v")
     assert cert.epsilon == pytest.approx(float(pld), abs=0.01) and cert.delta == DELTA
-    assert cert.epsilon == pytest.approx(float(prv), abs=0.01)  # PRV tolerance for small k (§7)
+    assert cert.epsilon == pytest.approx(float(prv), abs=0.01)  # PRV tolerance for small k ("DP-SGD")
     assert cert.record.accountant.startswith("pld (dp-accounting")
     pure = certify_laplace(sensitivity_l1=1.0, epsilon=eps0, releases_k=k, representation="v")
     assert (pure.epsilon, pure.delta, pure.record.accountant) == (pytest.approx(k * eps0), 0.0, "closed-form")
@@ -447,7 +447,7 @@ def test_gaussian_k_releases_table(k: int, eps: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Composition, ledger and §9.3 guards
+# Composition, ledger and guards
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -481,7 +481,7 @@ def test_ledger_with_target_delta_matches_certify_laplace() -> None:
 
 
 def test_metric_epsilon_is_never_summed_with_ldp_epsilon() -> None:
-    """§9.3: metric-privacy ε needs conversion by the domain diameter before it meets LDP ε."""
+    """Guard: metric-privacy ε needs conversion by the domain diameter before it meets LDP ε."""
     metric = certify_vmf(kappa=10.0, dimension=512, neighbor_relation="metric:d_2")
     ldp = certify_laplace(sensitivity_l1=2 * math.sqrt(512), epsilon=5.0, representation="identity embedding")
     with pytest.raises(ValueError, match="metric-privacy ε .* cannot be summed .* metric_to_ldp"):
@@ -599,7 +599,7 @@ def test_certification_tuple_and_dict() -> None:
 
 
 def test_brent_reference_for_analytic_sigma() -> None:
-    """An independent Brent solve of the Balle–Wang condition agrees to 1e−8 (spec: 'to 4 decimals')."""
+    """An independent Brent solve of the Balle–Wang condition agrees to 1e−8 (reference: 'to 4 decimals')."""
     for eps in (0.5, 1.0, 4.0):
 
         def condition(sigma: float, eps: float = eps) -> float:

@@ -1,9 +1,10 @@
-"""Spherical identity mechanisms (spec dp_accounting.md §8, papers/faceshield.md §7; §9.3–§9.4 invariants).
+"""Spherical identity mechanisms (``docs/metrics.md``, "Spherical mechanisms"; the guards and invariants).
 
-Printed *(computed)* values must round to the printed digits; the numeric PLD uses §7's PLD tolerance (±0.01);
-§8.5 uses its own ±0.03. §8.3 gives no tolerance for its Monte-Carlo audit (4×10⁵ draws): with the same number
-of draws we allow 2 % on the loss quantiles and ±0.005 on δ — about 4 and 6 Monte-Carlo standard errors (the
-seed-to-seed spread measured while writing this test was ≤ 0.8 % and ≤ 0.0015).
+Printed *(computed)* values must round to the printed digits; the numeric PLD uses the DP-SGD PLD tolerance
+(±0.01); the averaging attack uses its own ±0.03. The reference gives no tolerance for its Monte-Carlo audit
+(4×10⁵ draws): with the same number of draws we allow 2 % on the loss quantiles and ±0.005 on δ — about 4 and
+6 Monte-Carlo standard errors (the seed-to-seed spread measured while writing this test was ≤ 0.8 % and ≤
+0.0015).
 """
 
 from __future__ import annotations
@@ -51,13 +52,13 @@ DELTA = 1e-5
 
 
 def printed(text: str) -> pytest.approx:
-    """The spec's printed value with half a unit of its last digit as tolerance (rounding-level match)."""
+    """The reference printed value with half a unit of its last digit as tolerance (rounding-level match)."""
     decimals = len(text.split(".")[1]) if "." in text else 0
     return pytest.approx(float(text), abs=0.5 * 10**-decimals + 1e-12, rel=0)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# §8.1 the implemented sampler: θ(U; ε)
+# The implemented FaceShield sampler: θ(U; ε)
 # ----------------------------------------------------------------------------------------------------------
 
 THETA_TABLE = [
@@ -78,7 +79,7 @@ def test_theta_table(eps: float, row: tuple[str, str, str]) -> None:
 @pytest.mark.parametrize("eps", [0.01, 0.1, 1.0, 5.0, 10.0, 30.0, 100.0])
 @pytest.mark.parametrize("delta_theta", [math.pi, 1.0])
 def test_theta_closed_form_matches_brent(eps: float, delta_theta: float) -> None:
-    """§9.4: the closed-form inverse CDF equals a Brent solve of F(θ) = U on [0, π] to 1e−6."""
+    """Invariant: the closed-form inverse CDF equals a Brent solve of F(θ) = U on [0, π] to 1e−6."""
     kappa = eps / delta_theta
     for u in np.linspace(0.0, 1.0, 41)[1:-1]:
 
@@ -110,8 +111,8 @@ def test_theta_example_vector() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="spec §8.1 prints (0.3687, 0.9295) for (cos 1.193445, sin 1.193445) = (0.368459, 0.929651); "
-    "the printed pair is not even unit-norm (0.99991)",
+    reason="the reference example prints (0.3687, 0.9295) for (cos 1.193445, sin 1.193445) = "
+    "(0.368459, 0.929651); the printed pair is not even unit-norm (0.99991)",
 )
 def test_theta_example_vector_printed_digits() -> None:
     out = _example_output()
@@ -119,7 +120,7 @@ def test_theta_example_vector_printed_digits() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# §8.2 closed-form utility of the implemented sampler
+# Closed-form utility of the implemented sampler
 # ----------------------------------------------------------------------------------------------------------
 
 UTILITY_TABLE = [
@@ -153,7 +154,7 @@ def test_utility_table(eps: float, mean_deg: str, median_deg: str, mean_cos: str
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Samplers: §9.4 geometry, RNG order and distributions
+# Samplers: geometry invariants, RNG order and distributions
 # ----------------------------------------------------------------------------------------------------------
 
 SAMPLERS = [
@@ -255,7 +256,7 @@ def test_vmf_wood_sampler_matches_bessel_ratio(kappa: float) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# §8.4 certified alternatives at d = 512
+# Certified alternatives at d = 512
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -294,8 +295,8 @@ def test_purkayastha_epsilon_for_expected_cos(target: float, eps: str) -> None:
             "0.462",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="spec §8.4 prints 0.462; I_256(300)/I_255(300) = 0.461474 (checked with mpmath), "
-                "which rounds to 0.461",
+                reason="the reference table prints 0.462; I_256(300)/I_255(300) = 0.461474 (checked with "
+                "mpmath), which rounds to 0.461",
             ),
         ),
         (1000.0, "0.777"),
@@ -398,7 +399,7 @@ def test_certify_spherical_relations() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# §8.3 audit and the §9.3 FaceShield guard
+# FaceShield sampler audit and the FaceShield guard
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -461,12 +462,12 @@ def test_faceshield_record_in_another_dimension_gets_a_fresh_audit() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# §8.5 repeated-release averaging attack
+# Repeated-release averaging attack
 # ----------------------------------------------------------------------------------------------------------
 
 _SPEC_85_K1 = (
-    "spec §8.5 prints {spec} for k = 1; with one release the cosine is exactly E[cos θ] = {exact} "
-    "(spec §8.2: {exact}), outside the stated ±0.03"
+    "the reference averaging-attack table prints {spec} for k = 1; with one release the cosine is exactly "
+    "E[cos θ] = {exact} (the closed-form utility table: {exact}), outside the stated ±0.03"
 )
 ATTACK_TABLE = [
     ("faceshield_repo", 0.1, 1, "0.04"),
@@ -504,7 +505,7 @@ ATTACK_TABLE = [
 
 @pytest.mark.parametrize(("mechanism", "eps", "k", "value"), ATTACK_TABLE)
 def test_averaging_attack_table(mechanism: str, eps: float, k: int, value: str) -> None:
-    # 10⁴ trials (standard error ≤ 0.007) against the spec's 10³-trial values and their ±0.03.
+    # 10⁴ trials (standard error ≤ 0.007) against the reference 10³-trial values and their ±0.03.
     cosine = averaging_attack_cosine_reduced(mechanism, eps, D, k, trials=10_000, seed=0)
     assert cosine == pytest.approx(float(value), abs=0.03)
 

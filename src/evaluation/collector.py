@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import Tensor
-from torchmetrics import Metric
-from torchmetrics.utilities.data import dim_zero_cat
+
+from src.metrics.gather import GatherMetric
 
 
-class TensorCollector(Metric):
+class TensorCollector(GatherMetric):
     """Collect per-sample tensors (embeddings, labels, dataset indices, ...) across batches and ranks.
 
     ``compute()`` returns a dict of concatenated tensors gathered from all processes, so uneven DDP
-    shards are handled exactly (no padding, no duplicates).
+    shards are handled exactly (no padding, no duplicates). A rank that saw no batch at all contributes
+    empty tensors of the dtype and shape the other ranks hold (:class:`src.metrics.gather.GatherMetric`),
+    so integer and boolean states keep their dtype.
     """
-
-    full_state_update = False
 
     def __init__(self, names: Sequence[str]) -> None:
         super().__init__()
@@ -24,7 +24,7 @@ class TensorCollector(Metric):
             raise ValueError("TensorCollector needs at least one state name")
         self.names = tuple(names)
         for name in self.names:
-            self.add_state(name, default=[], dist_reduce_fx="cat")
+            self.add_gather_state(name)
 
     def update(self, **tensors: Tensor) -> None:  # type: ignore[override]
         """Append one batch; every name must be given with the same batch size."""
@@ -38,7 +38,6 @@ class TensorCollector(Metric):
 
     def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
         """Concatenated tensors (empty collector → ValueError)."""
-        first = getattr(self, self.names[0])
-        if isinstance(first, list) and not first:
+        if self.is_empty():
             raise ValueError("TensorCollector is empty: no batch was collected")
-        return {name: dim_zero_cat(getattr(self, name)) for name in self.names}
+        return {name: self.gathered(name) for name in self.names}

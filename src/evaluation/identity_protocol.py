@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from src.metrics.identity import retrieval_rank_k, verification_accuracy, verification_pairs
+from src.metrics.retrieval import retrieval_rank_k
+from src.metrics.verification import verification_accuracy, verification_pairs
 
 
 def order_by_index(indices: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:

@@ -1,11 +1,11 @@
-"""Verification of protected faces in the PRO-Face settings, from image batches or from pair batches.
+"""Verification of protected faces in the four protection settings, from image batches or from pair batches.
 
 A privacy method is judged by a recognizer's embeddings of each test image in three versions: ``original``,
 ``obfuscated`` and ``protected``. :class:`ProtectionEmbeddings` collects them (DDP-safe) from either
 evaluation protocol of the DataModules:
 
 * **images** (``{"image", "identity", "index"}``): verification pairs are derived from the identity labels
-  (``num_pairs``, ``pair_seed``; :func:`src.metrics.identity.verification_pairs`), folds are contiguous;
+  (``num_pairs``, ``pair_seed``; :func:`src.metrics.verification.verification_pairs`), folds are contiguous;
 * **pairs** (``{"image_a", "image_b", "is_same", "fold", "index"}``, e.g. LFW ``pairs.txt``): the given pairs
   and folds are used as they are.
 
@@ -23,12 +23,12 @@ from torch import Tensor
 
 from src.evaluation.collector import TensorCollector
 from src.evaluation.identity_protocol import order_by_index
-from src.metrics.identity import verification_pairs
 from src.metrics.identity_settings import SETTINGS, identity_settings, pair_scores
+from src.metrics.verification import verification_pairs
 
 VERSIONS = ("original", "obfuscated", "protected")
 PROTOCOLS = ("images", "pairs")
-#: The verification setting names PRO-Face's paper uses for ours.
+#: The names results tables use for the verification settings.
 PAPER_NAMES = {"orig": "Orig", "obf": "Obf.", "prot_prot": "ADR", "prot_orig": "XDR"}
 
 
@@ -129,7 +129,7 @@ def evaluate_protection(
     pair_seed: int = 0,
     settings: Sequence[str] = tuple(SETTINGS),
 ) -> ProtectionResult:
-    """Verification in each PRO-Face setting over everything ``collector`` gathered (from every rank)."""
+    """Verification in each protection setting over everything ``collector`` gathered (from every rank)."""
     outputs = collector.compute()
     if collector.protocol == "images":
         embeddings, pairs, fold_ids = _pairs_from_images(outputs, num_pairs, pair_seed)

@@ -1,27 +1,28 @@
-"""Shared metrics: image quality, identity (verification, retrieval, settings), plus submodules.
+"""Shared metrics: image quality, identity (verification, retrieval, protection settings), plus submodules.
 
 Heavier or optional parts are imported from their own modules: ``src.metrics.perceptual`` (LPIPS,
-ST-LPIPS), ``src.metrics.detection`` (frame/video AUC, AP, EER), ``src.metrics.privacy`` (DP ε accounting)
-and ``src.metrics.plots``.
+ST-LPIPS), ``src.metrics.detection`` (frame/video AUC, AP, EER, accuracy), ``src.metrics.privacy`` (DP ε
+accounting) and ``src.metrics.plots``. ``src.metrics.curves`` is the one ROC / PR core (float64) that
+verification and detection share; ``src.metrics.gather`` the one base of the rank-gathering collectors.
 
 Every metric has a functional form (per-sample values or a result dict) and, where it is accumulated over a
 dataloader, a DDP-safe ``torchmetrics.Metric`` class. Bad input raises ``ValueError`` naming the metric.
-All modules follow the same pattern: per-sample means
-subclass :class:`src.metrics.base.PerSampleMeanMetric`; gather-style metrics use ``dist_reduce_fx="cat"``
-list states like :class:`src.metrics.identity.EmbeddingCollector`.
+Per-sample means subclass :class:`src.metrics.base.PerSampleMeanMetric`; gather-style metrics subclass
+:class:`src.metrics.gather.GatherMetric`. Definitions, conventions (ranges, reductions, pooled vs fold mean)
+and the measured agreement with independent references: ``docs/metrics.md``.
 """
 
 from src.metrics.base import PerSampleMeanMetric
 from src.metrics.embeddings import extract_embeddings
-from src.metrics.identity import (
-    EmbeddingCollector,
+from src.metrics.gather import EmbeddingCollector, GatherMetric
+from src.metrics.identity_settings import cosine_statistics, identity_settings, pair_scores
+from src.metrics.image_quality import MAE, MSE, MSSSIM, PSNR, PSNR_CAP_DB, SSIM, mae, ms_ssim, mse, psnr, ssim
+from src.metrics.retrieval import cosine_similarity_matrix, mean_average_precision, retrieval_rank_k
+from src.metrics.verification import (
     ProtectionSuccessRate,
     VerificationMetrics,
-    cosine_similarity_matrix,
     match_rate,
-    mean_average_precision,
     protection_success_rate,
-    retrieval_rank_k,
     tar_at_far_kfold,
     threshold_at_far,
     verification_accuracy,
@@ -29,8 +30,6 @@ from src.metrics.identity import (
     verification_roc,
     verification_summary,
 )
-from src.metrics.identity_settings import cosine_statistics, identity_settings
-from src.metrics.image_quality import MAE, MSE, MSSSIM, PSNR, PSNR_CAP_DB, SSIM, mae, ms_ssim, mse, psnr, ssim
 
 __all__ = [
     "MAE",
@@ -40,6 +39,7 @@ __all__ = [
     "PSNR_CAP_DB",
     "SSIM",
     "EmbeddingCollector",
+    "GatherMetric",
     "PerSampleMeanMetric",
     "ProtectionSuccessRate",
     "VerificationMetrics",
@@ -52,6 +52,7 @@ __all__ = [
     "mean_average_precision",
     "ms_ssim",
     "mse",
+    "pair_scores",
     "protection_success_rate",
     "psnr",
     "retrieval_rank_k",

@@ -1,27 +1,29 @@
-"""The four PRO-Face verification settings, pair similarities (cosine or angular) and similarity statistics.
+"""The four protection settings of verification, pair similarities (cosine or angular) and similarity
+statistics.
 
-PRO-Face (proface.md §8) verifies one pair list in four settings; the *query* side of a pair is ``idx_a``,
-the *gallery* side ``idx_b``:
+A face-protection method is judged by verifying one pair list in four settings (``docs/metrics.md``,
+"Protection settings"); the *query* side of a pair is ``idx_a``, the *gallery* side ``idx_b``:
 
 ===============  ==================  ==================
 setting          query (``idx_a``)   gallery (``idx_b``)
 ===============  ==================  ==================
 ``orig``         original            original
 ``obf``          obfuscated          original
-``prot_prot``    protected           protected   (PRO-Face "ADR")
-``prot_orig``    protected           original    (PRO-Face "XDR")
+``prot_prot``    protected           protected   ("ADR")
+``prot_orig``    protected           original    ("XDR")
 ===============  ==================  ==================
 
-Each setting reports :func:`src.metrics.identity.verification_summary` (10-fold accuracy mean ± std, AUC, EER,
-10-fold TAR@FAR) plus :func:`cosine_statistics` of its genuine/impostor cosine similarities.
+Each setting reports :func:`src.metrics.verification.verification_summary` (10-fold accuracy mean ± std, AUC,
+EER, TAR@FAR pooled and 10-fold mean) plus :func:`cosine_statistics` of its genuine/impostor cosine
+similarities.
 
 Angular convention
 ------------------
-PRO-Face thresholds the angular *distance* ``d = arccos(cos) / π`` ∈ [0, 1] (same if ``d <= t_d``). Every
-function here takes similarities (higher = same), so ``distance="angular"`` scores a pair with the angular
-*similarity* ``1 - d`` ∈ [0, 1]; a PRO-Face distance threshold is ``1 - threshold``. The map is monotone, so
-AUC, EER, TAR@FAR and the k-fold accuracy are those of the cosine (up to float64 rounding of ``arccos``);
-only the reported thresholds differ.
+The protection papers threshold the angular *distance* ``d = arccos(cos) / π`` ∈ [0, 1] (same if
+``d <= t_d``). Every function here takes similarities (higher = same), so ``distance="angular"`` scores a pair
+with the angular *similarity* ``1 - d`` ∈ [0, 1]; a published distance threshold is ``1 - threshold``. The
+map is monotone, so AUC, EER, TAR@FAR and the k-fold accuracy are those of the cosine (up to float64
+rounding of ``arccos``); only the reported thresholds differ.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch
 from torch import Tensor
 
 from src.metrics._checks import check_embeddings, check_finite, check_tensor
-from src.metrics.identity import DEFAULT_FARS, verification_summary
+from src.metrics.verification import DEFAULT_FARS, verification_summary
 
 __all__ = [
     "DISTANCES",
@@ -177,11 +179,11 @@ def identity_settings(
     fold_ids: Tensor | None = None,
     fars: Sequence[float] = DEFAULT_FARS,
 ) -> dict[str, dict[str, object]]:
-    """Verification in the PRO-Face settings from embeddings of original, obfuscated and protected images.
+    """Verification in the protection settings from embeddings of original, obfuscated and protected images.
 
     ``original``, ``obfuscated``, ``protected``: ``[N, D]`` embeddings of the same ``N`` images (row ``i``
     of each is image ``i`` in that version); ``pairs = (idx_a, idx_b, is_same)`` indexes those rows (e.g.
-    :func:`src.metrics.identity.verification_pairs` or an LFW ``pairs.txt``). ``settings`` (default: every
+    :func:`src.metrics.verification.verification_pairs` or an LFW ``pairs.txt``). ``settings`` (default: every
     setting whose embeddings are given) picks from :data:`SETTINGS`; ``distance`` is ``"cosine"`` or
     ``"angular"`` (module docstring). Folds and FARs as in :func:`verification_summary`.
 
@@ -226,7 +228,7 @@ def identity_settings(
 
 
 def flatten_metrics(results: Mapping[object, object], prefix: str = "") -> dict[str, float]:
-    """Nested result dicts → ``{"orig/tar_at_far/0.001": 0.97, ...}`` of floats, for loggers and tables.
+    """Nested result dicts → ``{"orig/tar_at_far_fold_mean/0.001": 0.97, ...}`` of floats (loggers, tables).
 
     Keys are joined with ``/`` (float keys formatted with ``:g``); bools become 0.0/1.0; strings and tensors
     are skipped (they are not scalar metrics).

@@ -8,8 +8,9 @@ Input range — handled once, here
 Every constructor and functional takes ``input_range``: ``"[0,1]"`` (the project convention, the default) or
 ``"[-1,1]"``. The inputs are checked against the declared range (a violation raises ``ValueError`` naming the
 observed span) and converted to the ``[-1, 1]`` the networks expect exactly once, before the network; the
-network's own ``normalize`` flag is never used. PRO-Face S trains on ``[-1, 1]`` but tested on ``[0, 1]``
-images (papers/proface_s.md §10): with an explicit range neither mistake can happen silently.
+network's own ``normalize`` flag is never used. One published protection method trains on ``[-1, 1]`` but was
+tested on ``[0, 1]`` images (``docs/metrics.md``, "Perceptual distances"): with an explicit range neither
+mistake can happen silently.
 
 Weights — never downloaded, never substituted
 ---------------------------------------------
@@ -24,12 +25,12 @@ Weights — never downloaded, never substituted
   metric then reports itself as ``lpips_<net>_RANDOM`` and warns, so it cannot be mistaken for LPIPS.
 * :class:`STLPIPS` is a *different* metric (anti-aliased trunk trained with the metric) whose whole network
   ships in ``stlpips-pytorch``: it works offline and is reported as ``st_lpips_<net>``, never as LPIPS, and is
-  not comparable with published LPIPS numbers (offline_stack.md §3).
+  not comparable with published LPIPS numbers.
 
 Both networks are kept in eval mode (their heads contain dropout) whatever the parent module's mode, have
 ``requires_grad=False`` parameters and are held outside the metric's module tree (not in ``state_dict``: a
 checkpoint can neither carry nor silently replace the verified weights); the functional forms stay
-differentiable w.r.t. the images (LPIPS is a training loss in PRO-Face / PRO-Face S).
+differentiable w.r.t. the images (LPIPS is a training loss of the face-protection networks).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 Every function returns a :class:`matplotlib.figure.Figure` drawn on the non-interactive Agg canvas, built
 without ``pyplot`` — no global figure registry, no display needed, nothing to leak in long sweeps — and
 :func:`save_figure` writes it as PNG. Inputs are tensors, numpy arrays or lists; bad input raises
-:class:`ValueError` naming the function. ROC curves use :func:`src.metrics.detection.roc_points` (labels
+:class:`ValueError` naming the function. ROC curves use :func:`src.metrics.curves.roc_curve` (labels
 1 = positive: fake for detection, genuine pair for verification) and show the AUC in the legend.
 """
 
@@ -19,7 +19,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from src.metrics.detection import _auc, _require_both_classes, _scores_labels, roc_points
+from src.metrics._inputs import require_both_classes, scores_labels
+from src.metrics.curves import roc_auc, roc_curve
 
 __all__ = [
     "epsilon_protection_curve",
@@ -83,14 +84,14 @@ def roc_curve_figure(
         if not isinstance(entry, Sequence) or len(entry) != 2:
             raise ValueError(f"{name}[{label!r}]: expected a (scores, labels) pair")
         where = f"{name}[{label!r}]"
-        s, y = _scores_labels(where, *entry)
-        _require_both_classes(where, y)
-        fpr, tpr, _ = roc_points(s, y)
+        s, y = scores_labels(where, *entry)
+        require_both_classes(where, y)
+        fpr, tpr, _ = roc_curve(s, y, where)
         x, yv = fpr.numpy(), tpr.numpy()
         if log_x:
             keep = x > 0
             x, yv = x[keep], yv[keep]
-        ax.plot(x, yv, linewidth=1.6, label=f"{label} (AUC = {_auc(s, y):.4f})")
+        ax.plot(x, yv, linewidth=1.6, label=f"{label} (AUC = {roc_auc(s, y, where):.4f})")
     if chance:
         grid = np.geomspace(min_fpr, 1.0, 200) if log_x else np.array([0.0, 1.0])
         ax.plot(grid, grid, linestyle="--", color="0.6", linewidth=1.0, label="_chance")

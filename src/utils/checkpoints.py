@@ -3,7 +3,8 @@
 The checkpoint is a file from outside: it is read as tensors only (:mod:`src.utils.checkpoint_files`), its
 record is checked for shape before use, and its embedded config may only build registered targets
 (:func:`src.config.instantiate.instantiate_untrusted`). A checkpoint may name another checkpoint to load (a
-recognizer inside a protection method's checkpoint); a chain that comes back to a file already being loaded is refused.
+recognizer inside a protection method's checkpoint); a chain that comes back to a file already being loaded
+is refused.
 """
 
 from __future__ import annotations

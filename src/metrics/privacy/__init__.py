@@ -1,20 +1,22 @@
-"""DP-ε accounting: the DP-ε metric component of spec dp_accounting.md §9.
+"""DP-ε accounting: the DP-ε metric component (``docs/metrics.md``, "DP accounting").
 
 Not a per-sample metric: each ``certify_*`` function turns a mechanism configuration into a
-:class:`Certification` — the certified (ε, δ) (``None`` when uncertified) and a
-:class:`PrivacyRecord` with the §9.1 fields — and :class:`PrivacyLedger` composes releases per identity.
+:class:`Certification` — the certified (ε, δ) (``None`` when uncertified) and a :class:`PrivacyRecord` with
+the documented fields — and :class:`PrivacyLedger` composes releases per identity.
 
-Modules: ``record`` (record, sensitivity, rng provenance, metric→LDP conversion), ``laplace`` / ``dp_pix``
-(pure Laplace), ``gaussian`` (classical and analytic calibration), ``conversions`` (RDP/zCDP → DP),
-``composition`` (basic, advanced, RDP, PLD; record composition with the §9.3 guards), ``dpsgd``
-(subsampled Gaussian), ``spherical`` (closed forms of the identity-sphere mechanisms), ``spherical_pld``
-(numeric PLD; Purkayastha and VMF certification), ``samplers`` (torch samplers), ``faceshield`` (the
-repository sampler: uncertified, audited), ``attacks`` (averaging attack), ``ledger``.
+Modules: ``accountants`` (Gaussian-mechanism PLD ε and RDP ε with its best order), ``record`` (record,
+sensitivity, rng provenance, metric→LDP conversion), ``laplace`` / ``dp_pix`` (pure Laplace), ``gaussian``
+(classical and analytic calibration), ``conversions`` (RDP/zCDP → DP), ``composition`` (basic, advanced, RDP,
+PLD; record composition with the guards), ``dpsgd`` (subsampled Gaussian), ``spherical`` (closed forms of the
+identity-sphere mechanisms), ``spherical_pld`` (numeric PLD; Purkayastha and VMF certification), ``samplers``
+(torch samplers), ``faceshield`` (the repository sampler: uncertified, audited), ``attacks`` (averaging
+attack), ``ledger``.
 
 Accountant library: dp-accounting==0.6.0 (why: see :mod:`src.metrics.privacy._library`). It is imported
 lazily, so the closed forms work without it.
 """
 
+from src.metrics.privacy.accountants import RdpEpsilon, gaussian_pld_epsilon, rdp_epsilon
 from src.metrics.privacy.attacks import averaging_attack_cosine
 from src.metrics.privacy.composition import (
     advanced_composition,
@@ -105,6 +107,7 @@ __all__ = [
     "FaceShieldAudit",
     "PrivacyLedger",
     "PrivacyRecord",
+    "RdpEpsilon",
     "RngInfo",
     "Sensitivity",
     "SphericalSample",
@@ -139,6 +142,7 @@ __all__ = [
     "faceshield_privacy_loss",
     "faceshield_repo_perturb",
     "faceshield_theta",
+    "gaussian_pld_epsilon",
     "gaussian_rdp",
     "gaussian_unit_vector_expected_cos",
     "gdp_clt_epsilon",
@@ -155,6 +159,7 @@ __all__ = [
     "purkayastha_epsilon_for_expected_cos",
     "purkayastha_expected_cos",
     "purkayastha_perturb",
+    "rdp_epsilon",
     "rdp_to_dp",
     "secret_seed",
     "spherical_pld",

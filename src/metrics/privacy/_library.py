@@ -1,15 +1,15 @@
 """The accountant library: **dp-accounting** (Google), pinned ``dp-accounting==0.6.0``; lazy access to it.
 
-Why this one of the three in the spec's library map (dp_accounting.md §3):
+Why this one of the three accounting libraries (opacus, dp-accounting, prv-accountant):
 * it is the only one that covers everything this package certifies: RDP *and* PLD accountants, Laplace
   events, the analytic-Gaussian helpers, and ``create_from_rounded_probability`` for the numeric PLD of
-  custom mechanisms (Purkayastha / VMF, §8.4);
+  custom mechanisms (Purkayastha / VMF);
 * it is maintained (0.6.0 released in 2026) and pure Python on numpy/scipy — it neither imports nor pins
   torch (its only extra dependencies are absl-py, attrs, dm-tree and mpmath);
 * opacus has no Laplace or custom-PLD accountant and pulls torch and its DPOptimizer into accounting code;
   prv-accountant has had no release since 2022.
-The spec's reference values agree with the choice: its "opacus RDP" and "dp-acc RDP" columns are identical,
-and its PRV values lie within the PRV tolerance of dp-accounting's PLD.
+The reference values agree with the choice: opacus' RDP and dp-accounting's RDP give identical ε, and the
+PRV values lie within the PRV tolerance of dp-accounting's PLD (``docs/metrics.md``, "DP-SGD").
 
 The closed forms of this package need only numpy/scipy; the library is imported on first use so that a
 missing install fails at the call that needs it, naming the package to install, not at import time.

@@ -1,4 +1,5 @@
-"""Repeated-release averaging attack (spec dp_accounting.md §8.5): why releases must be composed per identity.
+"""Repeated-release averaging attack (``docs/metrics.md``, "Composition per identity"): why releases must be
+composed per identity.
 
 An adversary who sees k independent perturbations of the same identity averages them; the cosine of the
 average with the true identity grows with k. By rotation invariance the identity can be taken as e1.

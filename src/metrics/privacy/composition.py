@@ -1,7 +1,8 @@
-"""Composition of releases (spec dp_accounting.md §6): basic, advanced, RDP and PLD, plus record composition.
+"""Composition of releases (``docs/metrics.md``, "Composition"): basic, advanced, RDP and PLD, plus record
+composition.
 
-:func:`compose_certifications` is the single place where records are added up. It enforces the §9.3 guards:
-metric-privacy ε is never summed with LDP (or any other) ε — convert with
+:func:`compose_certifications` is the single place where records are added up. It enforces the guards of
+``docs/metrics.md``: metric-privacy ε is never summed with LDP (or any other) ε — convert with
 :func:`src.metrics.privacy.record.metric_to_ldp` first — and an uncertified component (the FaceShield
 sampler) makes the composition uncertified.
 
@@ -84,7 +85,7 @@ def _records(items: Sequence[Certification | PrivacyRecord]) -> list[PrivacyReco
 
 
 def _check_semantics(records: list[PrivacyRecord]) -> None:
-    """§9.3: never add ε across semantics (metric vs LDP in particular) or across metrics."""
+    """Guard: never add ε across semantics (metric vs LDP in particular) or across metrics."""
     semantics = {r.semantics for r in records}
     if len(semantics) > 1:
         if "MET" in semantics:

@@ -1,4 +1,4 @@
-"""Rényi-DP and zCDP → (ε, δ) conversions (spec dp_accounting.md §1), written from the formulas.
+"""Rényi-DP and zCDP → (ε, δ) conversions (``docs/metrics.md``, "Conversions"), written from the formulas.
 
 * Mironov 2017: ε = ρ(α) + ln(1/δ)/(α − 1).
 * Balle et al. 2020 (arXiv 1905.09982, Thm 21), the one opacus and dp-accounting use:
@@ -6,7 +6,8 @@
 * zCDP: ρ-zCDP ⇒ (ρ + 2√(ρ ln(1/δ)), δ)-DP.
 
 Both RDP conversions minimise over a finite grid of orders; :data:`DEFAULT_ORDERS` is 1.1, 1.2, …, 10.9,
-11, 12, …, 63, 128, 256, 512, 1024 (the grid the spec's reference values were computed on).
+11, 12, …, 63, 128, 256, 512, 1024 (the grid of opacus and dp-accounting, on which the reference values were
+computed).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DP-Pix (Fan, DBSec 2018; spec baselines.md §2 and dp_accounting.md §4): Laplace on b×b cell means.
+"""DP-Pix (Fan, DBSec 2018; ``docs/metrics.md``, "Laplace"): Laplace on b×b cell means.
 
 Two images are neighbours when they differ in at most m pixels; a cell mean over b² pixels in [0, R] moves
 by at most R·m/b² in total, so Δ1 = R·m/b² (R = 255 in the paper's pixel scale) and the Laplace scale is

@@ -1,7 +1,7 @@
-"""DP-SGD accounting (spec dp_accounting.md §7): Poisson-subsampled Gaussian, T steps, rate q → ε at δ.
+"""DP-SGD accounting (``docs/metrics.md``, "DP-SGD"): Poisson-subsampled Gaussian, T steps, rate q → ε at δ.
 
-Accountant: dp-accounting's RDP (Balle et al. 2020 conversion) or PLD accountant; why this library, see
-:mod:`src.metrics.privacy._library`.
+Accountant: dp-accounting's RDP (Balle et al. 2020 conversion) or PLD accountant through
+:mod:`src.metrics.privacy.accountants`; why this library, see :mod:`src.metrics.privacy._library`.
 
 Semantics: TRN (membership in the training set). Record-level adjacency is add/remove of one example
 (``q = B/N``); user-level adjacency (per identity) needs q = identities sampled per step / identities.
@@ -10,11 +10,11 @@ Semantics: TRN (membership in the training set). Record-level adjacency is add/r
 from __future__ import annotations
 
 import math
-
-import numpy as np
+from fractions import Fraction
 
 from src.metrics.privacy._checks import count, positive, probability
-from src.metrics.privacy._library import accountant_tag, dp_accounting
+from src.metrics.privacy._library import accountant_tag
+from src.metrics.privacy.accountants import gaussian_pld_epsilon, rdp_epsilon
 from src.metrics.privacy.gaussian import analytic_gaussian_epsilon
 from src.metrics.privacy.record import Certification, PrivacyRecord, RngInfo, Sensitivity
 
@@ -31,12 +31,21 @@ _MAX_SIGMA = 1e6
 
 
 def dpsgd_steps(dataset_size: int, batch_size: int, epochs: float) -> int:
-    """Number of steps int(epochs / q) with q = B/N (opacus' convention)."""
-    n = count("dpsgd_steps", "dataset_size", dataset_size)
-    b = count("dpsgd_steps", "batch_size", batch_size)
+    """Number of steps ``floor(epochs / q)`` with ``q = B/N`` (opacus' ``int(epochs / sample_rate)``), in
+    exact rational arithmetic: ``floor(epochs × N / B)``.
+
+    The floating-point ``int(epochs / (B / N))`` loses a step whenever ``epochs × N / B`` is an integer that
+    ``B / N`` cannot represent (``dpsgd_steps(1925, 100, 100)`` is 1925, not 1924). A float ``epochs`` is read
+    as the decimal it prints as (``0.1`` is 1/10).
+    """
+    fn = "dpsgd_steps"
+    n = count(fn, "dataset_size", dataset_size)
+    b = count(fn, "batch_size", batch_size)
     if b > n:
-        raise ValueError(f"dpsgd_steps: batch_size {b} exceeds dataset_size {n}")
-    return int(positive("dpsgd_steps", "epochs", epochs) / (b / n))
+        raise ValueError(f"{fn}: batch_size {b} exceeds dataset_size {n}")
+    positive(fn, "epochs", epochs)
+    exact = Fraction(epochs) if isinstance(epochs, int | Fraction) else Fraction(str(float(epochs)))
+    return math.floor(exact * n / b)
 
 
 def dpsgd_epsilon(
@@ -50,27 +59,34 @@ def dpsgd_epsilon(
 ) -> float:
     """ε(δ) of ``steps`` Poisson-subsampled Gaussian steps (noise multiplier σ/C, rate q) with dp-accounting.
 
-    ``accountant="rdp"``: RDP with the Balle et al. 2020 conversion (deterministic); ``"pld"``: the
-    pessimistic privacy-loss distribution (tight up to ``value_discretization_interval``).
+    ``accountant="rdp"``: :func:`~src.metrics.privacy.accountants.rdp_epsilon` (Balle et al. 2020
+    conversion, deterministic; use it directly for the best order too); ``"pld"``:
+    :func:`~src.metrics.privacy.accountants.gaussian_pld_epsilon` (pessimistic privacy-loss distribution,
+    tight up to ``value_discretization_interval``).
     """
     fn = "dpsgd_epsilon"
-    sigma = positive(fn, "noise_multiplier", noise_multiplier)
+    positive(fn, "noise_multiplier", noise_multiplier)
+    count(fn, "steps", steps)
+    probability(fn, "delta", delta)
+    if accountant == "rdp":
+        return rdp_epsilon(noise_multiplier, _rate(fn, sample_rate), steps, delta).epsilon
+    if accountant == "pld":
+        return gaussian_pld_epsilon(
+            noise_multiplier,
+            _rate(fn, sample_rate),
+            steps,
+            delta,
+            value_discretization_interval=value_discretization_interval,
+        )
+    raise ValueError(f"{fn}: unknown accountant {accountant!r}; expected one of {_ACCOUNTANTS}")
+
+
+def _rate(fn: str, sample_rate: float) -> float:
+    """``sample_rate`` checked under its DP-SGD name (the accountants call it ``sampling_rate``)."""
     q = positive(fn, "sample_rate", sample_rate)
     if q > 1:
         raise ValueError(f"{fn}: `sample_rate` must lie in (0, 1], got {sample_rate}")
-    t = count(fn, "steps", steps)
-    d = probability(fn, "delta", delta)
-    lib = dp_accounting()
-    event = lib.SelfComposedDpEvent(lib.PoissonSampledDpEvent(q, lib.GaussianDpEvent(sigma)), t)
-    if accountant == "rdp":
-        acc = lib.rdp.RdpAccountant()
-    elif accountant == "pld":
-        acc = lib.pld.PLDAccountant(value_discretization_interval=value_discretization_interval)
-    else:
-        raise ValueError(f"{fn}: unknown accountant {accountant!r}; expected one of {_ACCOUNTANTS}")
-    with np.errstate(over="ignore"):  # dp-accounting's tail-bound search overflows harmlessly
-        acc.compose(event)
-        return float(acc.get_epsilon(d))
+    return q
 
 
 def dpsgd_noise_multiplier(

@@ -1,9 +1,10 @@
-"""FaceShield's DP perturbator as implemented by its authors: never certified, always audited (§8.3, §9.3).
+"""FaceShield's DP perturbator as implemented by its authors: never certified, always audited
+(``docs/metrics.md``, "Spherical mechanisms" and "Guards").
 
 The repository samples θ ∝ e^{−κθ} on [0, π] and drops the surface Jacobian sin^{d−2}θ, so for d ≥ 3 the
 log-likelihood ratio between inputs v1, v2 at output w is
 L = κ(θ2 − θ1) + (d − 2)·ln(sin θ2 / sin θ1) — unbounded. :func:`certify_faceshield_repo` therefore returns
-``certified=False`` with the privacy audit attached: the spec's Monte-Carlo table at d = 512
+``certified=False`` with the privacy audit attached: the reference Monte-Carlo table at d = 512
 (:data:`SPEC_AUDIT_D512`), or, for another dimension, a fresh audit of the configured ε.
 
 :func:`faceshield_privacy_loss` draws L under M(v1) without materialising d-dimensional vectors: θ1
@@ -76,7 +77,7 @@ SPEC_AUDIT_D512: tuple[AuditRow, ...] = (
     AuditRow(10.0, _PI / 2, 785, 1741, 2930, 0.990, 0.955, 0.364),
     AuditRow(30.0, _PI / 2, 1354, 2316, 3503, 1.000, 1.000, 0.750),
 )
-"""Spec dp_accounting.md §8.3 (Monte Carlo, 4×10⁵ draws, d = 512, Δθ = π)."""
+"""Reference audit (``docs/metrics.md``, "Spherical mechanisms"): Monte Carlo, 4×10⁵ draws, d = 512."""
 
 
 def faceshield_privacy_loss(
@@ -153,15 +154,17 @@ def certify_faceshield_repo(
 ) -> Certification:
     """Record FaceShield's sampler at nominal ε: ``certified=False``, ε/δ ``None``, audit attached.
 
-    At d = 512 the audit is the spec's §8.3 table; for any other dimension a Monte-Carlo audit of the
-    configured ε at φ = π/2 (``audit_draws`` draws) is run. The default ``rng`` is the repository's public
-    seed 42 (non-secret).
+    At d = 512 the audit is the reference table (``docs/metrics.md``); for any other dimension a Monte-Carlo
+    audit of the configured ε at φ = π/2 (``audit_draws`` draws) is run. The default ``rng`` is the
+    repository's public seed 42 (non-secret).
     """
     fn = "certify_faceshield_repo"
     eps = positive(fn, "epsilon", epsilon)
     d = count(fn, "dimension", dimension)
     if d == 512:
-        audit = FaceShieldAudit(SPEC_AUDIT_D512, 512, 400_000, "spec dp_accounting.md §8.3 (Monte Carlo)")
+        audit = FaceShieldAudit(
+            SPEC_AUDIT_D512, 512, 400_000, "reference audit, docs/metrics.md (Monte Carlo)"
+        )
     else:
         row = audit_faceshield_sampler(eps, math.pi / 2, d, draws=audit_draws, delta_theta=delta_theta)
         audit = FaceShieldAudit((row,), d, audit_draws, "faceshield_privacy_loss Monte Carlo, seed 0")

@@ -1,4 +1,5 @@
-"""Gaussian mechanism with L2 sensitivity (spec dp_accounting.md §5): classical and analytic calibration.
+"""Gaussian mechanism with L2 sensitivity (``docs/metrics.md``, "Gaussian mechanism"): classical and analytic
+calibration.
 
 * Classical: σ = Δ·√(2 ln(1.25/δ))/ε — valid only for ε < 1.
 * Analytic (Balle & Wang 2018, arXiv 1805.06530): the exact privacy profile

@@ -1,4 +1,5 @@
-"""Pure Laplace mechanism on a bounded-L1 vector (spec dp_accounting.md §4) and its k-fold composition (§6).
+"""Pure Laplace mechanism on a bounded-L1 vector and its k-fold composition
+(docs/metrics.md, "Laplace" and "Composition").
 
 Scale b = Δ1/ε per coordinate gives (ε, 0)-DP. k releases: basic composition k·ε with δ = 0 (closed form), or,
 when a target δ > 0 is given, the tight ε from the privacy-loss distribution (dp-accounting PLD).

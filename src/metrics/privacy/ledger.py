@@ -1,4 +1,4 @@
-"""Per-identity privacy ledger (spec dp_accounting.md §6 "framework rule", §8.5, §9.3).
+"""Per-identity privacy ledger (``docs/metrics.md``, "Composition per identity" and "Guards").
 
 Releases are tracked per *identity* (person), not per image: every protected image of a person spends budget
 on that person. A release may carry a ``noise_key``: releases of one identity with the same key reused the

@@ -1,9 +1,10 @@
-"""The privacy record of the DP-ε metric component (spec dp_accounting.md §9.1) and its small value types.
+"""The privacy record of the DP-ε metric component (``docs/metrics.md``, "Records") and its value types.
 
-A bare ε is meaningless across methods (spec §2.3), so every certification returns a :class:`PrivacyRecord`
-that stores *what* was protected (representation, neighbour relation, sensitivity), *how* (mechanism, noise
-parameters, number of releases, randomness) and *what is certified* (ε, δ, accountant). The record has exactly
-the §9.1 fields; derived views (ε semantics, metric-or-not) are properties, not fields.
+A bare ε is meaningless across methods (``docs/metrics.md``, "ε semantics"), so every certification returns a
+:class:`PrivacyRecord` that stores *what* was protected (representation, neighbour relation, sensitivity),
+*how* (mechanism, noise parameters, number of releases, randomness) and *what is certified* (ε, δ,
+accountant). The record has exactly the documented fields; derived views (ε semantics, metric-or-not) are
+properties, not fields.
 
 Conventions
 -----------
@@ -50,7 +51,7 @@ MECHANISMS: tuple[str, ...] = (
     "dpsgd",
     "custom_pld",
 )
-"""The §9.1 mechanism vocabulary."""
+"""The mechanism vocabulary of the record."""
 
 NEIGHBOR_RELATIONS: dict[str, str] = {
     "replace-one": "LDP",
@@ -58,7 +59,7 @@ NEIGHBOR_RELATIONS: dict[str, str] = {
     "add-remove": "TRN",
     "add-remove-identity": "TRN",
 }
-"""Non-metric neighbour relations and their ε semantics code (spec §2.1). ``"metric:<name>"`` is MET."""
+"""Non-metric neighbour relations and their ε semantics code (``docs/metrics.md``); ``"metric:*"`` is MET."""
 
 ACCOUNTANT_KINDS: tuple[str, ...] = ("closed-form", "rdp", "pld", "prv", "none")
 COMPOSITION_SCOPES: tuple[str, ...] = ("per-image", "per-identity", "per-example")
@@ -122,7 +123,8 @@ class RngInfo:
     """Where the noise came from: is the randomness secret (a CSPRNG seed nobody knows), and its provenance.
 
     A known integer seed (FaceShield's default 42, a config value, …) is public: anyone who knows it and the
-    code can re-derive the noise, so ``seed is not None`` forces ``secret=False`` (spec §9.3).
+    code can re-derive the noise, so ``seed is not None`` forces ``secret=False`` (the guards of
+    ``docs/metrics.md``).
     """
 
     secret: bool
@@ -201,7 +203,7 @@ def _freeze_params(params: Mapping[str, Any]) -> MappingProxyType:
 
 @dataclass(frozen=True)
 class PrivacyRecord:
-    """One DP-ε metric record with exactly the fields of spec §9.1 (conventions: module docstring)."""
+    """One DP-ε metric record with exactly the documented record fields (conventions: module docstring)."""
 
     mechanism: str
     representation: str
@@ -275,7 +277,7 @@ class PrivacyRecord:
 
     @property
     def semantics(self) -> str:
-        """ε semantics code of the neighbour relation: PIX, LDP, MET or TRN (spec §2.1)."""
+        """ε semantics code of the neighbour relation: PIX, LDP, MET or TRN (``docs/metrics.md``)."""
         return relation_semantics(self.neighbor_relation)
 
     @property
@@ -335,8 +337,8 @@ class Certification:
 def metric_to_ldp(record: PrivacyRecord) -> PrivacyRecord:
     """Convert a metric-privacy record to replace-one LDP by multiplying ε by the domain diameter.
 
-    Spec §1/§9.3: metric ε is per unit distance; the LDP ε is ε·diameter, where the diameter is the record's
-    ``sensitivity.value`` (e.g. 2 for d_2 on the unit sphere, π for d_θ).
+    Metric ε is per unit distance (``docs/metrics.md``, "Guards"); the LDP ε is ε·diameter, where the diameter
+    is the record's ``sensitivity.value`` (e.g. 2 for d_2 on the unit sphere, π for d_θ).
     """
     if not isinstance(record, PrivacyRecord):
         raise ValueError(f"metric_to_ldp: expected a PrivacyRecord, got {type(record).__name__}")

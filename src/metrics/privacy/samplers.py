@@ -1,4 +1,4 @@
-"""Torch samplers of the spherical identity mechanisms (spec dp_accounting.md §8.1, §8.4).
+"""Torch samplers of the spherical identity mechanisms (``docs/metrics.md``, "Spherical mechanisms").
 
 All three share the two sub-processes of FaceShield's DPP: a direction u uniform on the unit sphere of v^⊥
 (project z ~ N(0, I) onto the tangent space, resample rows with ‖u_raw‖ ≤ 1e−6, normalise) and an angle θ;

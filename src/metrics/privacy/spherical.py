@@ -1,4 +1,5 @@
-"""Closed forms and numeric utilities of the spherical identity mechanisms (spec dp_accounting.md §8.1–§8.4).
+"""Closed forms and numeric utilities of the spherical identity mechanisms
+(``docs/metrics.md``, "Spherical mechanisms").
 
 A rotation-invariant mechanism on S^{d−1} outputs w = v·cos θ + u·sin θ with u uniform on the unit sphere of
 v^⊥ and an angle θ whose marginal density is ∝ g(θ)·sin^{d−2}θ (the surface Jacobian). With κ = ε/Δθ:

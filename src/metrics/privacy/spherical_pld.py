@@ -1,18 +1,19 @@
-"""Numeric privacy-loss distributions and certification of the certified spherical mechanisms (spec §8.4).
+"""Numeric privacy-loss distributions and certification of the certified spherical mechanisms
+(``docs/metrics.md``, "Spherical mechanisms").
 
 For inputs v1, v2 at angle φ and output w = v1 cos θ1 + u sin θ1, the privacy loss is
 L = ln g(θ1) − ln g(θ2) (the Jacobians cancel because both densities share the base measure), with
 cos θ2 = cos φ·cos θ1 + sin φ·sin θ1·t and t = ⟨u, e⟩ the tangent coordinate, distributed
 ∝ (1 − t²)^{(d−4)/2}.
 * Purkayastha: L = κ(θ2 − θ1); VMF: L = κ(cos θ1 − cos θ2).
-* The worst pair is φ = π (spec §8.4), where θ2 = π − θ1 and L is a decreasing function of θ1 alone.
+* The worst pair is φ = π, where θ2 = π − θ1 and L is a decreasing function of θ1 alone.
 
 The distribution of L under M(v1) is gridded, each cell's loss rounded *up* to a multiple of the
 discretisation interval (the loss at the cell's low-θ edge, or the largest corner value on the 2-D grid for
 φ < π), and handed to dp-accounting's ``create_from_rounded_probability`` (pessimistic). The pair is symmetric
 (a reflection swaps v1 and v2), so one PLD serves both directions. The default grid (10⁶ angle cells) is
-finer than the spec's 4000 cells because edge rounding on a coarse grid over-estimates ε after composition
-(at 10⁶ cells the excess is < 0.006 after 100 releases at ε = 30).
+finer than the 4000 cells of the reference computation because edge rounding on a coarse grid over-estimates ε
+after composition (at 10⁶ cells the excess is < 0.006 after 100 releases at ε = 30).
 """
 
 from __future__ import annotations

@@ -312,7 +312,7 @@ class ProFaceModule(LabModule):
             for setting, summary in result.settings.items():
                 for metric in REPORTED:
                     self.log(f"{stage}/{setting}/{metric}", float(summary[metric]), sync_dist=False)
-                for far, tar in summary["tar_at_far"].items():
+                for far, tar in summary["tar_at_far_fold_mean"].items():
                     self.log(f"{stage}/{setting}/tar_at_far/{far:g}", float(tar), sync_dist=False)
             self.log(f"{stage}/num_pairs", float(result.num_pairs), sync_dist=False)
         quality = self.quality[stage]
