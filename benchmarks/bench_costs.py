@@ -2,11 +2,9 @@
 
 Each paper declares its networks in ``src/papers/<paper>/settings.py`` (a
 :class:`src.papers.registry.CostEntry`: how to build the network, its published parameter count, the input
-sizes and the passes to measure); this script measures them all (``--paper NAME`` for one). PRO-Face S reports
-"FLOPs and params at 112x112; runtime per image" although it runs at 256x256, so its FLOPs are given at both
-sizes, labelled; its protect pass (``ProFaceSNet.forward``) and recover pass (``ProFaceSNet.inverse``) are
-counted and timed separately. PRO-Face's fusion network is measured at 112 (its size) and 224 (the
-SimSwap-row checkpoints). The papers' docs (``docs/papers/<paper>.md``) quote the results.
+sizes and the passes to measure); this script measures them all (``--paper NAME`` for one), at each size and
+for each pass the entry names (e.g. a paper's measurement size next to its run size, a protect and a recover
+pass). The papers' docs (``docs/papers/<paper>.md``) quote the results.
 
 Networks are built from code with their default arguments (random weights: cost does not depend on them), in
 eval mode. Parameter counts are checked against each entry's published count; a mismatch exits non-zero.
@@ -111,12 +109,13 @@ def cost_entries(paper: str | None = None) -> dict[str, CostEntry]:
     papers = discover()
     if paper is not None and paper not in papers:
         raise SystemExit(f"bench_costs: unknown paper {paper!r}; registered: {', '.join(papers)}")
-    return {
-        entry.network: entry
-        for name, entries in sorted(COST_ENTRIES.items())
-        if paper in (None, name)
-        for entry in entries
-    }
+    found: dict[str, CostEntry] = {}
+    for name, entries in sorted(COST_ENTRIES.items()):
+        for entry in entries if paper in (None, name) else ():
+            if entry.network in found:
+                raise SystemExit(f"bench_costs: two cost entries are labelled {entry.network!r} ({name})")
+            found[entry.network] = entry
+    return found
 
 
 # ----------------------------------------------------------------------------------------------------

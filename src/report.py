@@ -1,11 +1,12 @@
 """Rebuild a paper's table from run records: ``python -m src.report <paper> [--runs DIR] [--out DIR]``.
 
 For every experiment whose model is the paper's LightningModule, the newest *completed* run (``summary.json``
-with test metrics) under ``--runs`` gives one or more table rows; the module lays them out with its
-``paper_table(runs)`` classmethod (the generic layout — one row per experiment, its ``test/*`` metrics — when
-it has none). Published numbers are merged from ``experiments/<paper>/published.csv`` where that file exists
-(columns: the table's key columns plus published metric columns, which appear as ``<column> (paper)``);
-without that file (no published numbers recorded) the report says so instead of inventing a column.
+with test metrics) under ``--runs`` gives one or more table rows, laid out by the paper's registered report
+layout (``@register_report`` in ``src/papers/<paper>/report.py``; the generic layout, one row per experiment
+with its ``test/*`` metrics, when it has none). Published numbers are merged from
+``experiments/<paper>/published.csv`` where that file exists (columns: the table's key columns, as strings,
+plus published metric columns, which appear as ``<column> (paper)``); without that file the report says so
+instead of inventing a column.
 
 Writes ``<out>/<paper>.md`` and ``<out>/<paper>.csv`` (and ``<out>/<paper>.tex`` with ``--latex``) and prints
 the markdown. Runs that failed or are still running are listed, not used.

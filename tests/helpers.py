@@ -42,9 +42,6 @@ TINY_DATA: dict[str, list[str]] = {
 # Miniature copies of the real layouts (FFHQ, VGGFace2, CelebA, CelebA-HQ, LFW), built once per session.
 TINY_DATA_ROOT = Path(tempfile.mkdtemp(prefix="lab_tiny_data_"))
 TINY_DATA.update(tiny_data_overrides(TINY_DATA_ROOT))
-# Face-swap targets for tiny runs: the miniature CelebA images; cartoon stickers: a miniature CartoonSet.
-TINY_SWAP_TARGETS = TINY_DATA_ROOT / "celeba" / "img_align_celeba"
-TINY_CARTOONS = TINY_DATA_ROOT / "cartoonset"
 
 PAPERS = discover()
 PAPER_BY_TARGET = {info.target: name for name, info in PAPERS.items()}
@@ -52,7 +49,10 @@ PAPER_BY_TARGET = {info.target: name for name, info in PAPERS.items()}
 
 def fill_placeholders(overrides: tuple[str, ...] | list[str]) -> list[str]:
     """A paper's tiny overrides with ``{tiny_data}`` and ``{fixtures}`` filled in."""
-    return [o.format(tiny_data=TINY_DATA_ROOT, fixtures=SHARED_FIXTURES) for o in overrides]
+    return [
+        o.replace("{tiny_data}", str(TINY_DATA_ROOT)).replace("{fixtures}", str(SHARED_FIXTURES))
+        for o in overrides
+    ]
 
 
 def paper_tiny_overrides(paper: str, experiment: str) -> list[str]:
@@ -94,9 +94,30 @@ TINY_TRAINER = [
 
 
 @functools.cache
+def open_config(experiment: str) -> DictConfig:
+    """An experiment composed with its ``???`` keys left open; read-only and cached, because the parametrised
+    tests over every experiment file (compose, build, untrusted rebuild) all start from it."""
+    config = compose(experiment, allow_missing=True).config
+    OmegaConf.set_readonly(config, True)
+    return config
+
+
+@functools.cache
+def _open_config(experiment: str) -> tuple[tuple[str, ...], tuple[str, str, bool]]:
+    """(the ``???`` keys, :func:`_probe`'s answer) of an experiment composed with those keys left open."""
+    config = open_config(experiment)
+    probe = str(config.datamodule._target_), str(config.model._target_), "num_pairs" in config.model
+    return tuple(sorted(OmegaConf.missing_keys(config))), probe
+
+
 def required_keys(experiment: str) -> list[str]:
     """The ``???`` keys an experiment leaves for the command line (e.g. a checkpoint path)."""
-    return sorted(OmegaConf.missing_keys(compose(experiment, allow_missing=True).config))
+    return list(_open_config(experiment)[0])
+
+
+def model_target(experiment: str) -> str:
+    """The ``_target_`` of an experiment's model (cached)."""
+    return _open_config(experiment)[1][1]
 
 
 @functools.cache
@@ -112,23 +133,30 @@ def tiny_overrides(
 ) -> list[str]:
     """Overrides that make ``experiment`` tiny: small data, one epoch, no W&B, records under ``runs_dir``.
 
-    ``required`` gives values for the experiment's ``???`` keys (only those it has are used). A config-group
+    ``required`` gives values for the experiment's ``???`` keys (only those it has are used), over the
+    paper's own ``TinySettings.required``. A config-group
     switch in ``extra`` (e.g. ``datamodule=lfw``) picks the miniature settings of the switched-to group.
     """
     needed = required_keys(experiment)
-    given = {key: value for key, value in (required or {}).items() if key in needed}
+    paper = PAPER_BY_TARGET.get(model_target(experiment))
+    defaults = dict(tiny_settings(paper).required) if paper is not None else {}
+    values = {**defaults, **(required or {})}
+    given = {key: fill_placeholders([value])[0] for key, value in values.items() if key in needed}
     if set(needed) - set(given):
         raise AssertionError(f"{experiment} requires {sorted(set(needed) - set(given))}: give test values")
     groups = [o for o in extra or [] if "=" in o and not o.startswith("+") and "." not in o.split("=")[0]]
-    target, model_target, has_num_pairs = _probe(
-        experiment, (*groups, *(f"{k}={v}" for k, v in given.items()))
+    switches = (*groups, *(f"{k}={v}" for k, v in given.items()))
+    # without group switches or ??? values the open composition already answers (one compose fewer)
+    target, probed_model, has_num_pairs = (
+        _probe(experiment, switches) if switches else _open_config(experiment)[1]
     )
     if target not in TINY_DATA:
         raise AssertionError(
             f"no miniature data settings for {target}: add them to tests/helpers.py TINY_DATA"
         )
+    # any model that derives verification pairs from an image set: 60 pairs are enough for a tiny run
     model_extra = ["model.num_pairs=60"] if has_num_pairs else []
-    paper = PAPER_BY_TARGET.get(model_target)
+    paper = PAPER_BY_TARGET.get(probed_model)
     if paper is not None:
         model_extra += paper_tiny_overrides(paper, experiment)
     return [

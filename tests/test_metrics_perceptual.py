@@ -260,3 +260,16 @@ def test_st_lpips_offline_named_and_equal_to_package(net: str) -> None:
     torch.testing.assert_close(st_lpips(target, target, net=net), torch.zeros(2), rtol=0, atol=1e-7)
     metric.update(preds, target)
     torch.testing.assert_close(metric.compute(), expected.mean(), rtol=1e-5, atol=1e-7)
+
+
+def test_a_network_built_on_the_meta_device_is_not_reused_for_real_builds() -> None:
+    """Experiments are built on the meta device in the default tests; the shared network cache keeps those
+    apart, so a later real build gets real weights."""
+    from src.losses.perceptual import PerceptualLoss
+
+    with torch.device("meta"):
+        PerceptualLoss(kind="lpips_random", net="alex")
+    real = PerceptualLoss(kind="lpips_random", net="alex").to("cpu")
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    value = real(images, images.flip(0))
+    assert not value.is_meta and torch.isfinite(value).all()

@@ -18,7 +18,7 @@ import torch
 from scipy import integrate, optimize, stats
 
 from src.metrics.privacy import (
-    SPEC_AUDIT_D512,
+    REFERENCE_AUDIT_D512,
     analytic_gaussian_sigma,
     audit_faceshield_sampler,
     averaging_attack_cosine,
@@ -403,7 +403,7 @@ def test_certify_spherical_relations() -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("row", SPEC_AUDIT_D512, ids=lambda r: f"eps{r.epsilon}-phi{r.phi:.3f}")
+@pytest.mark.parametrize("row", REFERENCE_AUDIT_D512, ids=lambda r: f"eps{r.epsilon}-phi{r.phi:.3f}")
 def test_faceshield_audit_table(row) -> None:  # type: ignore[no-untyped-def]
     audit = audit_faceshield_sampler(row.epsilon, row.phi, D, draws=400_000, seed=0)
     for name in ("median_loss", "q90_loss", "q99_loss"):
@@ -446,7 +446,7 @@ def test_faceshield_record_is_never_certified() -> None:
     assert record.mechanism == "faceshield_repo" and record.epsilon_nominal == 30.0
     assert record.accountant_kind == "none"
     assert record.rng.secret is False and record.rng.seed == 42  # the repository's public default seed
-    assert cert.audit is not None and cert.audit.rows == SPEC_AUDIT_D512 and cert.audit.dimension == D
+    assert cert.audit is not None and cert.audit.rows == REFERENCE_AUDIT_D512 and cert.audit.dimension == D
     data = json.loads(json.dumps(cert.to_dict(), allow_nan=False))
     assert data["audit"]["rows"][0]["delta_at_epsilon"] == 0.953
     assert data["record"]["certified"] is False

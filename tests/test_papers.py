@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import functools
 import re
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 import yaml
 
 from src.config.buildable import resolve_untrusted_target
-from src.config.compose import compose, list_experiments
+from src.config.compose import list_experiments
 from src.config.instantiate import instantiate, locate
 from src.papers.registry import (
     COST_ENTRIES,
@@ -25,15 +24,21 @@ from src.papers.registry import (
     tiny_settings,
 )
 from src.weights import load_manifest, manifest_paths
-from tests.helpers import composed, tiny_overrides
+from tests.helpers import (
+    SHARED_FIXTURES,
+    TINY_DATA_ROOT,
+    composed,
+    fill_placeholders,
+    model_target,
+    tiny_overrides,
+)
 
 PAPERS = discover()
 
 
-@functools.cache
 def experiments_using(target: str) -> list[str]:
     """Experiment files whose model is built from ``target``, demo-sized ones first."""
-    found = [e for e in list_experiments() if compose(e, allow_missing=True).config.model._target_ == target]
+    found = [e for e in list_experiments() if model_target(e) == target]
     return sorted(found, key=lambda e: ("demo" not in e, e))
 
 
@@ -206,3 +211,19 @@ def test_former_targets_still_build(name: str) -> None:
     for old in info.formerly:
         assert locate(old) is info.cls
         assert resolve_untrusted_target(old, source="old checkpoint", key="model._target_") is info.cls
+
+
+def test_papers_cli_lists_every_paper(capsys: pytest.CaptureFixture) -> None:
+    from src.papers.__main__ import main
+
+    assert main() == 0
+    out = capsys.readouterr().out
+    for name, info in PAPERS.items():
+        assert name in out and info.short_title in out and f"docs/papers/{name}.md" in out
+
+
+def test_tiny_placeholders_leave_other_braces_alone() -> None:
+    overrides = ["a={tiny_data}/x", "b={fixtures}/y", "c=${paths.data_dir}", "d={_target_: m.C}"]
+    filled = fill_placeholders(overrides)
+    assert filled[0] == f"a={TINY_DATA_ROOT}/x" and filled[1] == f"b={SHARED_FIXTURES}/y"
+    assert filled[2:] == overrides[2:]

@@ -30,9 +30,8 @@ from src.papers.proface_s.module import (
 from src.papers.proface_s.networks import ProFaceSNet
 from src.papers.registry import REPORT_LAYOUTS, discover
 from tests.helpers import (
-    TINY_CARTOONS,
     TINY_DATA,
-    TINY_SWAP_TARGETS,
+    TINY_DATA_ROOT,
     paper_tiny_overrides,
     run_experiment,
     tiny_overrides,
@@ -48,6 +47,9 @@ TINY_SYNTHETIC = [
     "datamodule.image_size=32",
     "datamodule.batch_size=8",
 ]
+
+TINY_SWAP_TARGETS = TINY_DATA_ROOT / "celeba" / "img_align_celeba"  # miniature face-swap targets
+TINY_CARTOONS = TINY_DATA_ROOT / "cartoonset"  # miniature CartoonSet stickers
 
 discover()  # registers the report layouts
 

@@ -25,7 +25,7 @@ from src.config.instantiate import instantiate, instantiate_untrusted, iter_targ
 from src.utils.checkpoint_files import CheckpointError
 from src.utils.checkpoints import load_network
 from src.utils.resume import compose_resumed
-from tests.helpers import run_cli, run_experiment, tiny_overrides
+from tests.helpers import open_config, run_cli, run_experiment, tiny_overrides
 
 
 def _payloads(sentinel: Path) -> dict[str, dict[str, Any]]:
@@ -106,7 +106,7 @@ def test_user_written_configs_keep_full_target_freedom(tmp_path: Path) -> None:
 @pytest.mark.parametrize("experiment", list_experiments())
 def test_every_experiment_target_is_buildable_from_a_checkpoint(experiment: str) -> None:
     """Checkpoints of every experiment file can be rebuilt: the registry covers every target they name."""
-    cfg = OmegaConf.to_container(compose(experiment, allow_missing=True).config, resolve=False)
+    cfg = OmegaConf.to_container(open_config(experiment), resolve=False)
     for key, target in iter_targets(cfg):
         resolve_untrusted_target(target, source=experiment, key=f"{key}._target_")
 

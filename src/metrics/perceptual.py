@@ -278,6 +278,9 @@ _NETWORK_CACHE: dict[tuple[Any, ...], _Frozen] = {}
 
 
 def _cached(key: tuple[Any, ...], build: Any) -> _Frozen:
+    """One frozen network per configuration and default device (a network built under
+    ``with torch.device("meta")`` has no data and must never be handed to a later real build)."""
+    key = (*key, str(torch.get_default_device()))
     if key not in _NETWORK_CACHE:
         _NETWORK_CACHE[key] = _Frozen(build())
     return _NETWORK_CACHE[key]

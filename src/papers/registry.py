@@ -70,7 +70,8 @@ class TinySettings:
     """Overrides that shrink a paper's experiments to a few seconds of CPU work (for tests only).
 
     Values may use ``{tiny_data}`` (the root of the miniature datasets the tests build) and ``{fixtures}``
-    (the reference fixtures directory); the test helpers fill them in.
+    (the reference fixtures directory, skipped when absent); the test helpers replace these two placeholders
+    and leave every other brace (``${...}`` interpolations, ``{_target_: ...}`` values) as written.
     """
 
     #: applied to every experiment whose model is this paper's module
@@ -81,6 +82,8 @@ class TinySettings:
     slow: tuple[str, ...] = ()
     #: experiment globs whose tiny version reads the reference fixtures (skipped without them)
     needs_fixtures: tuple[str, ...] = ()
+    #: test values for ``???`` keys the paper's experiments leave to the command line (key → value)
+    required: Mapping[str, str] = field(default_factory=dict)
 
 
 ReportLayout = Callable[[pd.DataFrame], pd.DataFrame]

@@ -34,7 +34,7 @@ from src.metrics.privacy.dpsgd import (
     gdp_clt_epsilon,
 )
 from src.metrics.privacy.faceshield import (
-    SPEC_AUDIT_D512,
+    REFERENCE_AUDIT_D512,
     AuditRow,
     FaceShieldAudit,
     audit_faceshield_sampler,
@@ -101,7 +101,7 @@ from src.metrics.privacy.spherical_pld import (
 __all__ = [
     "DEFAULT_ORDERS",
     "MECHANISMS",
-    "SPEC_AUDIT_D512",
+    "REFERENCE_AUDIT_D512",
     "AuditRow",
     "Certification",
     "FaceShieldAudit",

@@ -5,7 +5,7 @@ The repository samples θ ∝ e^{−κθ} on [0, π] and drops the surface Jacob
 log-likelihood ratio between inputs v1, v2 at output w is
 L = κ(θ2 − θ1) + (d − 2)·ln(sin θ2 / sin θ1) — unbounded. :func:`certify_faceshield_repo` therefore returns
 ``certified=False`` with the privacy audit attached: the reference Monte-Carlo table at d = 512
-(:data:`SPEC_AUDIT_D512`), or, for another dimension, a fresh audit of the configured ε.
+(:data:`REFERENCE_AUDIT_D512`), or, for another dimension, a fresh audit of the configured ε.
 
 :func:`faceshield_privacy_loss` draws L under M(v1) without materialising d-dimensional vectors: θ1
 follows the truncated exponential, and with e the unit vector of v2's component orthogonal to v1,
@@ -26,7 +26,7 @@ from src.metrics.privacy.record import Certification, PrivacyRecord, RngInfo, Se
 from src.metrics.privacy.spherical import faceshield_theta
 
 __all__ = [
-    "SPEC_AUDIT_D512",
+    "REFERENCE_AUDIT_D512",
     "AuditRow",
     "FaceShieldAudit",
     "audit_faceshield_sampler",
@@ -70,7 +70,7 @@ class FaceShieldAudit:
 
 
 _PI = math.pi
-SPEC_AUDIT_D512: tuple[AuditRow, ...] = (
+REFERENCE_AUDIT_D512: tuple[AuditRow, ...] = (
     AuditRow(0.1, _PI / 2, 176, 946, 2128, 0.953, 0.612, 0.089),
     AuditRow(1.0, _PI / 2, 190, 981, 2145, 0.941, 0.625, 0.096),
     AuditRow(1.0, _PI / 6, 62, 641, 1811, 0.885, 0.412, 0.049),
@@ -163,7 +163,7 @@ def certify_faceshield_repo(
     d = count(fn, "dimension", dimension)
     if d == 512:
         audit = FaceShieldAudit(
-            SPEC_AUDIT_D512, 512, 400_000, "reference audit, docs/metrics.md (Monte Carlo)"
+            REFERENCE_AUDIT_D512, 512, 400_000, "reference audit, docs/metrics.md (Monte Carlo)"
         )
     else:
         row = audit_faceshield_sampler(eps, math.pi / 2, d, draws=audit_draws, delta_theta=delta_theta)
