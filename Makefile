@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost clean clean-runs
+.PHONY: help install demo notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,10 @@ install: $(STAMP) ## create .venv and install the pinned stack (works offline fr
 
 demo: $(STAMP) ## train a recognizer on SyntheticFaces, evaluate the obfuscation baselines, print the table
 	$(PY) -m src.demo
+
+notebooks: $(STAMP) ## execute the analysis notebooks against runs/ in a Jupyter kernel (nbclient); saves nothing
+	$(PY) -m ipykernel install --sys-prefix --name proface-lab --display-name "ProFace Lab (.venv)" >/dev/null
+	PROFACE_RUNS=$(CURDIR)/runs $(VENV)/bin/jupyter-execute --kernel_name=proface-lab notebooks/*.ipynb
 
 lint: $(STAMP) ## ruff lint + format check + the import-layer contracts (.importlinter)
 	$(VENV)/bin/ruff check src tests notebooks scripts benchmarks
