@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -145,18 +146,24 @@ class ObfuscationBaselinesModule(LabModule):
 
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
         """One row per obfuscator: its evaluation setting, PSNR, SSIM and identity metrics."""
-        rows = []
-        for name, obfuscator in self.obfuscators.items():
-            setting = {k: v for k, v in obfuscator.describe().items() if k not in TRAINING_ONLY_KEYS}
-            row: dict[str, object] = {
-                "obfuscator": name,
-                "eval setting": ", ".join(f"{k}={v}" for k, v in setting.items()) or "-",
-            }
-            for column in ("psnr", "ssim", *IDENTITY_COLUMNS):
-                row[column] = metrics.get(f"test/{name}/{column}", float("nan"))
-            rows.append(row)
-        return pd.DataFrame(rows)
+        return results_rows(self.obfuscators, metrics)
 
     def configure_optimizers(self) -> None:
         """Nothing to train."""
         return None
+
+
+def results_rows(obfuscators: Mapping[str, Any], metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per obfuscator (anything with ``describe()``): its evaluation setting, PSNR, SSIM and the
+    identity metrics from ``metrics`` (``test/<name>/<column>``); shared by the run's table and the report."""
+    rows = []
+    for name, obfuscator in obfuscators.items():
+        setting = {k: v for k, v in obfuscator.describe().items() if k not in TRAINING_ONLY_KEYS}
+        row: dict[str, object] = {
+            "obfuscator": name,
+            "eval setting": ", ".join(f"{k}={v}" for k, v in setting.items()) or "-",
+        }
+        for column in ("psnr", "ssim", *IDENTITY_COLUMNS):
+            row[column] = metrics.get(f"test/{name}/{column}", float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows)

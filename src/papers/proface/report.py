@@ -17,7 +17,7 @@ def paper_table(runs: pd.DataFrame) -> pd.DataFrame:
     10-fold accuracy and TAR@FAR, then the image metrics of ``x_p`` against ``x_o``."""
     rows = []
     for run in runs.to_dict("records"):
-        fars = run.get("config.model.fars") or [1e-3, 1e-2, 1e-1]
+        fars = sorted(float(far) for far in run.get("config.model.fars") or [1e-3, 1e-2, 1e-1])
         row: dict[str, Any] = {
             "obfuscator": run.get("config.model.obfuscator_name"),
             "recognizer": run.get("config.model.recognizer_name"),
@@ -26,9 +26,7 @@ def paper_table(runs: pd.DataFrame) -> pd.DataFrame:
         for key, paper in PAPER_NAMES.items():
             row[f"{paper} acc"] = run.get(f"test/{key}/accuracy", float("nan"))
             for far in fars:
-                row[f"{paper} TAR@{float(far):g}"] = run.get(
-                    f"test/{key}/tar_at_far/{float(far):g}", float("nan")
-                )
+                row[f"{paper} TAR@{far:g}"] = run.get(f"test/{key}/tar_at_far/{far:g}", float("nan"))
         perceptual = run.get("config.model.perceptual.kind", "lpips")
         net = run.get("config.model.perceptual.net", "vgg")
         for name in ("ssim", "psnr", f"{perceptual}_{net}", f"{perceptual}_{net}_RANDOM"):

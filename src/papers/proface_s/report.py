@@ -10,6 +10,7 @@ import pandas as pd
 from src.analysis.runs import dataset_label
 from src.papers.proface_s.module import added_column_label
 from src.papers.registry import register_report
+from src.utils.tables import natural_key
 
 
 @register_report("proface_s")
@@ -22,9 +23,12 @@ def paper_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for run in runs.to_dict("records"):
         settings = sorted(
-            key.split("/")[1]
-            for key, value in run.items()
-            if key.startswith("test/") and key.endswith("/p_psnr") and value == value
+            (
+                key.split("/")[1]
+                for key, value in run.items()
+                if key.startswith("test/") and key.endswith("/p_psnr") and value == value
+            ),
+            key=natural_key,
         )
         for setting in settings:
             prefix = f"test/{setting}/"
@@ -49,9 +53,12 @@ def paper_table(runs: pd.DataFrame) -> pd.DataFrame:
                     row[f"{label} {metric}"] = run.get(f"{prefix}{group}_{metric}", math.nan)
             row["r psnr (8-bit x_p)"] = run.get(f"{prefix}r_q8_psnr", math.nan)
             row["max |x_r - x| (8-bit x_p)"] = run.get(f"{prefix}rec_maxerr_q8", math.nan)
-            for key in sorted(k for k in run if k.startswith(prefix) and run[k] == run[k]):
+            added = {}
+            for key in (k for k in run if k.startswith(prefix) and run[k] == run[k]):
                 label = added_column_label(key.removeprefix(prefix))
                 if label is not None:
-                    row[label] = run[key]
+                    added[label] = run[key]
+            for label in sorted(added, key=natural_key):  # noise 0.001 < 0.005 < 0.01, not string order
+                row[label] = added[label]
             rows.append(row)
     return pd.DataFrame(rows)

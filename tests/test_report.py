@@ -1,0 +1,580 @@
+"""Paper reports: which runs they use (eligibility, pins, missing rows) and how they render (markdown, CSV,
+LaTeX and the console), each export parsed back."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from src.papers.registry import PAPERS, REPORT_LAYOUTS, discover
+from src.report import main as report_main
+from src.reporting import ReportError, build_report, csv_text, latex_text, markdown_text
+from src.reporting.exporters import LATEX_PSNR_CAP, LATEX_SPECIALS, escape_latex
+from src.reporting.selection import harmful_overrides, is_harmless, sweep_label
+from src.utils.tables import PSNR_CAP_TEXT, format_cell, natural_key, to_console, to_markdown
+from tests.conftest import PROJECT_ROOT
+from tests.fake_runs import checkpoint, write_run
+
+EXPERIMENTS = PROJECT_ROOT / "experiments"
+discover()  # registers every paper's report layout
+
+
+def target(paper: str) -> str:
+    return PAPERS[paper].target
+
+
+# --- realistic run records, one example per paper with a report layout --------------------------------------
+
+IDENTITY = {"verif_acc": 0.97, "verif_acc_std": 0.01, "rank1": 0.95, "rank5": 1.0}
+COSINES = {"genuine_cos": 0.75, "impostor_cos": 0.01}
+
+
+def recognizer_metrics(rank1: float = 0.95) -> dict[str, float]:
+    return {f"test/{k}": v for k, v in {**IDENTITY, **COSINES, "rank1": rank1}.items()} | {"val/rank1": 0.9}
+
+
+BASELINE_OBFUSCATORS = {
+    "none": {"_target_": "src.obfuscators.Identity"},
+    "blur": {
+        "_target_": "src.obfuscators.GaussianBlur",
+        "kernel_size": 31,
+        "sigma_range": [2.0, 8.0],
+        "eval_sigma": 5.0,
+    },
+    "pixelate": {"_target_": "src.obfuscators.Pixelate", "block_range": [4, 10], "eval_block": 7},
+    "noise": {"_target_": "src.obfuscators.GaussianNoise", "std_range": [0.05, 0.2], "eval_std": 0.1},
+}
+
+
+def baseline_metrics() -> dict[str, float]:
+    metrics = {}
+    for i, name in enumerate(BASELINE_OBFUSCATORS):
+        quality = {"psnr": 100.0, "ssim": 1.0} if name == "none" else {"psnr": 20.0 + i, "ssim": 0.5}
+        for key, value in {**IDENTITY, **COSINES, **quality, "rank1": 0.9 - 0.2 * i}.items():
+            metrics[f"test/{name}/{key}"] = value
+    return metrics
+
+
+def proface_s_metrics() -> dict[str, float]:
+    metrics = {}
+    for setting in ("blur", "median"):
+        for group in ("p", "p_abs", "r", "wr"):
+            for metric, value in {"ssim": 0.9, "psnr": 30.0, "lpips_vgg": 0.05}.items():
+                metrics[f"test/{setting}/{group}_{metric}"] = value
+        metrics[f"test/{setting}/r_psnr"] = 100.0  # exact recovery: the PSNR cap
+        metrics[f"test/{setting}/r_q8_psnr"] = 48.0
+        metrics[f"test/{setting}/rec_maxerr_q8"] = 0.004
+        metrics[f"test/{setting}/r_close_key_psnr"] = 12.0
+        for noise, value in (("1e-2", 25.0), ("1e-3", 40.0), ("5e-3", 31.0)):
+            metrics[f"test/{setting}/r_noise{noise}_psnr"] = value
+    return metrics
+
+
+def proface_metrics() -> dict[str, float]:
+    metrics: dict[str, float] = {"test/ssim_prot_obf": 0.8, "test/psnr_prot_obf": 27.0}
+    for setting in ("orig", "obf", "prot_prot", "prot_orig"):
+        metrics[f"test/{setting}/accuracy"] = 0.9
+        for far in ("0.001", "0.01", "0.1"):
+            metrics[f"test/{setting}/tar_at_far/{far}"] = 0.5
+    metrics["test/lpips_vgg_prot_obf"] = 0.1
+    return metrics
+
+
+def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float], list[str]]]:
+    """paper -> (experiment, model config, summary metrics, overrides the experiment needs)."""
+    return {
+        "face_recognizer": (
+            "demo/recognizer",
+            {"_target_": target("face_recognizer")},
+            recognizer_metrics(),
+            [],
+        ),
+        "obfuscation_baselines": (
+            "demo/obfuscation_baselines",
+            {"_target_": target("obfuscation_baselines"), "obfuscators": BASELINE_OBFUSCATORS},
+            baseline_metrics(),
+            [f"model.recognizer_ckpt={ckpt}"],
+        ),
+        "proface": (
+            "proface/demo_synthetic",
+            {
+                "_target_": target("proface"),
+                "obfuscator_name": "blur_31_2_8",
+                "recognizer_name": "IResNet50",
+                "fars": [0.01, 0.001, 0.1],
+                "perceptual": {"kind": "lpips", "net": "vgg"},
+            },
+            proface_metrics(),
+            [f"model.recognizer.path={ckpt}"],
+        ),
+        "proface_s": (
+            "proface_s/demo_synthetic",
+            {"_target_": target("proface_s"), "wrong_recover_type": "Obfs", "eval_password": "***"},
+            proface_s_metrics(),
+            ["model.eval_password=***"],
+        ),
+    }
+
+
+# --- parsers of the exports ---------------------------------------------------------------------------------
+
+
+def split_markdown_row(line: str) -> list[str]:
+    """Cells of one markdown table line: split on unescaped ``|``, ``\\x`` read as ``x``."""
+    assert line.startswith("|") and line.endswith("|"), line
+    cells, current, chars = [], "", iter(line[1:-1])
+    for char in chars:
+        if char == "\\":
+            current += next(chars)
+        elif char == "|":
+            cells.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*cells, current.strip()]
+
+
+def parse_markdown_table(text: str) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of the first markdown table in ``text``; every line has the header's cell count."""
+    lines = text.split("\n\n")[0].splitlines()
+    headers = split_markdown_row(lines[0])
+    rule = split_markdown_row(lines[1])
+    assert len(rule) == len(headers) and all(re.fullmatch(r"-+:?", cell) for cell in rule), lines[1]
+    rows = [split_markdown_row(line) for line in lines[2:]]
+    assert all(len(row) == len(headers) for row in rows)
+    return headers, rows
+
+
+def strip_escaped(text: str) -> str:
+    """LaTeX text with every escape of :data:`LATEX_SPECIALS` (and the PSNR cap) removed."""
+    for escaped in sorted({LATEX_PSNR_CAP, *LATEX_SPECIALS.values()}, key=len, reverse=True):
+        text = text.replace(escaped, "")
+    return text
+
+
+def parse_latex_tabular(text: str) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of a ``tabular``; checks balanced braces, the ``&`` count of every row and that no cell
+    has an unescaped special character."""
+    depth = 0
+    for char in re.sub(r"\\[{}]", "", text):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        assert depth >= 0, "unbalanced braces"
+    assert depth == 0, "unbalanced braces"
+    lines = text.strip().splitlines()
+    spec = re.fullmatch(r"\\begin\{tabular\}\{([lr]*)\}", lines[0])
+    assert spec and lines[-1] == r"\end{tabular}"
+    body = [line for line in lines[1:-1] if line != r"\hline"]
+    parsed = []
+    for line in body:
+        assert line.endswith(r" \\"), line
+        content = line.removesuffix(r" \\")
+        bare = strip_escaped(content)
+        assert bare.count("&") == len(spec.group(1)) - 1, line
+        assert not re.search(r"[_|%#$^~\\{}]", bare.replace("&", "")), line
+        parsed.append([cell.strip() for cell in re.split(r"(?<!\\)&", content)])
+    return parsed[0], parsed[1:]
+
+
+def unescape_latex(cell: str) -> str:
+    for char, escaped in LATEX_SPECIALS.items():
+        cell = cell.replace(escaped, char)
+    return cell
+
+
+def text_or_none(value: object) -> str | None:
+    """A CSV text cell as read back: empty and missing are the same."""
+    return (
+        None
+        if value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+        else str(value)
+    )
+
+
+def check_round_trips(table: pd.DataFrame, tmp_path: Path) -> None:
+    """Markdown, LaTeX and CSV of ``table`` parse back to its columns and values."""
+    columns = [str(c) for c in table.columns]
+    headers, rows = parse_markdown_table(markdown_text(table, ["a note | with a pipe"]))
+    assert headers == columns and len(rows) == len(table)
+    for row, values in zip(rows, table.itertuples(index=False), strict=True):
+        assert row == [format_cell(v, c) for v, c in zip(values, columns, strict=True)]
+
+    latex = latex_text(table)
+    headers, rows = parse_latex_tabular(latex)
+    assert [unescape_latex(h) for h in headers] == columns and len(rows) == len(table)
+    for row, values in zip(rows, table.itertuples(index=False), strict=True):
+        expected = [
+            LATEX_PSNR_CAP if format_cell(v, c) == PSNR_CAP_TEXT else format_cell(v, c)
+            for v, c in zip(values, columns, strict=True)
+        ]
+        assert [c if c == LATEX_PSNR_CAP else unescape_latex(c) for c in row] == expected
+    if shutil.which("pdflatex"):
+        document = "\\documentclass{article}\n\\begin{document}\n" + latex + "\\end{document}\n"
+        (tmp_path / "table.tex").write_text(document)
+        done = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "table.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout[-2000:]
+
+    text_columns = {c: str for c in columns if not pd.api.types.is_numeric_dtype(table[c])}
+    back = pd.read_csv(io.StringIO(csv_text(table)), dtype=text_columns)  # a short sha may be all digits
+    assert list(back.columns) == columns
+    for column in columns:
+        if pd.api.types.is_numeric_dtype(table[column]):
+            pd.testing.assert_series_equal(
+                back[column], table[column].astype(float), check_dtype=False, check_names=False
+            )
+        else:
+            assert [text_or_none(v) for v in back[column]] == [text_or_none(v) for v in table[column]]
+
+
+# --- run selection -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "harmless"),
+    [
+        ("model.recognizer_ckpt=/runs/demo/recognizer/x/checkpoints/best-005.ckpt", True),
+        ("ckpt_path=/x/last.ckpt", True),
+        ("resume=/runs/demo/recognizer/x", True),
+        ("paths.data_dir=/data", True),
+        ("logger=none", True),
+        ("logger.wandb.mode=offline", True),
+        ("run.id=abc", True),
+        ("trainer=ddp_cpu", True),
+        ("trainer.devices=2", True),
+        ("trainer.enable_progress_bar=false", True),
+        ("datamodule.root=/data/lfw", True),
+        ("datamodule.celeba_root=/data/celeba", True),
+        ("datamodule.num_workers=8", True),
+        ("model.eval_password=***", True),
+        ("trainer.limit_test_batches=5", False),
+        ("+trainer.limit_train_batches=2", False),
+        ("trainer.fast_dev_run=true", False),
+        ("trainer.max_epochs=1", False),
+        ("trainer.precision=16-mixed", False),
+        ("seed=1", False),
+        ("model.optimizer.lr=0.1", False),
+        ("datamodule.image_dir=lfw_funneled", False),
+        ("datamodule.batch_size=8", False),
+        ("sweep.point=3", False),
+        ("model.eval_password=hunter2", False),
+    ],
+)
+def test_harmless_overrides(override: str, harmless: bool) -> None:
+    assert is_harmless(override) is harmless
+
+
+def test_keys_the_experiment_leaves_open_are_harmless() -> None:
+    assert harmful_overrides(["model.recognizer.path=/w.pt", "seed=2"]) == [
+        "model.recognizer.path=/w.pt",
+        "seed=2",
+    ]
+    assert harmful_overrides(["model.recognizer.path=/w.pt", "seed=2"], {"model.recognizer.path"}) == [
+        "seed=2"
+    ]
+
+
+def test_sweep_label() -> None:
+    assert sweep_label({"sweep": {"name": None, "point": None}}) is None  # what ordinary runs record
+    assert sweep_label({}) is None
+    assert sweep_label({"sweep": {"name": "lr", "point": 3}}) == "sweep point lr#3"
+
+
+@pytest.fixture
+def recognizer_runs(tmp_path: Path) -> dict[str, Path]:
+    """demo/recognizer: a full run, then newer runs that must not replace it by default."""
+    root, model = tmp_path / "runs", {"_target_": target("face_recognizer")}
+    runs = {
+        "full": write_run(root, "demo/recognizer", model, recognizer_metrics(0.95), overrides=["logger=none"])
+    }
+    checkpoint(runs["full"])
+    runs["smoke"] = write_run(
+        root, "demo/recognizer", model, recognizer_metrics(0.30), overrides=["trainer.limit_train_batches=5"]
+    )
+    checkpoint(runs["smoke"])
+    runs["sweep"] = write_run(
+        root,
+        "demo/recognizer",
+        model,
+        recognizer_metrics(0.17),
+        overrides=[
+            "model.optimizer.lr=0.003",
+            "sweep.name=lr",
+            "sweep.point=1",
+            "trainer.limit_test_batches=5",
+        ],
+        sweep=("lr", 1),
+    )
+    runs["fast_dev_run"] = write_run(
+        root, "demo/recognizer", model, recognizer_metrics(0.0), overrides=["trainer.fast_dev_run=true"]
+    )
+    runs["failed"] = write_run(root, "demo/recognizer", model, {}, status="failed")
+    runs["running"] = write_run(root, "demo/recognizer", model, {}, status="running")
+    runs["eval_of_smoke"] = write_run(
+        root,
+        "demo/recognizer",
+        model,
+        recognizer_metrics(0.31),
+        task="eval",
+        overrides=[f"ckpt_path={runs['smoke'] / 'checkpoints' / 'last.ckpt'}"],
+    )
+    return runs
+
+
+def test_report_takes_the_newest_eligible_run(recognizer_runs: dict[str, Path]) -> None:
+    """The bug: a 5-batch sweep point (rank-1 0.17), newer than the full run, gave the row."""
+    root = recognizer_runs["full"].parents[2]
+    report = build_report("face_recognizer", root, EXPERIMENTS)
+    assert report.table["rank-1"].tolist() == [0.95]
+    assert report.runs["run_id"].tolist() == [recognizer_runs["full"].name]
+    assert bool(report.runs.loc[0, "eligible"]) and report.runs.loc[0, "overrides"] == "logger=none"
+    notes = "\n".join(report.notes)
+    assert "sweep point lr#1" in notes and "trainer.limit_test_batches=5" in notes
+    assert "overrides trainer.limit_train_batches=5" in notes and "trainer.fast_dev_run=true" in notes
+    assert "status failed" in notes and "status running" in notes
+    assert f"is a file of run {recognizer_runs['smoke'].name}" in notes  # evaluates the smoke run's weights
+
+
+def test_a_newer_eligible_eval_run_replaces_an_older_one(recognizer_runs: dict[str, Path]) -> None:
+    full = recognizer_runs["full"]
+    evaluated = write_run(
+        full.parents[2],
+        "demo/recognizer",
+        {"_target_": target("face_recognizer")},
+        recognizer_metrics(0.96),
+        task="eval",
+        overrides=[f"ckpt_path={full / 'checkpoints' / 'last.ckpt'}", "datamodule.num_workers=4"],
+    )
+    report = build_report("face_recognizer", full.parents[2], EXPERIMENTS)
+    assert report.runs["run_id"].tolist() == [evaluated.name] and report.table["rank-1"].tolist() == [0.96]
+    assert "Not used: 1 older eligible run(s)." in report.notes
+
+
+def test_include_overrides_allows_the_excluded_runs(recognizer_runs: dict[str, Path]) -> None:
+    root = recognizer_runs["full"].parents[2]
+    report = build_report("face_recognizer", root, EXPERIMENTS, include_overrides=True)
+    assert report.runs["run_id"].tolist() == [recognizer_runs["eval_of_smoke"].name]  # newest completed
+    assert not report.runs.loc[0, "eligible"]
+    assert "used although not eligible" in "\n".join(report.notes)
+
+
+def test_pins(recognizer_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = recognizer_runs["full"].parents[2]
+    pinned = build_report(
+        "face_recognizer", root, EXPERIMENTS, pins={"demo/recognizer": recognizer_runs["sweep"]}
+    )
+    assert pinned.table["rank-1"].tolist() == [0.17] and bool(pinned.runs.loc[0, "pinned"])
+    assert "pinned with --run" in "\n".join(pinned.notes) and "used although not eligible" in "\n".join(
+        pinned.notes
+    )
+
+    with pytest.raises(
+        ReportError, match="'proface/demo_synthetic' is not an experiment of 'face_recognizer'"
+    ):
+        build_report(
+            "face_recognizer", root, EXPERIMENTS, pins={"proface/demo_synthetic": recognizer_runs["full"]}
+        )
+    with pytest.raises(ReportError, match=f"{re.escape(str(tmp_path))} is not a run directory"):
+        build_report("face_recognizer", root, EXPERIMENTS, pins={"demo/recognizer": tmp_path})
+    other = write_run(
+        tmp_path / "other", "proface/demo_synthetic", {"_target_": target("proface")}, proface_metrics()
+    )
+    with pytest.raises(ReportError, match="ProFaceModule, not of 'face_recognizer'"):
+        build_report("face_recognizer", root, EXPERIMENTS, pins={"demo/recognizer": other})
+    with pytest.raises(ReportError, match="has no test metrics"):
+        build_report(
+            "face_recognizer", root, EXPERIMENTS, pins={"demo/recognizer": recognizer_runs["running"]}
+        )
+
+    out = tmp_path / "reports"
+    assert report_main(["face_recognizer", "--runs", str(root), "--out", str(out), "--run", "no/such=x"]) == 2
+    assert "'no/such' is not an experiment" in capsys.readouterr().err
+    assert (
+        report_main(["face_recognizer", "--runs", str(root), "--out", str(out), "--run", "demo/recognizer"])
+        == 2
+    )
+    assert "expected EXPERIMENT=RUN_DIR" in capsys.readouterr().err
+
+
+def test_the_demo_baselines_run_stays_eligible(tmp_path: Path) -> None:
+    """demo.py evaluates with model.recognizer_ckpt=<the recognizer run's checkpoint>: a harmless override."""
+    root = tmp_path / "runs"
+    recognizer = write_run(
+        root, "demo/recognizer", {"_target_": target("face_recognizer")}, recognizer_metrics()
+    )
+    experiment, model, metrics, overrides = examples(str(checkpoint(recognizer, "best-005.ckpt")))[
+        "obfuscation_baselines"
+    ]
+    baseline = write_run(root, experiment, model, metrics, overrides=overrides, task="eval", dirty=True)
+    report = build_report("obfuscation_baselines", root, EXPERIMENTS)
+    assert report.runs["run_id"].tolist() == [baseline.name] and bool(report.runs.loc[0, "eligible"])
+    assert report.runs.loc[0, "commit"] == "0123456+dirty"
+    assert list(report.table["obfuscator"]) == list(BASELINE_OBFUSCATORS)  # one row per obfuscator
+    row = report.table.set_index("obfuscator").loc["blur"]
+    assert row["eval setting"] == "kernel_size=31, eval_sigma=5.0"  # what the run itself printed
+    assert row["rank1"] == metrics["test/blur/rank1"] and row["psnr"] == metrics["test/blur/psnr"]
+    assert report.table.loc[2, "eval setting"] == "eval_block=7, method=block_mean, antialias=True"
+    assert "- no run at all (1): obfuscation_baselines/lfw_dlib" in report.notes
+
+
+def test_baselines_layout_describes_an_obfuscator_it_cannot_rebuild() -> None:
+    run = {
+        "experiment": "demo/obfuscation_baselines",
+        "config.model.obfuscators.swap._target_": "src.obfuscators.NoSuchSwap",
+        "config.model.obfuscators.swap.strength": 0.5,
+        "config.model.obfuscators.swap.jitter": 0.1,  # training-only: left out like the module does
+        "test/swap/rank1": 0.2,
+    }
+    table = REPORT_LAYOUTS["obfuscation_baselines"](pd.DataFrame([run]))
+    assert table.loc[0, "eval setting"] == "strength=0.5" and table.loc[0, "rank1"] == 0.2
+
+
+def test_missing_rows_are_listed(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    experiment, model, metrics, overrides = examples("/w/recognizer.pt")["proface"]
+    write_run(root, experiment, model, metrics, overrides=overrides)
+    write_run(root, "proface/celeba/pixelate_7/IResNet50", model, metrics, overrides=["trainer.max_epochs=1"])
+    report = build_report("proface", root, EXPERIMENTS)
+    notes = "\n".join(report.notes)
+    assert report.runs["experiment"].tolist() == ["proface/demo_synthetic"]
+    assert re.search(r"No row for \d+ experiment\(s\) of this paper", notes)
+    assert "- proface/celeba/pixelate_7/IResNet50: 1 run(s) excluded — " in notes
+    assert "overrides trainer.max_epochs=1" in notes
+    assert re.search(r"- no run at all \(\d+\): .*proface/celeba/blur_31_2_8/IResNet100", notes)
+
+
+def test_nothing_eligible_is_an_error_that_says_why(recognizer_runs: dict[str, Path]) -> None:
+    shutil.rmtree(recognizer_runs["full"])
+    root = recognizer_runs["fast_dev_run"].parents[2]
+    with pytest.raises(ReportError, match=r"nothing to report(.|\n)*trainer.fast_dev_run=true"):
+        build_report("face_recognizer", root, EXPERIMENTS)
+
+
+# --- rendering ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("paper", sorted(REPORT_LAYOUTS))
+def test_every_layout_renders_and_parses_back(paper: str, tmp_path: Path) -> None:
+    known = examples("/w/recognizer.pt")
+    assert paper in known, f"add an example run of '{paper}' to examples() in tests/test_report.py"
+    experiment, model, metrics, overrides = known[paper]
+    root = tmp_path / "runs"
+    write_run(root, experiment, model, metrics, overrides=overrides)
+    report = build_report(paper, root, EXPERIMENTS)
+    assert not report.table.empty and report.runs["eligible"].all()
+    check_round_trips(report.table, tmp_path)
+    check_round_trips(report.runs, tmp_path)
+
+    out = tmp_path / "reports"
+    assert report_main([paper, "--runs", str(root), "--out", str(out), "--latex"]) == 0
+    assert {p.name for p in out.iterdir()} == {
+        f"{paper}{ext}" for ext in (".md", ".csv", ".runs.csv", ".tex")
+    }
+    assert parse_markdown_table((out / f"{paper}.md").read_text())[0] == [
+        str(c) for c in report.table.columns
+    ]
+    assert pd.read_csv(out / f"{paper}.runs.csv")["run_id"].tolist() == report.runs["run_id"].tolist()
+
+
+def test_markdown_escapes_pipes_and_backslashes() -> None:
+    table = pd.DataFrame({"max |x_r - x|": [0.5], "setting": ["a|b \\ c"], "psnr": [100.0]})
+    text = to_markdown(table)
+    header, rule = text.splitlines()[:2]
+    assert header.count("|") - header.count("\\|") == rule.count("|") == 4  # the bug: 6 pipes vs 4
+    assert parse_markdown_table(text) == (list(table.columns), [["0.5000", "a|b \\ c", PSNR_CAP_TEXT]])
+
+
+def test_proface_s_header_with_pipes_keeps_the_column_count(tmp_path: Path) -> None:
+    run = {"experiment": "proface_s/demo_synthetic", **proface_s_metrics()}
+    table = REPORT_LAYOUTS["proface_s"](pd.DataFrame([run]))
+    assert "max |x_r - x| (8-bit x_p)" in table.columns
+    headers, _ = parse_markdown_table(to_markdown(table))
+    assert len(headers) == table.shape[1]
+
+
+def test_latex_escapes_every_special_character() -> None:
+    assert escape_latex("a_b|c & 50% #1 $x$ {y} ~z^2 \\") == (
+        r"a\_b\textbar{}c \& 50\% \#1 \$x\$ \{y\} \textasciitilde{}z\textasciicircum{}2 \textbackslash{}"
+    )
+    table = pd.DataFrame({"r_psnr | 8-bit": [100.0, math.nan], "note & more": ["50% of #1_x", None]})
+    text = latex_text(table)
+    assert r"r\_psnr \textbar{} 8-bit & note \& more \\" in text
+    assert rf"{LATEX_PSNR_CAP} & 50\% of \#1\_x \\" in text and r"-- & -- \\" in text
+    parse_latex_tabular(text)
+
+
+def test_numeric_settings_are_ordered_by_value() -> None:
+    labels = ["noise 0.01", "noise 0.001", "noise 0.005", "block 10", "block 2"]
+    assert sorted(labels, key=natural_key) == [
+        "block 2",
+        "block 10",
+        "noise 0.001",
+        "noise 0.005",
+        "noise 0.01",
+    ]
+    run = {"experiment": "proface_s/demo_synthetic", **proface_s_metrics()}
+    table = REPORT_LAYOUTS["proface_s"](pd.DataFrame([run]))
+    noise = [c for c in table.columns if "noise" in c]
+    assert noise == [f"r psnr (x_p + noise {std})" for std in ("0.001", "0.005", "0.01")]
+    runs = pd.DataFrame([{"experiment": "e", "test/tar_at_far/0.01": 0.5, "test/tar_at_far/0.001": 0.2}])
+    tars = [c for c in REPORT_LAYOUTS["face_recognizer"](runs).columns if c.startswith("TAR")]
+    assert tars == ["TAR@FAR=0.001", "TAR@FAR=0.01"]
+    proface = REPORT_LAYOUTS["proface"](pd.DataFrame([{"config.model.fars": (0.1, 0.001, 0.01)}]))
+    assert [c for c in proface.columns if c.startswith("XDR TAR")] == [
+        "XDR TAR@0.001",
+        "XDR TAR@0.01",
+        "XDR TAR@0.1",
+    ]
+
+
+def test_psnr_cap_is_shown_as_infinity_but_kept_in_csv() -> None:
+    table = pd.DataFrame({"psnr": [100.0, 99.5], "ssim": [100.0, 1.0], "p PSNR": [100.0, math.nan]})
+    _, rows = parse_markdown_table(to_markdown(table))
+    assert rows == [[PSNR_CAP_TEXT, "100.0000", PSNR_CAP_TEXT], ["99.5000", "1.0000", "--"]]
+    assert pd.read_csv(io.StringIO(csv_text(table)))["psnr"].tolist() == [100.0, 99.5]
+
+
+def test_console_splits_wide_tables_into_blocks_with_the_key_columns() -> None:
+    table = pd.DataFrame(
+        {
+            "experiment": ["demo/x", "demo/x"],
+            "obfuscator": ["blur", "pixelate | 7"],
+            **{f"metric number {i}": [i / 10, math.nan] for i in range(12)},
+        }
+    )
+    assert to_console(table.iloc[:, :4], width=200) == to_markdown(table.iloc[:, :4])
+    text = to_console(table, width=80)
+    assert text.startswith("experiment: demo/x\n")  # the same in every row: printed once
+    blocks = [part for part in text.split("\n\n") if part.startswith("(columns")]
+    assert len(blocks) > 1
+    seen = []
+    for block in blocks:
+        table_text = block.split("\n", 1)[1]
+        assert all(len(line) <= 80 for line in table_text.splitlines())
+        headers, rows = parse_markdown_table(table_text)
+        assert headers[0] == "obfuscator" and [r[0] for r in rows] == ["blur", "pixelate | 7"]
+        seen += headers[1:]
+    assert seen == [f"metric number {i}" for i in range(12)]
+
+
+def test_resumed_runs_compete_and_runs_of_deleted_experiment_files_do_not(tmp_path: Path) -> None:
+    root, model = tmp_path / "runs", {"_target_": target("face_recognizer")}
+    write_run(root, "demo/recognizer", model, recognizer_metrics(0.95))
+    resumed = write_run(root, "demo/recognizer", model, recognizer_metrics(0.97))
+    (resumed / "overrides.txt").write_text(f"resume={resumed}\nlogger=none\n")  # as a resumed run records it
+    gone = write_run(root, "demo/recognizer_v0", model, recognizer_metrics(0.5))
+    report = build_report("face_recognizer", root, EXPERIMENTS)
+    assert report.runs["run_id"].tolist() == [resumed.name]
+    assert f"{gone.name}: experiment file demo/recognizer_v0.yaml not found" in "\n".join(report.notes)
