@@ -1,14 +1,24 @@
 """Run a W&B-format sweep file locally: one ``python -m src.train`` subprocess per point, in sequence.
 
 W&B sweeps need the W&B server, so the sweep file is expanded here (grid or seeded random) and every point
-runs as an ordinary run (W&B offline, ``group=<sweep name>``). Each point is recorded in
-``<runs root>/sweeps/<sweep name>/<sweep id>/index.csv`` (point, status, return code, run dir, parameters,
-metric).
-A failed point is recorded with the reason (a signal such as SIGTERM/SIGKILL, or the run's error) and the
-sweep goes on; the exit code is 1 if any point failed.
+runs as an ordinary run (W&B offline, ``group=<sweep name>``). Everything a sweep writes stays together::
+
+    <runs root>/sweeps/<sweep name>/<sweep id>/
+        sweep.yaml  sweep.json     the sweep file as run (with any command-line changes) and the record
+        index.csv                  point, status, return code, reason, run_dir, parameters, metric
+        points/000/ points/001/    the points' run directories (``run.dir`` of each run)
+
+``index.csv``'s ``run_dir`` is relative to the index's folder (``points/000``), so a sweep folder can be
+moved or copied as a whole. A failed point is recorded with the reason (a signal such as SIGTERM/SIGKILL, or
+the run's error) and the sweep goes on; the exit code is 1 if any point failed.
 
     python -m src.sweep experiments/sweeps/demo_recognizer_lr.yaml [--count N] [--seed S] [--dry-run]
         [--runs-root runs] [key=value ...]
+
+A ``key=value`` naming a swept parameter changes the sweep (:mod:`src.sweeping.overrides`):
+``parameters.model.optimizer.lr.values=[0.001,0.01]`` (or ``model.optimizer.lr.values=[...]``) replaces
+the values, ``seed=3`` pins a parameter; an unknown parameter is an error listing the sweep's parameters.
+Any other ``key=value`` is a config override given to every point (``trainer.max_epochs=2``).
 """
 
 from __future__ import annotations
@@ -30,30 +40,39 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from src.sweeping import (
     SweepSpec,
     SweepSpecError,
+    apply_parameter_overrides,
     experiment_from_command,
     format_override_value,
     load_sweep_spec,
     point_to_overrides,
+    split_overrides,
     sweep_points,
 )
 
 __all__ = [
+    "POINTS_DIR",
     "RUN_DIR_PREFIX",
     "LaunchResult",
     "Launcher",
     "SweepResult",
     "build_command",
     "failure_reason",
+    "index_path_of",
     "main",
     "parse_run_dir",
+    "point_dir",
     "run_sweep",
     "subprocess_launcher",
 ]
 
 RUN_DIR_PREFIX = "RUN_DIR="
+POINTS_DIR = "points"  # the points' run directories, inside the sweep folder
+_PER_POINT_KEYS = frozenset({"run.dir", "run.id", "resume"})
 INDEX_BASE_COLUMNS = ("point", "status", "returncode", "reason", "run_dir")
 _STOPPED = {
     143: "terminated by a signal (SIGTERM, exit 143)",
@@ -118,9 +137,12 @@ def build_command(
     extra_overrides: Sequence[str],
     sweep_name: str,
     point: int,
+    run_dir: Path | None = None,
 ) -> list[str]:
-    """The ``src.train`` command line for one point; later overrides win over earlier ones."""
+    """The ``src.train`` command line for one point; later overrides win over earlier ones (the sweep's own
+    keys come last). ``run_dir`` is the point's run directory (``run.dir``)."""
     name = format_override_value(sweep_name)
+    where = [] if run_dir is None else [f"run.dir={format_override_value(str(run_dir))}"]
     return [
         python,
         "-m",
@@ -132,6 +154,7 @@ def build_command(
         f"logger.wandb.group={name}",
         f"sweep.name={name}",
         f"sweep.point={point}",
+        *where,
     ]
 
 
@@ -141,6 +164,22 @@ def _slug(name: str) -> str:
 
 def _new_sweep_id() -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def point_dir(sweep_dir: Path, point: int, n_points: int) -> Path:
+    """``<sweep dir>/points/<point>``, the number zero-padded to at least 3 digits (sorts in point order)."""
+    return sweep_dir / POINTS_DIR / f"{point:0{max(3, len(str(n_points - 1)))}d}"
+
+
+def index_path_of(run_dir: Path | None, sweep_dir: Path) -> str:
+    """A run dir as ``index.csv`` stores it: relative to the sweep folder when inside it, else absolute."""
+    if run_dir is None:
+        return ""
+    run_dir = run_dir.resolve()
+    try:
+        return run_dir.relative_to(sweep_dir.resolve()).as_posix()
+    except ValueError:
+        return str(run_dir)
 
 
 def _read_metric(run_dir: Path | None, metric: str | None, echo: Callable[[str], None]) -> Any:
@@ -174,6 +213,29 @@ def _best_row(rows: list[dict[str, Any]], metric: str, goal: str) -> dict[str, A
     return pick(scored, key=lambda r: r[metric])
 
 
+def _check_run_overrides(items: Sequence[str]) -> None:
+    """Refuse config overrides the sweep sets per point (every point would get the same run dir)."""
+    for item in items:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in _PER_POINT_KEYS:
+            raise SweepSpecError(
+                f"override {item!r}: {key} is set by the sweep for each point (run directories under "
+                f"<sweep dir>/{POINTS_DIR}/); leave it out"
+            )
+
+
+def _write_sweep_files(
+    sweep_dir: Path, source: Path, spec: SweepSpec, changed: bool, record: dict[str, Any]
+) -> None:
+    """``sweep.yaml`` (the file as given, or the sweep as changed on the command line) and ``sweep.json``."""
+    if changed:
+        text = f"# {spec.source}\n" + yaml.safe_dump(spec.raw, sort_keys=False, allow_unicode=True)
+        (sweep_dir / "sweep.yaml").write_text(text, encoding="utf-8")
+    elif source.is_file():
+        (sweep_dir / "sweep.yaml").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    (sweep_dir / "sweep.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -190,26 +252,39 @@ def run_sweep(
 ) -> SweepResult:
     """Run every point of ``spec`` through ``launcher`` and write ``index.csv``; see the module docstring.
 
-    ``runs_dir_override`` also passes ``paths.runs_dir=<runs_root>`` to each run (used when ``--runs-root`` is
-    given). ``launcher`` receives the full command list; tests pass a fake one.
+    ``extra_overrides`` may change the sweep's parameters (:mod:`src.sweeping.overrides`); the rest go to
+    every run. ``runs_dir_override`` also passes ``paths.runs_dir=<runs_root>`` to each run (used when
+    ``--runs-root`` is given). ``launcher`` receives the full command list; tests pass a fake one.
     """
-    for item in extra_overrides:
-        if "=" not in item:
-            raise SweepSpecError(f"extra override {item!r} is not of the form key=value")
+    changes, run_overrides = split_overrides(spec, extra_overrides)
+    _check_run_overrides(run_overrides)
+    source = Path(spec.source)
+    spec = apply_parameter_overrides(spec, changes)
     clash = sorted(set(spec.parameter_names) & set(INDEX_BASE_COLUMNS))
     if clash:
         raise SweepSpecError(f"{spec.source}: parameter name(s) {clash} clash with index.csv columns")
     experiment, fixed = experiment_from_command(spec)
     points = sweep_points(spec, count=count, seed=seed)
     runs_root = Path(runs_root)
-    extra = list(extra_overrides)
+    extra = list(run_overrides)
     if runs_dir_override:
         extra.insert(0, f"paths.runs_dir={format_override_value(str(runs_root.resolve()))}")
+    sweep_id = sweep_id or _new_sweep_id()
+    sweep_dir = runs_root / "sweeps" / _slug(spec.name) / sweep_id
+    n = len(points)
     commands = [
-        build_command(python, experiment, fixed, point_to_overrides(point), extra, spec.name, i)
+        build_command(
+            python,
+            experiment,
+            fixed,
+            point_to_overrides(point),
+            extra,
+            spec.name,
+            i,
+            point_dir(sweep_dir.resolve(), i, n),
+        )
         for i, point in enumerate(points)
     ]
-    n = len(points)
     echo(f"sweep {spec.name!r}: method={spec.method}, {n} point(s), experiment={experiment}")
 
     if dry_run:
@@ -218,12 +293,7 @@ def run_sweep(
             echo(f"    {shlex.join(command)}")
         return SweepResult(sweep_dir=None, index_path=None, commands=commands)
 
-    sweep_id = sweep_id or _new_sweep_id()
-    sweep_dir = runs_root / "sweeps" / _slug(spec.name) / sweep_id
     sweep_dir.mkdir(parents=True, exist_ok=False)
-    source = Path(spec.source)
-    if source.is_file():
-        (sweep_dir / "sweep.yaml").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     record = {
         "name": spec.name,
         "sweep_id": sweep_id,
@@ -233,13 +303,15 @@ def run_sweep(
         "seed": seed,
         "experiment": experiment,
         "fixed_overrides": fixed,
-        "extra_overrides": list(extra_overrides),
+        "parameter_overrides": [change.text for change in changes],
+        "extra_overrides": run_overrides,
         "metric": None if spec.metric is None else {"name": spec.metric.name, "goal": spec.metric.goal},
         "started_at": datetime.now().isoformat(timespec="seconds"),
+        "points_dir": POINTS_DIR,
         "points": points,
         "commands": commands,
     }
-    (sweep_dir / "sweep.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    _write_sweep_files(sweep_dir, source, spec, bool(changes), record)
 
     metric = spec.metric.name if spec.metric else None
     columns = [*INDEX_BASE_COLUMNS, *spec.parameter_names]
@@ -254,38 +326,10 @@ def run_sweep(
         writer.writeheader()
         handle.flush()
         for i, (point, command) in enumerate(zip(points, commands, strict=True)):
-            echo(f"[{i + 1}/{n}] point {i}: {' '.join(point_to_overrides(point))}")
-            start = time.monotonic()
-            try:
-                launched = launcher(command)
-            except OSError as err:
-                echo(f"[{i + 1}/{n}] could not start {command[0]}: {err}")
-                launched = LaunchResult(returncode=-1)
-            status = "ok" if launched.returncode == 0 else "failed"
-            run_dir = launched.run_dir
-            if run_dir is not None and not run_dir.is_absolute():
-                run_dir = run_dir.resolve()
-            if run_dir is None and status == "ok":
-                echo(f"[{i + 1}/{n}] warning: the run printed no {RUN_DIR_PREFIX}<path> line")
-            row: dict[str, Any] = {
-                "point": i,
-                "status": status,
-                "returncode": launched.returncode,
-                "reason": "" if status == "ok" else failure_reason(launched.returncode, run_dir),
-                "run_dir": "" if run_dir is None else str(run_dir),
-            }
-            row.update({name: _cell(value) for name, value in point.items()})
-            if metric is not None:
-                row[metric] = _read_metric(run_dir, metric, echo)
+            row = _run_point(i, n, point, command, launcher, sweep_dir, metric, echo)
             writer.writerow(row)
             handle.flush()
             result.rows.append({**row, **point, **({} if metric is None else {metric: row[metric]})})
-            tail = f", {metric}={row[metric]}" if metric is not None and row[metric] != "" else ""
-            tail += f": {row['reason']}" if row["reason"] else ""
-            echo(
-                f"[{i + 1}/{n}] {status} (rc={launched.returncode}, {time.monotonic() - start:.1f} s{tail})"
-                f" run_dir={row['run_dir'] or '-'}"
-            )
 
     echo(f"sweep {spec.name!r}: {n - result.n_failed}/{n} point(s) ok; index: {index_path}")
     if spec.metric is not None:
@@ -293,9 +337,52 @@ def run_sweep(
         if best is not None:
             echo(
                 f"best ({spec.metric.goal} {metric}): point {best['point']} = {best[metric]}"
-                f" ({best['run_dir']})"
+                f" ({sweep_dir / best['run_dir']})"
             )
     return result
+
+
+def _run_point(
+    i: int,
+    n: int,
+    point: dict[str, Any],
+    command: list[str],
+    launcher: Launcher,
+    sweep_dir: Path,
+    metric: str | None,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
+    """Launch one point and return its ``index.csv`` row."""
+    echo(f"[{i + 1}/{n}] point {i}: {' '.join(point_to_overrides(point))}")
+    start = time.monotonic()
+    try:
+        launched = launcher(command)
+    except OSError as err:
+        echo(f"[{i + 1}/{n}] could not start {command[0]}: {err}")
+        launched = LaunchResult(returncode=-1)
+    status = "ok" if launched.returncode == 0 else "failed"
+    run_dir = launched.run_dir
+    if run_dir is not None and not run_dir.is_absolute():
+        run_dir = run_dir.resolve()
+    if run_dir is None and status == "ok":
+        echo(f"[{i + 1}/{n}] warning: the run printed no {RUN_DIR_PREFIX}<path> line")
+    row: dict[str, Any] = {
+        "point": i,
+        "status": status,
+        "returncode": launched.returncode,
+        "reason": "" if status == "ok" else failure_reason(launched.returncode, run_dir),
+        "run_dir": index_path_of(run_dir, sweep_dir),
+    }
+    row.update({name: _cell(value) for name, value in point.items()})
+    if metric is not None:
+        row[metric] = _read_metric(run_dir, metric, echo)
+    tail = f", {metric}={row[metric]}" if metric is not None and row[metric] != "" else ""
+    tail += f": {row['reason']}" if row["reason"] else ""
+    echo(
+        f"[{i + 1}/{n}] {status} (rc={launched.returncode}, {time.monotonic() - start:.1f} s{tail})"
+        f" run_dir={run_dir or '-'}"
+    )
+    return row
 
 
 def failure_reason(returncode: int, run_dir: Path | None) -> str:
@@ -334,7 +421,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="runs folder (default $PROFACE_RUNS or ./runs); when given, also passed as paths.runs_dir",
     )
-    parser.add_argument("overrides", nargs="*", help="extra key=value overrides applied to every point")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="parameters.<parameter>.<field>=<value> (or <parameter>.<field>=, <parameter>=) changes a swept "
+        "parameter, e.g. parameters.model.optimizer.lr.values=[0.001,0.01]; any other key=value is a config "
+        "override for every point",
+    )
     return parser
 
 

@@ -361,3 +361,16 @@ def test_load_run_merges_several_wandb_files(wandb_run_dir: Path, tmp_path: Path
     run = load_run(run_dir)
     assert run.wandb is not None and len(run.wandb.history) == N_STEPS
     assert run.wandb.config == {"model": {"lr": 0.1}, "seed": 0}
+
+
+def test_load_sweep_reads_run_dirs_relative_to_the_index(
+    runs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``src.sweep`` writes ``run_dir`` relative to the index's folder (``points/000``)."""
+    sweep_dir = runs_root / "sweeps" / "s" / "20260101-000000-abcdef"
+    shutil.copytree(runs_root / "demo/recognizer/20260101-000000-aaaaaa", sweep_dir / "points" / "000")
+    index = sweep_dir / "index.csv"
+    index.write_text("point,status,returncode,run_dir\n0,ok,0,points/000\n1,failed,-1,\n")
+    monkeypatch.chdir(tmp_path)  # not the sweep folder
+    df = load_sweep(index)
+    assert df.loc[0, "run_id"] == "20260101-000000-aaaaaa" and df.loc[0, "test/psnr"] == 31.2

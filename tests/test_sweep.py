@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -15,15 +16,17 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from src.sweep import LaunchResult, main, parse_run_dir, subprocess_launcher
+from src.sweep import LaunchResult, index_path_of, main, parse_run_dir, point_dir, subprocess_launcher
 from src.sweeping import (
     SweepSpecError,
+    apply_parameter_overrides,
     experiment_from_command,
     grid_points,
     load_sweep_spec,
     parse_sweep_spec,
     point_to_overrides,
     random_points,
+    split_overrides,
     sweep_points,
 )
 
@@ -375,7 +378,8 @@ command:
 
 
 class FakeTrain:
-    """Stands in for ``python -m src.train``: makes a run dir with a summary; point 2 crashes."""
+    """Stands in for ``python -m src.train``: makes the run dir it is given (``run.dir``) with a summary;
+    point 2 crashes."""
 
     def __init__(self, runs_root: Path) -> None:
         self.runs_root = runs_root
@@ -385,7 +389,7 @@ class FakeTrain:
         self.commands.append(command)
         args = dict(item.split("=", 1) for item in command[3:])
         point = int(args["sweep.point"])
-        run_dir = self.runs_root / args["experiment"] / f"run{point}"
+        run_dir = Path(args["run.dir"])
         run_dir.mkdir(parents=True)
         (run_dir / "meta.json").write_text(json.dumps({"run_id": f"run{point}", "status": "running"}))
         if point == 2:
@@ -407,6 +411,8 @@ def test_cli_runs_every_point_and_writes_index(tmp_path: Path, capsys: pytest.Ca
     out = capsys.readouterr().out
     assert "[1/4]" in out and "[4/4]" in out and "3/4 point(s) ok" in out
     assert len(fake.commands) == 4
+    (index_path,) = runs_root.glob("sweeps/lr_seed/*/index.csv")
+    sweep_dir = index_path.parent
     first = fake.commands[0]
     assert first[:4] == [sys.executable, "-m", "src.train", "experiment=demo/recognizer"]
     assert first[4:] == [
@@ -418,9 +424,9 @@ def test_cli_runs_every_point_and_writes_index(tmp_path: Path, capsys: pytest.Ca
         "logger.wandb.group=lr_seed",
         "sweep.name=lr_seed",
         "sweep.point=0",
+        f"run.dir={sweep_dir.resolve() / 'points' / '000'}",
     ]
 
-    (index_path,) = runs_root.glob("sweeps/lr_seed/*/index.csv")
     assert (index_path.parent / "sweep.yaml").read_text() == SWEEP_YAML
     with index_path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -439,7 +445,10 @@ def test_cli_runs_every_point_and_writes_index(tmp_path: Path, capsys: pytest.Ca
     assert [r["reason"] for r in rows] == ["", "", "exit code 3", ""]
     assert [r["seed"] for r in rows] == ["0", "1", "0", "1"]
     assert [r["model.optimizer.lr"] for r in rows] == ["0.001", "0.001", "0.003", "0.003"]
-    assert [r["run_dir"] for r in rows] == [str(runs_root / "demo/recognizer" / f"run{i}") for i in range(4)]
+    # the points' run dirs sit in the sweep folder, and the index names them relative to it
+    assert [r["run_dir"] for r in rows] == [f"points/00{i}" for i in range(4)]
+    assert all((sweep_dir / r["run_dir"] / "meta.json").is_file() for r in rows)
+    assert not (runs_root / "demo").exists()  # nothing among the experiment's own runs
     assert [float(r["val/rank1"]) if r["val/rank1"] else None for r in rows] == [0.1, 1.1, None, 1.3]
 
 
@@ -475,6 +484,115 @@ def test_subprocess_launcher_streams_and_parses_run_dir(capfd: pytest.CaptureFix
     assert parse_run_dir("  RUN_DIR=/a/b \n") == "/a/b" and parse_run_dir("run_dir=/a") is None
 
 
+# --- parameter changes on the command line -----------------------------------------------------------------
+
+
+def _dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    sweep_file = tmp_path / "lr_seed.yaml"
+    sweep_file.write_text(SWEEP_YAML)
+    code = main([str(sweep_file), "--dry-run", *args], launcher=FakeTrain(tmp_path))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "parameters.model.optimizer.lr.values=[1e-4, 0.01, 0.1]",
+        "model.optimizer.lr.values=[1e-4,0.01,0.1]",
+        "+model.optimizer.lr.values=[0.0001,0.01,0.1]",
+    ],
+)
+def test_values_of_a_parameter_are_replaced_from_the_command_line(
+    change: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _dry_run(tmp_path, capsys, change, "trainer.max_epochs=1")
+    assert code == 0
+    assert "3 point(s)" not in out and "6 point(s)" in out  # 3 learning rates x 2 seeds
+    commands = [line for line in out.splitlines() if "-m src.train" in line]
+    assert [c.split("model.optimizer.lr=")[1].split()[0] for c in commands] == ["0.0001"] * 2 + [
+        "0.01"
+    ] * 2 + ["0.1"] * 2
+    assert all("trainer.max_epochs=1 " in c and "values" not in c for c in commands)
+
+
+def test_a_parameter_given_a_value_is_pinned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``seed=7`` pins the swept seed (it used to override every point's seed while the index said 0, 1)."""
+    code, out, _ = _dry_run(tmp_path, capsys, "seed=7")
+    assert code == 0 and "2 point(s)" in out
+    assert out.count(" seed=7 ") == 2 and " seed=0 " not in out
+
+
+def test_a_range_can_be_narrowed(tmp_path: Path) -> None:
+    spec = _spec(
+        {
+            "model": {"parameters": {"lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1}}},
+            "seed": {"values": [0, 1]},
+        },
+        method="random",
+    )
+    changes, rest = split_overrides(spec, ["model.lr.max=1e-3", "parameters.seed.values=[5]", "data.x=1"])
+    assert rest == ["data.x=1"]
+    changed = apply_parameter_overrides(spec, changes)
+    lr, seed = changed.parameters
+    assert (lr.distribution, lr.min, lr.max) == ("log_uniform_values", 1e-5, 1e-3)
+    assert seed.values == (5,)
+    assert all(1e-5 <= p["model.lr"] <= 1e-3 and p["seed"] == 5 for p in random_points(changed, 50, seed=0))
+    assert spec.parameters[0].max == 1e-1  # the loaded sweep is unchanged
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            "parameters.model.optimizer.momentum.values=[0.9]",
+            r"has no parameter 'model.optimizer.momentum'; its parameters: model.optimizer.lr, seed",
+        ),
+        ("parameters.lr.values=[1]", r"has no parameter 'lr'; its parameters: model.optimizer.lr, seed"),
+        ("parameters.seed=3", r"name the field of parameter 'seed'.*parameters.seed.values=\[\.\.\.\]"),
+        ("model.optimizer.lr.valuse=[1]", r"'valuse' is not a field.*fields: distribution, max, min, mu"),
+        ("parameters.seed.values=[1", r"cannot read the value"),
+        (
+            "parameters.seed.min=0",
+            r"lr_seed.yaml with parameters.seed.min=0: parameters.seed: key\(s\) \['min'\]",
+        ),
+        ("run.dir=/tmp/x", r"run.dir is set by the sweep for each point"),
+    ],
+)
+def test_a_wrong_parameter_change_is_a_clear_error(
+    change: str, match: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _dry_run(tmp_path, capsys, change)
+    assert code == 2
+    assert re.search(match, err), err
+
+
+def test_the_changed_sweep_is_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep_file = tmp_path / "lr_seed.yaml"
+    sweep_file.write_text(SWEEP_YAML)
+    runs_root = tmp_path / "runs"
+    change = "parameters.model.optimizer.lr.values=[0.01]"
+    assert (
+        main(
+            [str(sweep_file), "--runs-root", str(runs_root), change, "seed=1"], launcher=FakeTrain(runs_root)
+        )
+        == 0
+    )
+    (sweep_dir,) = runs_root.glob("sweeps/lr_seed/*")
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    assert record["parameter_overrides"] == [change, "seed=1"]
+    assert record["extra_overrides"] == []
+    rerun = load_sweep_spec(sweep_dir / "sweep.yaml")  # the sweep as it ran, runnable again
+    assert grid_points(rerun) == [{"model.optimizer.lr": 0.01, "seed": 1}]
+
+
+def test_point_dirs_sort_in_point_order(tmp_path: Path) -> None:
+    assert point_dir(tmp_path, 7, 12) == tmp_path / "points" / "007"
+    assert point_dir(tmp_path, 7, 1001) == tmp_path / "points" / "0007"
+    assert index_path_of(tmp_path / "points" / "007", tmp_path) == "points/007"
+    assert index_path_of(Path("/elsewhere/run"), tmp_path) == "/elsewhere/run"
+
+
 @pytest.mark.slow
 def test_real_sweep_runs_every_point_and_indexes_it(tmp_path: Path) -> None:
     """The shipped demo sweep, shrunk, through real training subprocesses."""
@@ -492,5 +610,6 @@ def test_real_sweep_runs_every_point_and_indexes_it(tmp_path: Path) -> None:
     assert list(table["status"]) == ["ok", "ok"]
     assert table["val/rank1"].between(0, 1).all()
     for run_dir in table["run_dir"]:
-        meta = json.loads((Path(run_dir) / "meta.json").read_text())
+        assert run_dir.startswith("points/")
+        meta = json.loads((index.parent / run_dir / "meta.json").read_text())
         assert meta["sweep"]["name"] == "demo_recognizer_lr"

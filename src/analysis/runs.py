@@ -245,7 +245,8 @@ def load_sweep(index_csv: str | Path) -> pd.DataFrame:
     """A sweep's ``index.csv`` joined with each point's ``summary.json`` (and ``run_id``).
 
     Summary values replace the index's metric column (the summary is the source of truth); points with no
-    run dir, or whose run wrote no summary, get NaN.
+    run dir, or whose run wrote no summary, get NaN. A relative ``run_dir`` (what ``src.sweep`` writes, e.g.
+    ``points/000``) is resolved against the index's folder, so a sweep folder can be moved as a whole.
     """
     index_csv = Path(index_csv)
     if not index_csv.is_file():
@@ -263,6 +264,8 @@ def load_sweep(index_csv: str | Path) -> pd.DataFrame:
         extra: dict[str, Any] = {}
         if isinstance(raw, str) and raw.strip():
             run_dir = Path(raw)
+            if not run_dir.is_absolute():  # src.sweep writes run dirs relative to the index's folder
+                run_dir = index_csv.parent / run_dir
             if not run_dir.is_dir():
                 raise FileNotFoundError(f"{index_csv}: run dir of a sweep point not found: {run_dir}")
             meta_path = run_dir / _META

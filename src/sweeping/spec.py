@@ -24,6 +24,7 @@ __all__ = [
     "SweepSpec",
     "SweepSpecError",
     "load_sweep_spec",
+    "load_yaml_value",
     "parse_sweep_spec",
 ]
 
@@ -162,6 +163,11 @@ _SweepLoader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+
+
+def load_yaml_value(text: str) -> Any:
+    """A value written as in a sweep file (``[1e-3, 0.01]``, ``adam``, ``{min: 0, max: 1}``)."""
+    return yaml.load(text, Loader=_SweepLoader)
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:

@@ -8,6 +8,11 @@
   a process killed mid-epoch loses at most N steps (the training loader resumes at the same batch:
   :class:`src.datamodules.components.sampling.ResumableLoader`; ``metrics.csv`` is cut back to the
   checkpoint's step by :class:`src.utils.loggers.RunCSVLogger`).
+
+A resume may also change the training length (``trainer.max_epochs=12`` for a 6-epoch run): ExactResume
+then gives the restored learning-rate schedulers the settings the config built them with
+(:mod:`src.utils.schedule_resume`), says so in one line and in ``meta.json`` (``resume_schedule``), or
+refuses a scheduler that cannot change course.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pytorch_lightning.callbacks import Checkpoint
 from src.config.buildable import buildable
 from src.utils.rng import capture_rng_state, reseed_global_rngs, restore_rng_state
 from src.utils.run_record import RunRecord
+from src.utils.schedule_resume import ScheduleCarryOver
 from src.utils.seeding import derive_seed, global_rank
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -40,7 +46,8 @@ class ExactResume(pl.Callback):
     epoch-level values logged with ``self.log(..., on_epoch=True)`` (e.g. ``train/loss_epoch``) are added
     back after it, so the interrupted epoch's logged values cover all its batches. Values logged as
     torchmetrics objects keep their state in the module and cannot be restored that way: the run record
-    (``meta.json``: ``resume_note``) says so in plain words.
+    (``meta.json``: ``resume_note``) says so in plain words. Learning-rate schedulers keep their progress from
+    the checkpoint and take their settings from the config (:class:`ScheduleCarryOver`).
     """
 
     def __init__(self, seed: int, record: RunRecord | None = None) -> None:
@@ -49,6 +56,7 @@ class ExactResume(pl.Callback):
         self._trainer: pl.Trainer | None = None
         self._pending_rng: dict[str, Any] | None = None
         self._pending_sums: dict[str, dict[str, Any]] | None = None
+        self._schedule = ScheduleCarryOver()
 
     @property
     def state_key(self) -> str:
@@ -58,6 +66,24 @@ class ExactResume(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Keep the trainer: its epoch accumulators go into checkpoints."""
         self._trainer = trainer
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Note how long the checkpoint's run was configured to train."""
+        self._schedule.read_checkpoint(checkpoint)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Keep the schedulers' settings as the config built them (Lightning restores them next)."""
+        self._schedule.capture(trainer)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """After the restore: the schedulers continue on the config's settings (one line per change)."""
+        lines = self._schedule.apply(trainer)
+        if lines and trainer.is_global_zero:
+            print("\n".join(lines), flush=True)
+            if self.record is not None:
+                self.record.update_meta(resume_schedule=lines)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Reseed from (seed, epoch, rank); a new epoch supersedes anything restored from a checkpoint."""
