@@ -15,7 +15,7 @@ from src.config.compose import compose
 from src.config.errors import ConfigError
 from src.tasks import run
 from src.utils.run_record import read_json
-from src.utils.tables import to_markdown
+from src.utils.tables import to_console
 
 RECOGNIZER = "demo/recognizer"
 BASELINES = "demo/obfuscation_baselines"
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     accuracy = trained.metrics.get("test/verif_acc", float("nan"))
     print(f"Recognizer on clean test images: rank-1 {rank1:.4f}, verification accuracy {accuracy:.4f}\n")
     if evaluated.table is not None:
-        print(to_markdown(evaluated.table))
+        print(to_console(evaluated.table))
     print(f"\nRun records:\n  (a) {trained.run_dir}\n  (b) {evaluated.run_dir}")
     print(f"Demo wall time: {minutes:.1f} min")
     return 0

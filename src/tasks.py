@@ -7,7 +7,10 @@ Besides fitting and testing, a run here
   loader, ``metrics.csv`` cut back to the checkpoint, W&B without repeated steps);
 * writes no secret anywhere (:mod:`src.config.secrets`), asking for them again on resume and evaluation;
 * stops cleanly on SIGTERM / SIGINT / SLURM's requeue signal with the status and exit code a scheduler
-  expects (:mod:`src.utils.signals`).
+  expects (:mod:`src.utils.signals`);
+* builds the DataModule (with its cheap layout check), the model and the checkpoints it starts from before it
+  creates a run directory, so a wrong path or a missing file leaves no run behind; a run that still fails
+  before training or testing starts is recorded as ``failed_to_start``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from torch import Tensor
+from torch.nn.parameter import UninitializedParameter
 
+from src.analysis.runs import NOT_STARTED
 from src.config.errors import ConfigError
 from src.config.instantiate import instantiate
 from src.config.secrets import RunSecrets, check_secrets_given_again
@@ -51,6 +57,7 @@ from src.utils.signals import (
 from src.utils.tables import to_markdown
 
 TASKS = ("train", "eval")
+FAILED_TO_START = NOT_STARTED  # status of a run that failed before its training or testing began
 
 
 @dataclass
@@ -61,6 +68,42 @@ class RunResult:
     run_id: str
     metrics: dict[str, float] = field(default_factory=dict)
     table: pd.DataFrame | None = None
+
+
+@dataclass
+class Prepared:
+    """What a run builds and checks before it creates its run directory."""
+
+    datamodule: Any
+    model: pl.LightningModule
+    start_checkpoint: Path | None = None  # the checkpoint fitting starts from (resume or ckpt_path)
+    test_checkpoint: str | None = None  # the checkpoint to test when nothing is trained here
+
+
+class RunProgress(pl.Callback):
+    """Whether the run got as far as training or testing, and how many training epochs it completed."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.trainer: pl.Trainer | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Data and model are set up, optimizers built, a checkpoint restored: training starts."""
+        self.started, self.trainer = True, trainer
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Testing starts (evaluation runs never fit)."""
+        self.started = True
+
+    def record(self) -> dict[str, int]:
+        """:func:`training_progress` of the run; empty when it never started fitting."""
+        return {} if self.trainer is None else training_progress(self.trainer)
+
+
+def training_progress(trainer: pl.Trainer) -> dict[str, int]:
+    """``epochs_completed``: full training epochs done, counted like the console's ``epoch 3/6`` (3 after
+    it; Lightning's 0-based ``epoch`` in checkpoints and ``metrics.csv`` is 2 then), and ``global_step``."""
+    return {"epochs_completed": int(trainer.current_epoch), "global_step": int(trainer.global_step)}
 
 
 def build_callbacks(cfg: DictConfig, record: RunRecord, secrets: RunSecrets) -> list[pl.Callback]:
@@ -160,6 +203,7 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
     secrets = RunSecrets.prepare(cfg, overrides)
     resume_checkpoint = _check_resume(cfg, secrets) if cfg.get("resume") else None
     seed_everything(cfg.seed)
+    prepared = prepare(cfg, task, secrets, resume_checkpoint)  # nothing written yet
     record = RunRecord.open(cfg, task)
     if is_launcher_process():
         print(f"RUN_DIR={record.run_dir}", flush=True)
@@ -169,27 +213,57 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
             print(f"resume: removed {stale.name}, a checkpoint the interrupted run did not finish writing")
     watch = SignalWatch()
     graceful = GracefulStop(watch, str(record.checkpoint_dir))
+    progress = RunProgress()
     status, error, stop, result = "failed", None, {}, RunResult(record.run_dir, record.run_id)
     try:
         with watch.installed():
             result.metrics, result.table = _fit_and_test(
-                cfg, task, record, secrets, graceful, resume_checkpoint
+                cfg, task, record, secrets, [graceful, progress], prepared
             )
         status = "completed"
         return result
     except BaseException as exc:
         stopped = _stopped(exc, watch)
         if stopped is None:
+            status = "failed" if progress.started or record.resumed else FAILED_TO_START
             error = secrets.text(_describe(exc))
-            record.write_summary({}, "failed", error=error)
+            record.write_summary({}, status, error=error, **progress.record())
             raise
         status = stopped.status
         stop = {"stop": {"reason": str(stopped), "exit_code": stopped.exit_code, **graceful.stop_record()}}
-        record.write_summary({}, status, **stop)
+        record.write_summary({}, status, **stop, **progress.record())
         raise stopped from exc
     finally:
-        record.finish(status, error, **stop)
+        record.finish(status, error, **stop, **progress.record())
         _finish_wandb()
+
+
+def prepare(
+    cfg: DictConfig, task: str, secrets: RunSecrets, resume_checkpoint: Path | None = None
+) -> Prepared:
+    """Build the DataModule (and run its cheap layout check), the model and the checkpoints it needs.
+
+    Everything here can fail on a wrong path, a missing weight file or a checkpoint of another model, and it
+    runs before :class:`RunRecord` creates the run directory, so such a failure records nothing.
+    """
+    datamodule = instantiate(cfg.datamodule)
+    check_layout = getattr(datamodule, "check_layout", None)
+    if callable(check_layout):
+        check_layout()
+    model = instantiate(cfg.model)
+    prepared = Prepared(datamodule, model)
+    if task == "train" and cfg.train:
+        if resume_checkpoint is not None:
+            prepared.start_checkpoint = _checked_checkpoint(
+                resume_checkpoint, cfg, model, secrets, must_match=True
+            )
+        else:
+            prepared.start_checkpoint = _given_checkpoint(cfg, model, secrets, must_match=False)
+    elif cfg.ckpt_path:
+        prepared.test_checkpoint = _str(_given_checkpoint(cfg, model, secrets, must_match=False))
+    elif task == "eval" and (not isinstance(model, LabModule) or model.requires_checkpoint):
+        raise ConfigError(f"src.eval needs ckpt_path=<file> for experiment '{cfg.experiment}'")
+    return prepared
 
 
 def _fit_and_test(
@@ -197,12 +271,11 @@ def _fit_and_test(
     task: str,
     record: RunRecord,
     secrets: RunSecrets,
-    graceful: GracefulStop,
-    resume_checkpoint: Path | None,
+    run_callbacks: list[pl.Callback],
+    prepared: Prepared,
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    datamodule = instantiate(cfg.datamodule)
-    model = instantiate(cfg.model)
-    callbacks = [*build_callbacks(cfg, record, secrets), graceful]
+    datamodule, model = prepared.datamodule, prepared.model
+    callbacks = [*build_callbacks(cfg, record, secrets), *run_callbacks]
     trainer_overrides: dict[str, Any] = {"plugins": [RunCheckpointIO(secrets.model_arguments)]}
     if SLURMEnvironment.detect():  # GracefulStop requeues at a batch boundary, Lightning inside the handler
         trainer_overrides["plugins"].append(SLURMEnvironment(auto_requeue=False))
@@ -218,22 +291,21 @@ def _fit_and_test(
     )
     record.update_meta(world_size=trainer.world_size, num_processes_per_node=trainer.num_devices)
     metrics: dict[str, Any] = {}
-    if task == "train" and cfg.train:
-        if resume_checkpoint is not None:
-            start = _checked_checkpoint(resume_checkpoint, cfg, model, secrets, must_match=True)
-        else:
-            start = _given_checkpoint(cfg, model, secrets, must_match=False)
+    trained = task == "train" and cfg.train
+    if trained:
+        start = prepared.start_checkpoint
         trainer.fit(model, datamodule=datamodule, ckpt_path=_str(start), weights_only=True)
         metrics.update(trainer.callback_metrics)
-    test_ckpt = _test_checkpoint(cfg, trainer, model, task, secrets)
+    test_ckpt = _best_of_run(trainer) if trained else prepared.test_checkpoint
     if task == "eval" or cfg.test:
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
     result_metrics = _float_metrics(metrics)
     best = _best_checkpoint(trainer)
     data = _data_label(datamodule)
+    progress = training_progress(trainer) if trained else {}
     record.write_summary(
-        result_metrics, "completed", best_checkpoint=best, tested_checkpoint=test_ckpt, data=data
+        result_metrics, "completed", best_checkpoint=best, tested_checkpoint=test_ckpt, data=data, **progress
     )
     table = _results_table(model, result_metrics)
     if is_launcher_process() and trainer.is_global_zero:
@@ -310,6 +382,7 @@ def _checked_checkpoint(
     """A checkpoint to load into ``model``: readable, made for this model, its secrets given again."""
     path = Path(path)
     checkpoint, info = open_checkpoint(path, mmap=True)
+    _size_from_checkpoint(model, checkpoint["state_dict"])
     check_state_dict_fits(
         path,
         checkpoint["state_dict"],
@@ -337,18 +410,17 @@ def _given_checkpoint(
     return _checked_checkpoint(cfg.ckpt_path, cfg, model, secrets, must_match=must_match)
 
 
-def _test_checkpoint(
-    cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule, task: str, secrets: RunSecrets
-) -> str | None:
-    """Which weights to test: the given checkpoint (eval), else the best (or last) one of this run."""
-    if task == "eval":
-        if cfg.ckpt_path:
-            return _str(_given_checkpoint(cfg, model, secrets, must_match=False))
-        if not isinstance(model, LabModule) or model.requires_checkpoint:
-            raise ConfigError(f"src.eval needs ckpt_path=<file> for experiment '{cfg.experiment}'")
-        return None
-    if not cfg.train:
-        return _str(_given_checkpoint(cfg, model, secrets, must_match=False))
+def _size_from_checkpoint(model: pl.LightningModule, state: dict[str, Tensor]) -> None:
+    """Parameters the data sizes at set-up (an ArcFace head built with ``num_classes: null``) take the
+    checkpoint's sizes, so its weights load and a mismatch with the data is named at set-up."""
+    for name, parameter in model.named_parameters():
+        saved = state.get(name)
+        if isinstance(parameter, UninitializedParameter) and isinstance(saved, Tensor):
+            parameter.materialize(tuple(saved.shape))
+
+
+def _best_of_run(trainer: pl.Trainer) -> str | None:
+    """The checkpoint to test after fitting: this run's best one (None: the weights in memory)."""
     callback = trainer.checkpoint_callback
     if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
         return callback.best_model_path

@@ -374,3 +374,18 @@ def test_load_sweep_reads_run_dirs_relative_to_the_index(
     monkeypatch.chdir(tmp_path)  # not the sweep folder
     df = load_sweep(index)
     assert df.loc[0, "run_id"] == "20260101-000000-aaaaaa" and df.loc[0, "test/psnr"] == 31.2
+
+
+def test_runs_that_never_started_are_left_out(runs_root: Path) -> None:
+    """A run stopped by a bad data path before fit/test computed nothing: it must not appear among the runs
+    a notebook averages or a report chooses from, unless asked for."""
+    _write_run(
+        runs_root,
+        "demo/recognizer",
+        "20260103-000000-eeeeee",
+        config="experiment: demo/recognizer\nseed: 0\n",
+        meta={"seed": 0, "status": "failed_to_start"},
+        summary={"status": "failed_to_start"},
+    )
+    assert "20260103-000000-eeeeee" not in set(load_runs(runs_root)["run_id"])
+    assert "20260103-000000-eeeeee" in set(load_runs(runs_root, include_not_started=True)["run_id"])

@@ -208,3 +208,77 @@ def test_index_naming_and_triplet_csv(tmp_path: Path) -> None:
             triplets_file=str(tmp_path / "triplets.csv"),
             batch_size=2,
         ).setup()
+
+
+def _folder_overrides(root: Path, runs_dir: Path, *extra: str) -> list[str]:
+    """demo/recognizer's tiny settings on ``datamodule=identity_folders`` at ``root`` (10 ids: 4/3/3)."""
+    tiny = [o for o in tiny_overrides("demo/recognizer", runs_dir) if not o.startswith("datamodule.")]
+    folders = ["datamodule=identity_folders", f"datamodule.root={root}", "datamodule.image_size=32"]
+    sizes = ["datamodule.val_identities=3", "datamodule.test_identities=3", "datamodule.batch_size=8"]
+    return [*tiny, *folders, *sizes, "datamodule.num_workers=0", *extra]
+
+
+def test_a_recognizer_trains_on_identity_folders_and_its_checkpoint_evaluates(
+    tmp_path: Path, runs_dir: Path
+) -> None:
+    """No class count to set: the ArcFace head is sized from the training identities the folders give, and
+    evaluating the checkpoint with the same (unsized) config sizes it from the checkpoint."""
+    import torch
+
+    from tests.helpers import run_experiment
+
+    root = make_layout(tmp_path / "faces", identities=10, images=4, size=32)
+    overrides = _folder_overrides(root, runs_dir, "trainer.max_epochs=1")
+    trained = run_experiment("demo/recognizer", overrides)
+    data = json.loads((trained.run_dir / "data.json").read_text())
+    checkpoint = trained.run_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    assert data["train_identities"] == 4 and state["head.weight"].shape[0] == 4
+    evaluated = run_experiment("demo/recognizer", [*overrides, f"ckpt_path={checkpoint}"], task="eval")
+    summary = json.loads((evaluated.run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and 0.0 <= summary["test/rank1"] <= 1.0
+
+
+def test_a_head_size_that_does_not_fit_the_folders_names_the_key(tmp_path: Path, runs_dir: Path) -> None:
+    from src.config.errors import ConfigError
+    from tests.helpers import run_experiment
+
+    root = make_layout(tmp_path / "faces", identities=10, images=4, size=32)
+    with pytest.raises(ConfigError, match=r"model\.head\.num_classes=7 but the training split has 4"):
+        run_experiment("demo/recognizer", _folder_overrides(root, runs_dir, "model.head.num_classes=7"))
+
+
+def test_an_unsized_head_takes_its_size_from_data_or_weights() -> None:
+    import torch
+
+    from src.networks.arcface_head import ArcMarginHead
+
+    head = ArcMarginHead(embedding_dim=8)
+    assert head.num_classes is None and list(head.state_dict()) == ["weight"]
+    with pytest.raises(RuntimeError, match="no classes yet"):
+        head(torch.zeros(2, 8), torch.zeros(2, dtype=torch.long))
+    trained = ArcMarginHead(embedding_dim=8, num_classes=5)
+    head.load_state_dict(trained.state_dict())
+    assert head.num_classes == 5 and torch.equal(head.weight, trained.weight)
+    with pytest.raises(ValueError, match="already has 5 classes"):
+        head.set_num_classes(6)
+    sized = ArcMarginHead(embedding_dim=8)
+    sized.set_num_classes(3)
+    assert sized(torch.randn(2, 8), torch.tensor([0, 2])).shape == (2, 3)
+
+
+def test_layout_check_names_loose_images_and_too_few_identities_without_scanning(tmp_path: Path) -> None:
+    from src.config.errors import ConfigError
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for k in range(3):
+        cv2.imwrite(str(flat / f"img_{k}.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(DatasetLayoutError, match="3 images directly in it.*own sub-folder"):
+        IdentityFoldersDataModule(str(flat), batch_size=2).check_layout()
+    root = make_layout(tmp_path / "faces", identities=4, images=1)
+    few = IdentityFoldersDataModule(str(root), val_identities=2, test_identities=2, batch_size=2)
+    with pytest.raises(ConfigError, match=r"4 identities cannot give 2 validation and 2 test"):
+        few.check_layout()
+    with pytest.raises(DatasetLayoutError, match=r"nowhere.*Expected layout.*datamodule\.root"):
+        IdentityFoldersDataModule(str(tmp_path / "nowhere"), batch_size=2).check_layout()

@@ -163,3 +163,30 @@ def test_obfuscation_baselines_table(runs_dir: Path, tiny_recognizer_ckpt: str) 
     plots = result.run_dir / "plots" / "test"
     assert (plots / "roc_obfuscators.png").is_file()
     assert sorted(p.stem for p in (plots / "similarity").glob("*.png")) == sorted(table["obfuscator"])
+
+
+def test_the_recorded_command_reruns_and_epochs_count_like_the_console(runs_dir: Path) -> None:
+    """``meta.json``'s ``command`` is ``python -m src.train experiment=... <overrides>`` (it runs again from
+    the project root, whatever started the run; ``argv`` keeps the process's own command line) and
+    ``epochs_completed`` counts full epochs as the console does: 2 after ``epoch 2/2``, where Lightning's
+    0-based ``epoch`` column says 1."""
+    import shlex
+    import sys
+
+    from tests.helpers import run_process
+
+    overrides = tiny_overrides("demo/recognizer", runs_dir, extra=["trainer.max_epochs=2", "test=false"])
+    result = run_experiment("demo/recognizer", overrides)
+    meta = json.loads((result.run_dir / "meta.json").read_text())
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert meta["command"] == shlex.join(
+        ["python", "-m", "src.train", "experiment=demo/recognizer", *overrides]
+    )
+    assert meta["argv"][0] == sys.executable
+    assert meta["epochs_completed"] == summary["epochs_completed"] == 2
+    assert pd.read_csv(result.run_dir / "metrics.csv")["epoch"].max() == 1
+    python, dash_m, module, *args = shlex.split(meta["command"])
+    assert (python, dash_m, module) == ("python", "-m", "src.train")
+    rerun = run_process(module, [*args, "--print-config"])
+    assert rerun.returncode == 0, rerun.stderr
+    assert OmegaConf.create(rerun.stdout) == OmegaConf.load(result.run_dir / "config.yaml")

@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 RUN_COLUMNS = ("run_id", "experiment", "run_dir", "status", "seed", "start_time")
+NOT_STARTED = "failed_to_start"  # the status of a run that stopped before fit or test began
 _META = "meta.json"
 _START_KEYS = ("start_time", "started_at", "start")
 
@@ -230,14 +231,19 @@ def _ordered_frame(rows: list[dict[str, Any]], first: list[str]) -> pd.DataFrame
     return frame[[*first, *config_cols, *other]]
 
 
-def load_runs(root: str | Path = "runs", experiment: str | None = None) -> pd.DataFrame:
+def load_runs(
+    root: str | Path = "runs", experiment: str | None = None, *, include_not_started: bool = False
+) -> pd.DataFrame:
     """One row per run under ``root``.
 
     Columns: ``run_id, experiment, run_dir, status, seed, start_time``, the flattened config as
     ``config.<dotted key>``, then the summary metrics as they are (e.g. ``test/psnr``; NaN when missing).
+    Runs that stopped before training or testing began (status ``failed_to_start``: a bad data path, missing
+    weights) computed nothing and are left out unless ``include_not_started``.
     """
     root = Path(root)
-    rows = [_run_row(load_run(d, root=root, read_wandb=False)) for d in find_runs(root, experiment)]
+    runs = (load_run(d, root=root, read_wandb=False) for d in find_runs(root, experiment))
+    rows = [_run_row(r) for r in runs if include_not_started or r.status != NOT_STARTED]
     return _ordered_frame(rows, list(RUN_COLUMNS))
 
 

@@ -82,6 +82,35 @@ def _experiment_files(experiments_dir: Path) -> set[str]:
     return names
 
 
+def unknown_experiment_message(name: str, experiments: Sequence[str]) -> str:
+    """``unknown experiment 'x'; did you mean: a, b?`` (difflib), else a short overview of what exists."""
+    close = difflib.get_close_matches(name, experiments, n=4, cutoff=0.6)
+    listing = f"python -m src.train --help lists all {len(experiments)}"
+    if close:
+        return f"unknown experiment '{name}'; did you mean: {', '.join(close)}? ({listing})"
+    return (
+        f"unknown experiment '{name}' (not an experiment file below experiments/). Experiments: "
+        f"{experiment_overview(experiments)} ({listing})"
+    )
+
+
+def experiment_overview(experiments: Sequence[str], shown: int = 3) -> str:
+    """One line over many experiments: the names in small top-level folders, ``folder/... (N)`` for others."""
+    folders: dict[str, list[str]] = {}
+    for name in experiments:
+        folders.setdefault(name.split("/", 1)[0], []).append(name)
+    parts = [
+        ", ".join(names) if len(names) <= shown else f"{folder}/... ({len(names)})"
+        for folder, names in sorted(folders.items())
+    ]
+    return ", ".join(parts)
+
+
+def group_file(group: str, option: str, experiments_dir: Path = EXPERIMENTS_DIR) -> Path:
+    """The file of an option of a config group: ``experiments/_base/<group>/<option>.yaml``."""
+    return experiments_dir / BASE_DIR_NAME / group / f"{option}.yaml"
+
+
 def list_group_options(group: str, experiments_dir: Path = EXPERIMENTS_DIR) -> list[str]:
     """Option names available for one config group (files in ``experiments/_base/<group>/``)."""
     folder = experiments_dir / BASE_DIR_NAME / group
@@ -185,7 +214,7 @@ class Composer:
         return _merge_with_delete(merged, body, struct=False, provenance=provenance, label=_label(path))
 
     def _group_file(self, group: str, option: str) -> Path:
-        return self.experiments_dir / BASE_DIR_NAME / group / f"{option}.yaml"
+        return group_file(group, option, self.experiments_dir)
 
     def _experiment_chain(
         self, name: str, known: set[str], chain: tuple[str, ...] = ()
@@ -214,12 +243,8 @@ class Composer:
         return all_choices, bodies
 
     def _unknown_experiment(self, name: str) -> ConfigError:
-        """The error for a name that is not an experiment file, listing the available ones."""
-        available = "\n  ".join(list_experiments(self.experiments_dir))
-        return ConfigError(
-            f"unknown experiment '{name}' (not an experiment file below {self.experiments_dir}). "
-            f"Available experiments:\n  {available}"
-        )
+        """The error for a name that is not an experiment file: the closest names, else an overview."""
+        return ConfigError(unknown_experiment_message(name, list_experiments(self.experiments_dir)))
 
     def _check_group(self, group: str, source: Path | str) -> None:
         if group not in self.groups:

@@ -8,6 +8,7 @@ loaders use an unpadded distributed sampler so that every sample is scored exact
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,6 +16,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from src.config.buildable import register_project_subclass
+from src.datamodules.components.layout import DatasetLayoutError
 from src.datamodules.components.sampling import training_loader
 from src.utils.seeding import run_seed, seed_worker
 
@@ -24,6 +26,7 @@ class FaceDataModule(pl.LightningDataModule):
 
     Subclasses build datasets in ``setup`` and return them through :meth:`make_loader`; they report
     what they loaded through :meth:`describe` (written to the run record's ``data.json``).
+    :meth:`check_layout` is the cheap check a run makes before it creates its run directory.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -92,6 +95,20 @@ class FaceDataModule(pl.LightningDataModule):
             worker_init_fn=seed_worker,
             persistent_workers=self.num_workers > 0,
         )
+
+    def check_layout(self) -> None:
+        """Cheap checks before anything is recorded (no scan, no decoding): the dataset root exists.
+
+        Raises :class:`DatasetLayoutError` naming the path and the key to set, so a run with a wrong path
+        fails before it leaves a run directory. DataModules without a ``root`` (generated data) pass.
+        """
+        root = getattr(self, "root", None)
+        if isinstance(root, Path) and not root.is_dir():
+            name = getattr(self, "dataset_name", type(self).__name__)
+            raise DatasetLayoutError(
+                f"{name}: dataset root not found: {root} (set datamodule.root=<folder>, or PROFACE_DATA to "
+                "the folder that holds every dataset; layouts: docs/datasets.md, data/README.md)"
+            )
 
     def describe(self) -> dict[str, Any]:
         """Counts (images, identities, videos, ...) and skipped files for the run record."""

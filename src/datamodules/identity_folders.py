@@ -5,6 +5,9 @@ names, so the split is reproducible and independent of file-system order. This i
 ``lfw/`` folder, VGGFace2's ``train``/``test`` folders, the output of ``python -m src.preprocess.align``,
 re-indexed ``id*/`` copies of FFHQ and VGGFace2-HQ, and of a user's own data.
 
+The config's default root is ``<data dir>/faces`` (``data/faces``, or ``$PROFACE_DATA/faces``); any other
+folder is given with ``datamodule.root=<folder>`` (data/README.md, "Your own faces").
+
 A ``pairs_file`` for a split (an LFW-format list or a pair CSV; docs/datasets.md, "Pair and triplet files")
 fixes that split's identities: the identities it names form the split (whatever their image count), as
 LFW's ``pairs.txt`` defines LFW's evaluation set, and the split's ``*_identities`` count is not used (the
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from src.config.errors import ConfigError
 from src.datamodules.components.layout import IMAGE_EXTENSIONS, DatasetLayoutError
 from src.datamodules.components.metadata import MetadataFormatError
 from src.datamodules.components.pairs import NamedPairs
@@ -32,12 +36,27 @@ __all__ = [
 ]
 
 LAYOUT = "<root>/<identity>/<image>.jpg (one folder per identity, images inside)"
+ROOT_HINT = 'set datamodule.root=<folder> (the default is <data dir>/faces); data/README.md, "Your own faces"'
+
+
+def check_identity_root(root: Path) -> int:
+    """Without scanning images: ``root`` exists and holds identity folders, not loose images; their count."""
+    if not root.is_dir():
+        raise DatasetLayoutError(f"dataset root not found: {root}. Expected layout: {LAYOUT}; {ROOT_HINT}")
+    entries = list(root.iterdir())
+    folders = sum(1 for entry in entries if entry.is_dir())
+    if folders:
+        return folders
+    loose = sum(1 for entry in entries if entry.suffix.lower() in IMAGE_EXTENSIONS)
+    found = f"{loose} images directly in it" if loose else "no identity folder"
+    raise DatasetLayoutError(
+        f"{root} has {found}. Expected layout: {LAYOUT}: put each identity's images in its own sub-folder"
+    )
 
 
 def scan_identity_folders(root: Path, min_images: int) -> dict[str, list[Path]]:
     """Identity name → sorted image paths; errors name the root and the expected layout."""
-    if not root.is_dir():
-        raise DatasetLayoutError(f"dataset root not found: {root}. Expected layout: {LAYOUT}")
+    check_identity_root(root)
     identities: dict[str, list[Path]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -76,11 +95,27 @@ class IdentityFoldersDataModule(SplitFaceDataModule):
         super().__init__(root, image_size, **common)
         self.val_identities, self.test_identities = int(val_identities), int(test_identities)
         if self.val_identities < 0 or self.test_identities < 0:
-            raise ValueError("datamodule.val_identities and datamodule.test_identities must be >= 0")
+            raise ConfigError("datamodule.val_identities and datamodule.test_identities must be >= 0")
         self.min_images = int(min_images_per_identity)
         self.splits: dict[str, dict[str, list[Path]]] = {}
         self.excluded_identities = 0
         self._from_pairs: dict[str, str] = {}
+
+    def check_layout(self) -> None:
+        """The root exists and holds more identity folders than val and test take (no image is listed)."""
+        folders = check_identity_root(self.root)
+        counts = {
+            s: 0 if s in self.pairs_files else getattr(self, f"{s}_identities") for s in ("val", "test")
+        }
+        if folders <= counts["val"] + counts["test"]:
+            raise self._too_few(folders, counts, "")
+
+    def _too_few(self, identities: int, counts: dict[str, int], which: str) -> ConfigError:
+        return ConfigError(
+            f"{self.root}: {identities} identities{which} cannot give {counts['val']} validation and "
+            f"{counts['test']} test identities and still leave training identities: lower "
+            "datamodule.val_identities / datamodule.test_identities"
+        )
 
     def _pair_identities(self, split: str, scanned: dict[str, list[Path]]) -> list[str]:
         """The identities the ``pairs_file`` of ``split`` names (each must have a folder)."""
@@ -120,10 +155,7 @@ class IdentityFoldersDataModule(SplitFaceDataModule):
         counts = {s: 0 if s in fixed else getattr(self, f"{s}_identities") for s in ("val", "test")}
         needed = counts["val"] + counts["test"]
         if needed >= len(pool):
-            raise ValueError(
-                f"{self.root}: {len(pool)} identities cannot give {counts['val']} validation and "
-                f"{counts['test']} test identities and still leave training identities"
-            )
+            raise self._too_few(len(pool), counts, f" (with {self.min_images}+ images)")
         order = np.random.default_rng(self.split_seed).permutation(len(pool))
         shuffled = [pool[i] for i in order]
         drawn = {

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
+from src.config.errors import ConfigError
 from src.datamodules.base import FaceDataModule
 from src.datamodules.components.face_dataset import (
     FaceImageDataset,
@@ -180,21 +181,21 @@ class SplitFaceDataModule(FaceDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
         if root is None or str(root) in ("", "???"):
-            raise ValueError(f"datamodule.root must name the {self.dataset_name} folder, got {root!r}")
+            raise ConfigError(f"datamodule.root must name the {self.dataset_name} folder, got {root!r}")
         self.root = Path(str(root)).expanduser()
         if int(image_size) < 8:
-            raise ValueError(f"datamodule.image_size must be >= 8, got {image_size}")
+            raise ConfigError(f"datamodule.image_size must be >= 8, got {image_size}")
         self.image_size = int(image_size)
         self.transform_spec = list(transform) if transform else []
         build_albumentations(self.transform_spec)  # validate now: a typo fails at construction
         self.transform_splits = check_transform_splits(transform_splits)
         self.transform_seed = int(transform_seed)
         if eval_protocol not in EVAL_PROTOCOLS:
-            raise ValueError(
+            raise ConfigError(
                 f"datamodule.eval_protocol must be one of {EVAL_PROTOCOLS}, got {eval_protocol!r}"
             )
         if train_protocol not in TRAIN_PROTOCOLS:
-            raise ValueError(
+            raise ConfigError(
                 f"datamodule.train_protocol must be one of {TRAIN_PROTOCOLS}, got {train_protocol!r}"
             )
         self.eval_protocol = eval_protocol
@@ -205,22 +206,22 @@ class SplitFaceDataModule(FaceDataModule):
         self.expected_train_identities = None if train_identities is None else int(train_identities)
         self.pairs_files = _pairs_files(pairs_file)
         if pairs_naming not in PAIR_NAMINGS:
-            raise ValueError(f"datamodule.pairs_naming must be one of {PAIR_NAMINGS}, got {pairs_naming!r}")
+            raise ConfigError(f"datamodule.pairs_naming must be one of {PAIR_NAMINGS}, got {pairs_naming!r}")
         self.pairs_naming = pairs_naming
         self.triplets_file = str(triplets_file) if triplets_file else None
         self.triplet_filenames_file = str(triplet_filenames_file) if triplet_filenames_file else None
         if self.triplets_file and train_protocol != "triplets":
-            raise ValueError(
+            raise ConfigError(
                 "datamodule.triplets_file is set but datamodule.train_protocol is "
                 f"{train_protocol!r}; set train_protocol=triplets to train on the listed triplets"
             )
         if self.triplet_filenames_file and not self.triplets_file:
-            raise ValueError(
+            raise ConfigError(
                 "datamodule.triplet_filenames_file is set without datamodule.triplets_file (the filenames "
                 "list is what an index triplets file points into)"
             )
         if int(triplet_index_base) not in (0, 1):
-            raise ValueError(f"datamodule.triplet_index_base must be 0 or 1, got {triplet_index_base}")
+            raise ConfigError(f"datamodule.triplet_index_base must be 0 or 1, got {triplet_index_base}")
         self.triplet_index_base = int(triplet_index_base)
         self.allow_partial = bool(allow_partial)
         self.skip_corrupt = bool(skip_corrupt)
@@ -307,7 +308,9 @@ class SplitFaceDataModule(FaceDataModule):
         try:
             pairs = derive_pairs(records.labels, self.pair_folds, self.pairs_per_fold, self.split_seed)
         except ValueError as exc:
-            raise ValueError(f"{self.dataset_name} {split} pairs: {exc} (set datamodule.pair_folds)") from exc
+            raise ConfigError(
+                f"{self.dataset_name} {split} pairs: {exc} (set datamodule.pair_folds)"
+            ) from exc
         names = records.names
         named = NamedPairs(
             [names[i] for i in pairs.index_a],
@@ -370,7 +373,7 @@ class SplitFaceDataModule(FaceDataModule):
             )
         for split in self.pairs_files:
             if split not in self.listed:
-                raise ValueError(
+                raise ConfigError(
                     f"datamodule.pairs_file is given for the {split} split, but {self.dataset_name} under "
                     f"{self.root} has no {split} split"
                 )
@@ -404,7 +407,7 @@ class SplitFaceDataModule(FaceDataModule):
             return
         found = records["train"].num_identities
         if found != expected:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.dataset_name}: datamodule.train_identities={expected} but the training split under "
                 f"{self.root} has {found} identities (set datamodule.train_identities={found} or null)"
             )
@@ -536,7 +539,7 @@ class SplitFaceDataModule(FaceDataModule):
         info: dict[str, object] = {**split_file_info(path, derived_now=False), "provided": True}
         if is_triplets_csv(path):
             if self.triplet_filenames_file:
-                raise ValueError(
+                raise ConfigError(
                     f"{path} is a triplet CSV naming its images; datamodule.triplet_filenames_file is only "
                     "for index triplet lists (set it to null)"
                 )
@@ -544,7 +547,7 @@ class SplitFaceDataModule(FaceDataModule):
             info["format"] = "csv"
         else:
             if not self.triplet_filenames_file:
-                raise ValueError(
+                raise ConfigError(
                     f"{path} holds image indices; set datamodule.triplet_filenames_file to the filenames "
                     "list they index (e.g. filenames_train.txt next to triplets_train.txt)"
                 )
@@ -696,8 +699,8 @@ def _pairs_files(value: str | Mapping[str, str] | None) -> dict[str, str]:
     if isinstance(value, str | Path):
         return {"test": str(value)}
     if not isinstance(value, Mapping):
-        raise ValueError(f"datamodule.pairs_file must be a path or {{val: path, test: path}}, got {value!r}")
+        raise ConfigError(f"datamodule.pairs_file must be a path or {{val: path, test: path}}, got {value!r}")
     unknown = sorted(set(value) - {"val", "test"})
     if unknown:
-        raise ValueError(f"datamodule.pairs_file: pairs are for the val and test splits, not {unknown}")
+        raise ConfigError(f"datamodule.pairs_file: pairs are for the val and test splits, not {unknown}")
     return {str(split): str(path) for split, path in value.items() if path}

@@ -1,9 +1,13 @@
 """The plain local record every run leaves behind, whatever W&B does.
 
 ``runs/<experiment>/<run_id>/`` holds ``config.yaml`` (resolved), ``overrides.txt``, ``meta.json`` (git
-commit and dirty flag, package versions, seed, determinism, devices, command line, start/end time, status),
-``metrics.csv`` (Lightning's CSVLogger), ``summary.json`` (final metrics), ``data.json`` (what the
-DataModule loaded and skipped), ``results.md``/``results.csv`` (the printed table) and ``checkpoints/``.
+commit and dirty flag, package versions, seed, determinism, devices, start/end time, status, and
+``command``: the command that runs the same configuration again, ``python -m src.train experiment=...
+<overrides>``, whatever started it — the command line, the demo or a sweep — with ``argv`` the process's own
+command line), ``metrics.csv`` (Lightning's CSVLogger), ``summary.json`` (final metrics), ``data.json``
+(what the DataModule loaded and skipped), ``results.md``/``results.csv`` (the printed table) and
+``checkpoints/``. ``summary.json`` and ``meta.json`` count training progress as ``epochs_completed``: full
+epochs done, as the console counts them (3 after ``epoch 3/6``).
 
 The run id and directory are chosen once, by the launching process, and exported through environment
 variables so that processes re-launched by DDP (which re-execute the command line) write to the same run.
@@ -16,9 +20,11 @@ import os
 import platform
 import re
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -108,6 +114,17 @@ def read_json(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"run record file missing: {path}") from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"run record file is not valid JSON: {path}: {exc}") from exc
+
+
+def rerun_command(task: str, experiment: str, overrides: Sequence[str]) -> str:
+    """The shell command, run from the project root, that runs this configuration again (overrides as given;
+    hide secrets in them first). ``run.dir=`` / ``run.id=`` (a sweep point's folder, say) name this run's own
+    directory and are left out: running the command again makes a new run, never one into a used folder."""
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in _OWN_RUN_KEYS]
+    return shlex.join(["python", "-m", f"src.{task}", f"experiment={experiment}", *kept])
+
+
+_OWN_RUN_KEYS = ("run.dir", "run.id")
 
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # also a W&B run id and a folder name
@@ -202,7 +219,8 @@ class RunRecord:
                 "num_nodes": trainer.get("num_nodes"),
                 "strategy": trainer.get("strategy"),
                 "precision": str(trainer.get("precision")),
-                "command": secrets.items([sys.executable, *sys.argv]),
+                "command": rerun_command(self.task, self.experiment, secrets.items(overrides)),
+                "argv": secrets.items([sys.executable, *sys.argv]),
                 "cwd": os.getcwd(),
                 "git": git_state(),
                 "packages": package_versions(),

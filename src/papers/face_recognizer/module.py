@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.config.errors import ConfigError
 from src.evaluation.collector import TensorCollector
 from src.evaluation.identity_protocol import evaluate_identity, order_by_index, pair_scores
 from src.lightning_modules.base import LabModule
@@ -29,6 +30,10 @@ class FaceRecognizerModule(LabModule):
 
     The validation/test identities are disjoint from training ones, so the head's classes are never used at
     evaluation: embeddings are compared directly (see :mod:`src.evaluation.identity_protocol`).
+
+    A head built with ``num_classes: null`` (the config's default when the DataModule does not state
+    ``train_identities``) is sized at set-up from the DataModule's training identities (``num_classes``), so
+    any face DataModule with identity labels works; a checkpoint sizes it when one is loaded instead.
     """
 
     def __init__(
@@ -46,6 +51,34 @@ class FaceRecognizerModule(LabModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_outputs = TensorCollector(["embedding", "label", "index"])
         self.test_outputs = TensorCollector(["embedding", "label", "index"])
+
+    def setup(self, stage: str) -> None:
+        """Before fitting: size an unsized head from the training identities, or check a sized one fits."""
+        set_num_classes = getattr(self.head, "set_num_classes", None)
+        if stage != "fit" or not callable(set_num_classes):
+            return
+        datamodule = self.trainer.datamodule
+        current = getattr(self.head, "num_classes", None)
+        classes = getattr(datamodule, "num_classes", None)
+        if classes is None:
+            if current is None:
+                raise ConfigError(
+                    f"model.head.num_classes is null and {type(datamodule).__name__} does not say how many "
+                    "training identities it has: set model.head.num_classes"
+                )
+            return
+        if classes < 2:
+            raise ConfigError(
+                f"{type(datamodule).__name__} has {classes} training identities; the ArcFace head needs "
+                "identity-labelled training data with at least 2 identities"
+            )
+        if current is None:
+            set_num_classes(int(classes))
+        elif current != classes:
+            raise ConfigError(
+                f"model.head.num_classes={current} but the training split has {classes} identities: set "
+                "model.head.num_classes=null to size the head from the data (or the matching number)"
+            )
 
     def forward(self, images: Tensor) -> Tensor:
         """Embeddings of images in [0, 1]."""
