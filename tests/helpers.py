@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -76,6 +77,26 @@ def _matches_any(experiment: str, field: str) -> bool:
 def is_slow_experiment(experiment: str) -> bool:
     """Whether ``experiment`` runs paper-scale networks even with tiny data (its paper says so)."""
     return _matches_any(experiment, "slow")
+
+
+def covering_subset(experiments: Sequence[str]) -> list[str]:
+    """A few experiments that together show every path segment of ``experiments`` at every depth.
+
+    Paper-scale experiment files come in grids (``<paper>/released/<data>/<obfuscator>/<recognizer>``: 60
+    files that differ only in which value each segment picks). Building a covering subset (here 5 files: every
+    dataset, obfuscator and recognizer at least once) in the default tests checks every value each axis takes;
+    the slow tests build all of them. Greedy and deterministic: the file covering the most unseen
+    (depth, segment) pairs first, ties by name.
+    """
+    remaining = sorted(experiments)
+    uncovered = {(depth, part) for name in remaining for depth, part in enumerate(name.split("/"))}
+    chosen: list[str] = []
+    while uncovered:
+        best = max(remaining, key=lambda n: len(uncovered & set(enumerate(n.split("/")))))  # first: by name
+        chosen.append(best)
+        remaining.remove(best)
+        uncovered -= set(enumerate(best.split("/")))
+    return sorted(chosen)
 
 
 def needs_fixtures(experiment: str) -> bool:

@@ -49,3 +49,18 @@ def test_report_passes_within_budget_and_fails_over_it(tmp_path: Path, capsys: p
 def test_missing_report_says_how_to_make_it(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="run `make test` first"):
         main([str(tmp_path / "none.xml")])
+
+
+def test_covering_subset_shows_every_value_of_every_axis_once_at_least() -> None:
+    """The default tests build a covering subset of a paper-scale grid: every dataset, obfuscator and
+    recognizer of the grid must still be built by some file."""
+    from itertools import product
+
+    from tests.helpers import covering_subset
+
+    grid = [f"p/released/{d}/{o}/{r}" for d, o, r in product("abc", "wxyz", ["R1", "R2", "R3", "R4", "R5"])]
+    chosen = covering_subset(grid)
+    assert len(chosen) == 5  # as many as the longest axis, not 60
+    for depth in range(5):
+        assert {name.split("/")[depth] for name in chosen} == {name.split("/")[depth] for name in grid}
+    assert covering_subset(grid) == chosen  # deterministic
