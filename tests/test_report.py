@@ -578,3 +578,10 @@ def test_resumed_runs_compete_and_runs_of_deleted_experiment_files_do_not(tmp_pa
     report = build_report("face_recognizer", root, EXPERIMENTS)
     assert report.runs["run_id"].tolist() == [resumed.name]
     assert f"{gone.name}: experiment file demo/recognizer_v0.yaml not found" in "\n".join(report.notes)
+
+
+def test_a_paper_without_venue_is_named_by_its_title_alone() -> None:
+    """The baselines have no venue: the report heading must not read "Classical obfuscation baselines (-)"."""
+    papers = discover()
+    assert "(-)" not in papers["obfuscation_baselines"].headline
+    assert papers["proface"].headline.endswith(f"({papers['proface'].venue})")

@@ -60,6 +60,11 @@ class PaperInfo:
         return self.title.split(":", 1)[0].strip()
 
     @property
+    def headline(self) -> str:
+        """The title with its venue in parentheses, or alone when there is no venue (baselines, tools)."""
+        return f"{self.title} ({self.venue})" if self.venue.strip(" -") else self.title
+
+    @property
     def package(self) -> str:
         """The paper's own package (``src.papers.<name>``)."""
         return self.cls.__module__.rsplit(".", 1)[0]

@@ -293,7 +293,7 @@ def build_report(
     )
     sections = [
         [
-            f"{info.title} ({info.venue}). Rebuilt from {len(chosen)} run(s) under {runs_root}{allowed}:",
+            f"{info.headline}. Rebuilt from {len(chosen)} run(s) under {runs_root}{allowed}:",
             *(_used_note(e, c) for e, c in chosen.items()),
         ],
         [published],
