@@ -24,9 +24,9 @@ install: $(STAMP) ## create .venv and install the pinned stack (works offline fr
 demo: $(STAMP) ## train a recognizer on SyntheticFaces, evaluate the obfuscation baselines, print the table
 	$(PY) -m src.demo
 
-notebooks: $(STAMP) ## execute the analysis notebooks against runs/ in a Jupyter kernel (nbclient); saves nothing
+notebooks: $(STAMP) ## execute the analysis notebooks on runs/ in a Jupyter kernel; executed copies in reports/notebooks/
 	$(PY) -m ipykernel install --sys-prefix --name proface-lab --display-name "ProFace Lab (.venv)" >/dev/null
-	PROFACE_RUNS=$(CURDIR)/runs $(VENV)/bin/jupyter-execute --kernel_name=proface-lab notebooks/*.ipynb
+	$(PY) scripts/run_notebooks.py --runs $${PROFACE_RUNS:-$(CURDIR)/runs}
 
 lint: $(STAMP) ## ruff lint + format check + the import-layer contracts (.importlinter)
 	$(VENV)/bin/ruff check src tests notebooks scripts benchmarks

@@ -194,3 +194,29 @@ def test_plot_history_without_other_metrics_has_two_axes(tmp_path: Path) -> None
     failed = load_run(write_run_record(tmp_path, "20261203-100000-bbbbbb", status="failed"))
     with pytest.raises(ValueError, match="20261203-100000-bbbbbb.*no metric history"):
         plot_history(failed)
+
+
+def test_make_notebooks_saves_executed_copies_outside_the_repository_notebooks(
+    execute: Callable[[str], dict], runs_root: Path, tmp_path: Path
+) -> None:
+    """``make notebooks`` (scripts/run_notebooks.py) keeps the tables and figures in an executed copy under
+    ``reports/notebooks/``: the stored notebook stays without outputs and the run records untouched."""
+    from scripts.run_notebooks import main
+
+    execute("01-runs-overview.ipynb")  # the kernel spec and environment of this module
+    before = snapshot(runs_root)
+    stored = (NOTEBOOK_DIR / "01-runs-overview.ipynb").read_bytes()
+    assert main(["--runs", str(runs_root), "--out", str(tmp_path), "--kernel", KERNEL]) == 0
+    executed = nbformat.read(tmp_path / "01-runs-overview.ipynb", as_version=4)
+    assert any(cell.get("outputs") for cell in executed.cells if cell.cell_type == "code")
+    assert (NOTEBOOK_DIR / "01-runs-overview.ipynb").read_bytes() == stored
+    assert snapshot(runs_root) == before
+
+
+def test_make_notebooks_names_a_missing_runs_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scripts.run_notebooks import main
+
+    assert main(["--runs", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert str(tmp_path / "nope") in capsys.readouterr().err
