@@ -127,7 +127,8 @@ def _target_name(cfg: DictConfig, key: str) -> str:
 def check_data(result: ComposeResult) -> list[Item]:
     """Build the DataModule, check its layout, set it up, count what it found, decode a sample per split."""
     cfg = result.config
-    fix = _data_fix(cfg, result.group_choices.get("datamodule"))
+    option = result.group_choices.get("datamodule")
+    fix = _data_fix(cfg, option)
     try:
         datamodule = instantiate(cfg.datamodule)
         check_layout = getattr(datamodule, "check_layout", None)
@@ -137,7 +138,9 @@ def check_data(result: ComposeResult) -> list[Item]:
         describe = getattr(datamodule, "describe", None)
         info = describe() if callable(describe) else {}
     except (DatasetLayoutError, FileNotFoundError) as exc:
-        return [Item(MISSING, "data", _one_line(exc), fix, exc)]
+        if _is_missing(exc):  # nothing where the config points: say where to put it
+            return [Item(MISSING, "data", _one_line(exc), _data_fix(cfg, option, where=True), exc)]
+        return [Item(BAD, "data", _one_line(exc), fix, exc)]  # the data is there but unusable as configured
     except Exception as exc:  # any set-up failure is this check's finding
         return [Item(BAD, "data", _one_line(exc), fix, exc)]
     items = [Item(OK, "data", _counts(info, type(datamodule).__name__))]
@@ -192,16 +195,25 @@ def _counts(info: Mapping[str, Any], fallback: str) -> str:
     return f"{name}: {', '.join(splits) or 'set up'}{tail}"
 
 
-def _data_fix(cfg: DictConfig, option: str | None) -> str:
-    """How to fix a data problem: where the root is set, and the docs section of the DataModule's config."""
+def _is_missing(exc: BaseException) -> bool:
+    """Whether a layout error says something is absent (a root, a list file, listed images), not that the data
+    is there but laid out or sized wrongly (images directly in the root, too few identities)."""
+    if not isinstance(exc, DatasetLayoutError):
+        return isinstance(exc, FileNotFoundError)
+    return "not found" in str(exc) or "missing" in str(exc)
+
+
+def _data_fix(cfg: DictConfig, option: str | None, *, where: bool = False) -> str:
+    """How to fix a data problem: the docs section of the DataModule's config and, for absent data
+    (``where``), where the root is set."""
     docs = "docs/datasets.md"
     if option:
         path = group_file("datamodule", option)
         found = DOCS_CITATION.search(" ".join(path.read_text().split())) if path.is_file() else None
         docs = f'{found.group(1)}, "{found.group(2)}"' if found else docs
     root = cfg.datamodule.get("root") if isinstance(cfg.get("datamodule"), DictConfig) else None
-    where = f"put the data at {root} or set datamodule.root=<folder>; " if root else ""
-    return f"{where}see {docs} and data/README.md"
+    place = f"put the data at {root} or set datamodule.root=<folder>; " if root and where else ""
+    return f"{place}see {docs} and data/README.md"
 
 
 # --- weights ------------------------------------------------------------------------------------------------

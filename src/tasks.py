@@ -88,8 +88,12 @@ class RunProgress(pl.Callback):
         self.trainer: pl.Trainer | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Data and model are set up, optimizers built, a checkpoint restored: training starts."""
-        self.started, self.trainer = True, trainer
+        """Fitting begins: keep the trainer for the epoch count."""
+        self.trainer = trainer
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The training loaders are built (a split smaller than one batch fails before): training starts."""
+        self.started = True
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Testing starts (evaluation runs never fit)."""

@@ -46,6 +46,30 @@ def test_a_missing_data_root_names_the_path_and_the_fix(
     assert "1 of 3 checks not OK (1 MISSING)" in out
 
 
+def test_data_that_is_there_but_unusable_is_bad_with_advice_that_fits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Images directly in the root, or a split smaller than one batch: the data exists, so the advice must not
+    be "put the data at <root>"."""
+    from tests.test_identity_folders import make_layout
+
+    flat = tmp_path / "flat"
+    make_layout(flat, identities=2, images=1)
+    for image in list(flat.rglob("*.png")):
+        image.rename(flat / f"{image.parent.name}_{image.name}")
+        image.parent.rmdir()
+    base = ["experiment=demo/recognizer", "datamodule=identity_folders", "datamodule.image_size=32"]
+    assert main([*base, f"datamodule.root={flat}"]) == 1
+    out = capsys.readouterr().out
+    (bad,) = _lines(out, "BAD")
+    assert "images directly in it" in bad and "put the data at" not in out
+    faces = make_layout(tmp_path / "faces", identities=8, images=3)
+    small = [f"datamodule.root={faces}", "datamodule.val_identities=2", "datamodule.test_identities=2"]
+    assert main([*base, *small, "datamodule.batch_size=64"]) == 1
+    out = capsys.readouterr().out
+    assert any("train split" in line and "fewer than one batch of 64" in line for line in _lines(out, "BAD"))
+
+
 def test_configuration_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment=demo/recognizer", "trainer.max_epoch=3"]) == 2
     assert "Did you mean 'trainer.max_epochs'?" in capsys.readouterr().out

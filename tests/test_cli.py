@@ -138,3 +138,20 @@ def test_the_rerun_command_of_a_sweep_point_makes_a_new_run() -> None:
         ["model.optimizer.lr=0.01", "run.dir=runs/sweeps/s/x/points/000", "+run.id=a"],
     )
     assert command == "python -m src.train experiment=demo/recognizer model.optimizer.lr=0.01"
+
+
+def test_a_training_split_smaller_than_one_batch_stops_instead_of_testing_an_untrained_network(
+    tmp_path: Path, runs_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """4 training identities x 3 images = 12 images < batch 64: Lightning only warned "No training batches"
+    and the run tested the untrained network as `completed`."""
+    root = make_layout(tmp_path / "faces", identities=8, images=3)
+    assert main("train", _folder_args(root, runs_dir, "datamodule.batch_size=64")) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.startswith("error: ")
+        and "fewer than one batch of 64" in error
+        and "datamodule.batch_size" in error
+    )
+    (run_dir,) = [path.parent for path in runs_dir.rglob("meta.json")]
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "failed_to_start"

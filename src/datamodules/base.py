@@ -16,6 +16,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from src.config.buildable import register_project_subclass
+from src.config.errors import ConfigError
 from src.datamodules.components.layout import DatasetLayoutError
 from src.datamodules.components.sampling import training_loader
 from src.utils.seeding import run_seed, seed_worker
@@ -72,6 +73,8 @@ class FaceDataModule(pl.LightningDataModule):
         resumed mid-epoch (:mod:`src.datamodules.components.sampling`).
         """
         if train:
+            drop_last = True if drop_last is None else drop_last
+            self._check_one_training_batch(dataset, drop_last)
             return training_loader(
                 dataset,
                 batch_size=self.per_device_batch_size(),
@@ -80,7 +83,7 @@ class FaceDataModule(pl.LightningDataModule):
                 rank=self.global_rank,
                 num_workers=self.num_workers,
                 pin_memory=self.pin_memory,
-                drop_last=True if drop_last is None else drop_last,
+                drop_last=drop_last,
                 worker_init_fn=seed_worker,
             )
         sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if self.world_size > 1 else None
@@ -95,6 +98,23 @@ class FaceDataModule(pl.LightningDataModule):
             worker_init_fn=seed_worker,
             persistent_workers=self.num_workers > 0,
         )
+
+    def _check_one_training_batch(self, dataset: Dataset, drop_last: bool) -> None:
+        """Training drops the last partial batch: a split smaller than one batch per process would train on
+        nothing (Lightning only warns "No training batches") and test an untrained network."""
+        if not hasattr(dataset, "__len__"):  # a stream: its length is not known in advance
+            return
+        per_process = len(dataset) // self.world_size  # type: ignore[arg-type]
+        batch = self.per_device_batch_size()
+        if drop_last and per_process < batch:
+            name = getattr(self, "dataset_name", type(self).__name__)
+            processes = f" per process ({self.world_size} processes)" if self.world_size > 1 else ""
+            raise ConfigError(
+                f"{name}: the training split has {per_process} samples{processes}, fewer than one batch of "
+                f"{batch} (datamodule.batch_size={self.batch_size}; training drops the last partial batch, "
+                "so nothing would be trained): set datamodule.batch_size to at most "
+                f"{per_process * self.world_size}"
+            )
 
     def check_layout(self) -> None:
         """Cheap checks before anything is recorded (no scan, no decoding): the dataset root exists.
