@@ -39,7 +39,7 @@ from src.config.instantiate import instantiate
 from src.config.secrets import RunSecrets, check_secrets_given_again
 from src.lightning_modules.base import LabModule
 from src.papers.registry import discover
-from src.utils.callbacks import LineProgress, RunRecordCallback
+from src.utils.callbacks import LineProgress, RunRecordCallback, progress_interval
 from src.utils.checkpoint_files import check_state_dict_fits, open_checkpoint
 from src.utils.checkpoint_io import RunCheckpointIO, remove_partial_writes
 from src.utils.exact_resume import LAST_CHECKPOINT, ExactResume, LastCheckpoint
@@ -250,6 +250,7 @@ def prepare(
     Everything here can fail on a wrong path, a missing weight file or a checkpoint of another model, and it
     runs before :class:`RunRecord` creates the run directory, so such a failure records nothing.
     """
+    progress_interval()  # a bad $PROFACE_PROGRESS_EVERY is a one-line error, not a failed run
     datamodule = instantiate(cfg.datamodule)
     check_layout = getattr(datamodule, "check_layout", None)
     if callable(check_layout):

@@ -374,6 +374,7 @@ def test_load_sweep_reads_run_dirs_relative_to_the_index(
     monkeypatch.chdir(tmp_path)  # not the sweep folder
     df = load_sweep(index)
     assert df.loc[0, "run_id"] == "20260101-000000-aaaaaa" and df.loc[0, "test/psnr"] == 31.2
+    assert load_run(df.loc[0, "run_dir"]).run_id == "20260101-000000-aaaaaa"  # resolved, not "points/000"
 
 
 def test_runs_that_never_started_are_left_out(runs_root: Path) -> None:

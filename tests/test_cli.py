@@ -11,6 +11,7 @@ import pytest
 from src.cli import experiments_by_paper, folded, main
 from src.config.errors import ConfigError
 from src.papers.registry import discover
+from tests.helpers import TINY_DATA
 from tests.test_identity_folders import make_layout
 
 PASSWORD = "Quokka-Zebra-7781"
@@ -137,7 +138,7 @@ def test_the_rerun_command_of_a_sweep_point_makes_a_new_run() -> None:
         "demo/recognizer",
         ["model.optimizer.lr=0.01", "run.dir=runs/sweeps/s/x/points/000", "+run.id=a"],
     )
-    assert command == "python -m src.train experiment=demo/recognizer model.optimizer.lr=0.01"
+    assert command.endswith(" -m src.train experiment=demo/recognizer model.optimizer.lr=0.01")
 
 
 def test_a_training_split_smaller_than_one_batch_stops_instead_of_testing_an_untrained_network(
@@ -155,3 +156,19 @@ def test_a_training_split_smaller_than_one_batch_stops_instead_of_testing_an_unt
     )
     (run_dir,) = [path.parent for path in runs_dir.rglob("meta.json")]
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "failed_to_start"
+
+
+def test_a_bad_progress_interval_is_one_line_and_leaves_no_run_directory(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``PROFACE_PROGRESS_EVERY=bogus`` crashed with a traceback after the run directory was made."""
+    monkeypatch.setenv("PROFACE_PROGRESS_EVERY", "bogus")
+    synthetic = TINY_DATA["src.datamodules.synthetic_faces.SyntheticFacesDataModule"]
+    args = ["experiment=demo/recognizer", *synthetic, "logger=none", f"paths.runs_dir={runs_dir}"]
+    assert main("train", args) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.startswith("error: PROFACE_PROGRESS_EVERY=bogus: progress interval")
+        and "Traceback" not in error
+    )
+    assert list(runs_dir.iterdir()) == []

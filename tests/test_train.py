@@ -173,27 +173,30 @@ def test_obfuscation_baselines_table(runs_dir: Path, tiny_recognizer_ckpt: str) 
 
 
 def test_the_recorded_command_reruns_and_epochs_count_like_the_console(runs_dir: Path) -> None:
-    """``meta.json``'s ``command`` is ``python -m src.train experiment=... <overrides>`` (it runs again from
-    the project root, whatever started the run; ``argv`` keeps the process's own command line) and
+    """``meta.json``'s ``command`` is ``<this python> -m src.train experiment=... <overrides>`` (it runs again
+    from the project root, whatever started the run; ``argv`` keeps the process's own command line) and
     ``epochs_completed`` counts full epochs as the console does: 2 after ``epoch 2/2``, where Lightning's
     0-based ``epoch`` column says 1."""
     import shlex
     import sys
 
+    from src.utils.run_record import PROJECT_ROOT, interpreter
     from tests.helpers import run_process
 
     overrides = tiny_overrides("demo/recognizer", runs_dir, extra=["trainer.max_epochs=2", "test=false"])
     result = run_experiment("demo/recognizer", overrides)
     meta = json.loads((result.run_dir / "meta.json").read_text())
     summary = json.loads((result.run_dir / "summary.json").read_text())
+    python = interpreter()  # .venv/bin/python here: a bare "python" may lack the pinned stack
     assert meta["command"] == shlex.join(
-        ["python", "-m", "src.train", "experiment=demo/recognizer", *overrides]
+        [python, "-m", "src.train", "experiment=demo/recognizer", *overrides]
     )
     assert meta["argv"][0] == sys.executable
     assert meta["epochs_completed"] == summary["epochs_completed"] == 2
     assert pd.read_csv(result.run_dir / "metrics.csv")["epoch"].max() == 1
-    python, dash_m, module, *args = shlex.split(meta["command"])
-    assert (python, dash_m, module) == ("python", "-m", "src.train")
+    executable, dash_m, module, *args = shlex.split(meta["command"])
+    assert (executable, dash_m, module) == (python, "-m", "src.train")
+    assert Path(PROJECT_ROOT, executable).resolve() == Path(sys.executable).resolve()
     rerun = run_process(module, [*args, "--print-config"])
     assert rerun.returncode == 0, rerun.stderr
     assert OmegaConf.create(rerun.stdout) == OmegaConf.load(result.run_dir / "config.yaml")

@@ -252,7 +252,8 @@ def load_sweep(index_csv: str | Path) -> pd.DataFrame:
 
     Summary values replace the index's metric column (the summary is the source of truth); points with no
     run dir, or whose run wrote no summary, get NaN. A relative ``run_dir`` (what ``src.sweep`` writes, e.g.
-    ``points/000``) is resolved against the index's folder, so a sweep folder can be moved as a whole.
+    ``points/000``) is resolved against the index's folder, so a sweep folder can be moved as a whole; the
+    returned ``run_dir`` column holds the resolved paths (ready for :func:`load_run`).
     """
     index_csv = Path(index_csv)
     if not index_csv.is_file():
@@ -280,7 +281,8 @@ def load_sweep(index_csv: str | Path) -> pd.DataFrame:
             else:
                 extra["run_id"] = run_dir.name
             summary = _read_summary(run_dir / "summary.json")
-            extra.update({k: v for k, v in summary.items() if k not in ("status", "run_id")})
+            extra.update({k: v for k, v in summary.items() if k not in ("status", "run_id", "run_dir")})
+            extra["run_dir"] = str(run_dir)  # resolved, so it can be passed to load_run from anywhere
         extra_rows.append(extra)
 
     joined = index.copy()

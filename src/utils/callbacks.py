@@ -11,6 +11,7 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.errors import ConfigError
 from src.config.secrets import RunSecrets
 from src.utils.checkpoint_files import CHECKPOINT_FORMAT, RECORD_KEY
 from src.utils.console import Every, Pacer, format_elapsed, metric_lines, progress_line
@@ -19,6 +20,19 @@ from src.utils.skipped_files import SKIPPED_FILE, read_skipped
 
 CHECKPOINT_KEY = RECORD_KEY  # the ProFace Lab record in every checkpoint
 PROGRESS_ENV = "PROFACE_PROGRESS_EVERY"  # how often LineProgress prints: 30s, 10% or off
+
+
+def progress_interval(every: str | None = None) -> Every:
+    """How often :class:`LineProgress` prints: ``every``, else ``$PROFACE_PROGRESS_EVERY``, else 30 s.
+
+    A value that is none of ``30s`` / ``10%`` / ``off`` is a configuration error (one line, exit 2), raised
+    before a run creates its directory (:func:`src.tasks.prepare` checks it)."""
+    text = every if every is not None else os.environ.get(PROGRESS_ENV, "30s")
+    try:
+        return Every.parse(text)
+    except ValueError as exc:
+        source = "" if every is not None else f"{PROGRESS_ENV}="
+        raise ConfigError(f"{source}{text}: {exc}") from None
 
 
 class RunRecordCallback(pl.Callback):
@@ -80,7 +94,7 @@ class LineProgress(pl.Callback):
     def __init__(
         self, every: str | None = None, clock: Callable[[], float] = time.monotonic, width: int | None = None
     ) -> None:
-        self.every = Every.parse(every if every is not None else os.environ.get(PROGRESS_ENV, "30s"))
+        self.every = progress_interval(every)
         self.clock = clock
         self.width = width
         self._train: _Stage | None = None  # the training epoch's progress

@@ -121,7 +121,17 @@ def rerun_command(task: str, experiment: str, overrides: Sequence[str]) -> str:
     hide secrets in them first). ``run.dir=`` / ``run.id=`` (a sweep point's folder, say) name this run's own
     directory and are left out: running the command again makes a new run, never one into a used folder."""
     kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in _OWN_RUN_KEYS]
-    return shlex.join(["python", "-m", f"src.{task}", f"experiment={experiment}", *kept])
+    return shlex.join([interpreter(), "-m", f"src.{task}", f"experiment={experiment}", *kept])
+
+
+def interpreter() -> str:
+    """The Python that ran this, as a user pastes it from the project root: ``.venv/bin/python`` for the
+    project's environment (a bare ``python`` may be another one, without the pinned stack)."""
+    executable = Path(sys.executable)
+    try:
+        return executable.relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(executable)
 
 
 _OWN_RUN_KEYS = ("run.dir", "run.id")
