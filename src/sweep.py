@@ -41,7 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf.errors import OmegaConfBaseException
 
+from src.config.compose import compose
+from src.config.errors import ConfigError
 from src.sweeping import (
     SweepSpec,
     SweepSpecError,
@@ -249,6 +252,7 @@ def run_sweep(
     runs_dir_override: bool = False,
     sweep_id: str | None = None,
     echo: Callable[[str], None] = print,
+    check_point: Callable[[str, list[str]], None] | None = None,
 ) -> SweepResult:
     """Run every point of ``spec`` through ``launcher`` and write ``index.csv``; see the module docstring.
 
@@ -285,6 +289,12 @@ def run_sweep(
         )
         for i, point in enumerate(points)
     ]
+    if check_point is not None:  # every point's config, before anything is launched or written
+        for i, command in enumerate(commands):
+            try:
+                check_point(experiment, command[4:])
+            except Exception as exc:
+                raise SweepSpecError(f"point {i} of {spec.source} would not start: {exc}") from None
     echo(f"sweep {spec.name!r}: method={spec.method}, {n} point(s), experiment={experiment}")
 
     if dry_run:
@@ -431,6 +441,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def compose_point(experiment: str, overrides: list[str]) -> None:
+    """Compose one point's config as ``src.train`` will (struct mode, typed groups): a misspelt key or a
+    wrong type fails here once, instead of in every launched point."""
+    try:
+        compose(experiment, overrides, allow_missing=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None, launcher: Launcher = subprocess_launcher) -> int:
     """CLI entry point; returns 0 when every point succeeded, 1 if any failed, 2 for a bad sweep file."""
     args = _parser().parse_intermixed_args(argv)
@@ -449,6 +468,7 @@ def main(argv: Sequence[str] | None = None, launcher: Launcher = subprocess_laun
             dry_run=args.dry_run,
             launcher=launcher,
             runs_dir_override=args.runs_root is not None,
+            check_point=compose_point,
         )
     except (SweepSpecError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

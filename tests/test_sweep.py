@@ -405,7 +405,7 @@ def test_cli_runs_every_point_and_writes_index(tmp_path: Path, capsys: pytest.Ca
     runs_root = tmp_path / "runs"
     fake = FakeTrain(runs_root)
 
-    code = main([str(sweep_file), "--runs-root", str(runs_root), "data.batch_size=4"], launcher=fake)
+    code = main([str(sweep_file), "--runs-root", str(runs_root), "datamodule.batch_size=4"], launcher=fake)
 
     assert code == 1  # point 2 failed
     out = capsys.readouterr().out
@@ -420,7 +420,7 @@ def test_cli_runs_every_point_and_writes_index(tmp_path: Path, capsys: pytest.Ca
         "model.optimizer.lr=0.001",
         "seed=0",
         f"paths.runs_dir={runs_root.resolve()}",
-        "data.batch_size=4",
+        "datamodule.batch_size=4",
         "logger.wandb.group=lr_seed",
         "sweep.name=lr_seed",
         "sweep.point=0",
@@ -613,3 +613,26 @@ def test_real_sweep_runs_every_point_and_indexes_it(tmp_path: Path) -> None:
         assert run_dir.startswith("points/")
         meta = json.loads((index.parent / run_dir / "meta.json").read_text())
         assert meta["sweep"]["name"] == "demo_recognizer_lr"
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_misspelt_run_key_stops_the_sweep_before_any_point(
+    tmp_path: Path, dry_run: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``trainer.max_epoch=1`` launched every point (each failing with exit 2) and left a sweep folder."""
+    launched: list[list[str]] = []
+
+    def launcher(command: list[str]) -> LaunchResult:
+        launched.append(command)
+        return LaunchResult(0)
+
+    args = [
+        str(REPO / "experiments/sweeps/demo_recognizer_lr.yaml"),
+        "trainer.max_epoch=1",
+        "--runs-root",
+        str(tmp_path),
+    ]
+    assert main([*args, *(["--dry-run"] if dry_run else [])], launcher=launcher) == 2
+    error = capsys.readouterr().err
+    assert "point 0 of" in error and "Did you mean 'trainer.max_epochs'?" in error
+    assert launched == [] and not (tmp_path / "sweeps").exists()
