@@ -4,6 +4,7 @@ LaTeX and the console), each export parsed back."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import shutil
@@ -339,7 +340,9 @@ def test_report_takes_the_newest_eligible_run(recognizer_runs: dict[str, Path]) 
     report = build_report("face_recognizer", root, EXPERIMENTS)
     assert report.table["rank-1"].tolist() == [0.95]
     assert report.runs["run_id"].tolist() == [recognizer_runs["full"].name]
-    assert bool(report.runs.loc[0, "eligible"]) and report.runs.loc[0, "overrides"] == "logger=none"
+    assert bool(report.runs.loc[0, "eligible"]) and json.loads(report.runs.loc[0, "overrides"]) == [
+        "logger=none"
+    ]
     notes = "\n".join(report.notes)
     assert "sweep point lr#1" in notes and "trainer.limit_test_batches=5" in notes
     assert "overrides trainer.limit_train_batches=5" in notes and "trainer.fast_dev_run=true" in notes
@@ -450,7 +453,7 @@ def test_missing_rows_are_listed(tmp_path: Path) -> None:
     notes = "\n".join(report.notes)
     assert report.runs["experiment"].tolist() == ["proface/demo_synthetic"]
     assert re.search(r"No row for \d+ experiment\(s\) of this paper", notes)
-    assert "- proface/celeba/pixelate_7/IResNet50: 1 run(s) excluded — " in notes
+    assert "- proface/celeba/pixelate_7/IResNet50: 1 run(s) excluded\n  - " in notes  # one line per run
     assert "overrides trainer.max_epochs=1" in notes
     assert re.search(r"- no run at all \(\d+\): .*proface/celeba/blur_31_2_8/IResNet100", notes)
 
@@ -486,6 +489,8 @@ def test_every_layout_renders_and_parses_back(paper: str, tmp_path: Path) -> Non
         str(c) for c in report.table.columns
     ]
     assert pd.read_csv(out / f"{paper}.runs.csv")["run_id"].tolist() == report.runs["run_id"].tolist()
+    assert report_main([paper, "--runs", str(root), "--out", str(out)]) == 0  # without --latex
+    assert not (out / f"{paper}.tex").exists()  # the earlier table is not left to look current
 
 
 def test_markdown_escapes_pipes_and_backslashes() -> None:

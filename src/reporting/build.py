@@ -7,6 +7,7 @@ left out and why, and which experiment files of the paper have no row.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,10 +185,10 @@ def _runs_frame(chosen: dict[str, _Choice]) -> pd.DataFrame:
             "run_id": c.judgement.run.run_id,
             "commit": short_commit(c.judgement.run.meta),
             "task": c.judgement.run.meta.get("task", "?"),
-            "overrides": " ".join(c.judgement.run.overrides),
+            "overrides": json.dumps(list(c.judgement.run.overrides)),  # values may hold spaces
             "pinned": c.pinned,
             "eligible": c.judgement.eligible,
-            "reasons": c.judgement.reasons,
+            "reasons": json.dumps([*c.judgement.problems, *c.judgement.deviations]),
             "run_dir": str(c.judgement.run.run_dir),
         }
         for experiment, c in chosen.items()
@@ -224,10 +225,12 @@ def _excluded_notes(
         else:
             left_out.setdefault(judgement.run.experiment, []).append(judgement)
 
-    def summary(experiment: str) -> str:
+    def summary(experiment: str) -> list[str]:
         found = _newest_first(left_out[experiment])
-        reasons = "; ".join(f"{j.run.run_id}: {j.reasons}" for j in found)
-        return f"{len(found)} run(s) excluded — {reasons}"
+        return [
+            f"- {experiment}: {len(found)} run(s) excluded",
+            *(f"  - {j.run.run_id}: {j.reasons}" for j in found),
+        ]
 
     sections = []
     if older:
@@ -235,7 +238,7 @@ def _excluded_notes(
     with_row = [e for e in sorted(left_out) if e in chosen]
     if with_row:
         heading = "Also excluded (these experiments have a row from another run):"
-        sections.append([heading, *(f"- {e}: {summary(e)}" for e in with_row)])
+        sections.append([heading, *(line for e in with_row for line in summary(e))])
     missing = [e for e in sorted({*expected, *left_out}) if e not in chosen]
     if missing:
         excluded = [e for e in missing if e in left_out]
@@ -245,7 +248,7 @@ def _excluded_notes(
             f"No row for {len(missing)} experiment(s) of this paper"
             + (hint if excluded and not include_overrides else "")
             + ":",
-            *(f"- {e}: {summary(e)}" for e in excluded),
+            *(line for e in excluded for line in summary(e)),
         ]
         if never:
             section.append(f"- no run at all ({len(never)}): {', '.join(never)}")

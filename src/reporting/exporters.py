@@ -77,15 +77,19 @@ def latex_text(table: pd.DataFrame, floatfmt: str = ".4f") -> str:
 
 
 def write_report(report: Report, out: Path, *, latex: bool = False) -> list[Path]:
-    """Write ``<paper>.md``, ``<paper>.csv``, ``<paper>.runs.csv`` (and ``<paper>.tex``) under ``out``."""
+    """Write ``<paper>.md``, ``<paper>.csv``, ``<paper>.runs.csv`` (and ``<paper>.tex``) under ``out``; an
+    older ``<paper>.tex`` is removed when this report has none, so the folder never mixes two reports."""
     out.mkdir(parents=True, exist_ok=True)
     texts = {
         f"{report.paper}.md": markdown_text(report.table, report.notes),
         f"{report.paper}.csv": csv_text(report.table),
         f"{report.paper}.runs.csv": csv_text(report.runs),
     }
+    stale = out / f"{report.paper}.tex"
     if latex:
-        texts[f"{report.paper}.tex"] = latex_text(report.table)
+        texts[stale.name] = latex_text(report.table)
+    elif stale.is_file():  # an earlier --latex run's table, no longer this report's
+        stale.unlink()
     written = []
     for name, text in texts.items():
         path = out / name

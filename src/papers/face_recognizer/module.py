@@ -20,7 +20,7 @@ from src.papers.registry import register_paper
 
 @register_paper(
     "face_recognizer",
-    title="ArcFace recognizer (training)",
+    title="ArcFace recognizer training",
     venue="CVPR'19",
     kind="tool",
     formerly=("src.lightning_modules.face_recognizer.FaceRecognizerModule",),
