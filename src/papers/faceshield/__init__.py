@@ -1,0 +1,1 @@
+"""FaceShield (DP face protection by identity-bottleneck face swapping): ``docs/papers/faceshield.md``."""
