@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost clean clean-runs
+.PHONY: help install demo notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,7 +57,7 @@ test-all: lint ## every test
 sweep-demo: $(STAMP) ## run the example sweep (4 short demo trainings)
 	$(PY) -m src.sweep experiments/sweeps/demo_recognizer_lr.yaml trainer.max_epochs=2
 
-bench: bench-metrics bench-data bench-face bench-cost ## every speed/memory benchmark (prints ratios; not a test)
+bench: bench-metrics bench-data bench-face bench-cost bench-dpp ## every speed/memory benchmark (prints ratios; not a test)
 
 bench-metrics: $(STAMP) ## metrics suite vs torchmetrics; retrieval vs a bare matrix product
 	$(PY) -m benchmarks.bench_metrics
@@ -70,6 +70,9 @@ bench-face: $(STAMP) ## dlib ResNet port vs dlib per-face speed
 
 bench-cost: $(STAMP) ## every paper's cost entries: params, FLOPs and ms per image
 	$(PY) -m benchmarks.bench_costs
+
+bench-dpp: $(STAMP) ## FaceShield's DP perturbator: draws/s per sampler at d = 512 (target >= 1e5)
+	$(PY) -m benchmarks.bench_faceshield_dpp
 
 clean: ## remove caches
 	rm -rf .pytest_cache .ruff_cache
