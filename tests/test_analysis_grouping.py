@@ -130,3 +130,24 @@ def test_empty_table() -> None:
         "test/rank1 mean",
         "test/rank1 std",
     ]
+
+
+def test_runs_recorded_before_a_module_moved_group_with_todays_runs() -> None:
+    """The demo recognizer's runs split into two "settings" after its module moved into src/papers: the
+    recorded ``_target_`` differed, nothing else did."""
+    from src.papers.registry import discover
+
+    info = discover()["face_recognizer"]
+    (old,) = info.formerly
+    runs = pd.DataFrame(
+        {
+            "experiment": ["demo/recognizer"] * 2,
+            "run_id": ["a", "b"],
+            "seed": [0, 1],
+            "config.model._target_": [old, info.target],
+            "test/rank1": [0.9, 0.8],
+        }
+    )
+    assert varying_config_columns(runs) == []
+    (row,) = aggregate_over_seeds(runs).to_dict("records")
+    assert row["count"] == 2 and row["seeds"] == "0, 1" and row["test/rank1 mean"] == pytest.approx(0.85)

@@ -9,7 +9,12 @@ draws a run's metric history (losses and [0, 1] scores on separate axes) without
 """
 
 from src.analysis.compare import RunComparison, compare_runs
-from src.analysis.grouping import BOOKKEEPING_KEYS, aggregate_over_seeds, varying_config_columns
+from src.analysis.grouping import (
+    BOOKKEEPING_KEYS,
+    aggregate_over_seeds,
+    current_targets,
+    varying_config_columns,
+)
 from src.analysis.plots import history_groups, plot_history
 from src.analysis.runs import (
     RUN_COLUMNS,
@@ -39,6 +44,7 @@ __all__ = [
     "WandbRun",
     "aggregate_over_seeds",
     "compare_runs",
+    "current_targets",
     "find_runs",
     "find_wandb_files",
     "flatten_dict",

@@ -16,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["BOOKKEEPING_KEYS", "aggregate_over_seeds", "varying_config_columns"]
+from src.config.buildable import former_target
+
+__all__ = ["BOOKKEEPING_KEYS", "aggregate_over_seeds", "current_targets", "varying_config_columns"]
 
 BOOKKEEPING_KEYS = (
     "config.seed",  # what the table averages over
@@ -58,6 +60,7 @@ def varying_config_columns(
     (e.g. ``"config.model.recognizer_ckpt"``). A key present in one run and missing in another counts as
     differing.
     """
+    runs = current_targets(runs)
     skip = (*BOOKKEEPING_KEYS, *ignore)
     candidates = [c for c in runs.columns if c.startswith("config.") and not _matches(c, skip)]
     groups = [rows for _, rows in runs.groupby(by, sort=False, dropna=False)] if by in runs else [runs]
@@ -66,6 +69,27 @@ def varying_config_columns(
         for column in candidates
         if any(len({_comparable(v) for v in rows[column]}) > 1 for rows in groups)
     ]
+
+
+def current_targets(runs: pd.DataFrame) -> pd.DataFrame:
+    """``config.*._target_`` values that name a class by a path it had before it moved (``@formerly``)
+    replaced by today's path, so a refactor does not split runs of one setting into two groups.
+
+    Former paths are known once the classes declaring them are imported (``src.papers.registry.discover()``
+    imports every paper); unknown paths are kept as recorded.
+    """
+    columns = [c for c in runs.columns if c.startswith("config.") and c.endswith("._target_")]
+    if not columns:
+        return runs
+    runs = runs.copy()
+    for column in columns:
+        runs[column] = runs[column].map(_current_target)
+    return runs
+
+
+def _current_target(value: Any) -> Any:
+    moved = former_target(value) if isinstance(value, str) else None
+    return f"{moved.__module__}.{moved.__qualname__}" if moved is not None else value
 
 
 def _default_metrics(runs: pd.DataFrame) -> list[str]:
@@ -102,6 +126,7 @@ def aggregate_over_seeds(
     ``test/*`` columns; each gives ``<metric> mean`` and ``<metric> std`` (sample std, NaN for one run; runs
     without the metric are skipped).
     """
+    runs = current_targets(runs)
     metrics = list(_default_metrics(runs) if metrics is None else metrics)
     missing = [m for m in metrics if m not in runs.columns]
     if missing:
