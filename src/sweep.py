@@ -204,6 +204,11 @@ def _cell(value: Any) -> Any:
     return value if isinstance(value, str) else format_override_value(value)
 
 
+def _shown(value: Any) -> str:
+    """A metric for the console: 4 significant digits (``index.csv`` keeps the full value)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _best_row(rows: list[dict[str, Any]], metric: str, goal: str) -> dict[str, Any] | None:
     scored = [
         r
@@ -346,7 +351,7 @@ def run_sweep(
         best = _best_row(result.rows, spec.metric.name, spec.metric.goal)
         if best is not None:
             echo(
-                f"best ({spec.metric.goal} {metric}): point {best['point']} = {best[metric]}"
+                f"best ({spec.metric.goal} {metric}): point {best['point']} = {_shown(best[metric])}"
                 f" ({sweep_dir / best['run_dir']})"
             )
     return result
@@ -386,7 +391,7 @@ def _run_point(
     row.update({name: _cell(value) for name, value in point.items()})
     if metric is not None:
         row[metric] = _read_metric(run_dir, metric, echo)
-    tail = f", {metric}={row[metric]}" if metric is not None and row[metric] != "" else ""
+    tail = f", {metric}={_shown(row[metric])}" if metric is not None and row[metric] != "" else ""
     tail += f": {row['reason']}" if row["reason"] else ""
     echo(
         f"[{i + 1}/{n}] {status} (rc={launched.returncode}, {time.monotonic() - start:.1f} s{tail})"

@@ -303,7 +303,9 @@ def _fit_and_test(
         metrics.update(trainer.callback_metrics)
     test_ckpt = _best_of_run(trainer) if trained else prepared.test_checkpoint
     if task == "eval" or cfg.test:
-        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
+        # Lightning's box table of test metrics only in a terminal; logs get the run's own results table
+        verbose = sys.stdout.isatty()
+        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True, verbose=verbose)
         metrics.update(trainer.callback_metrics)
     result_metrics = _float_metrics(metrics)
     best = _best_checkpoint(trainer)

@@ -636,3 +636,10 @@ def test_a_misspelt_run_key_stops_the_sweep_before_any_point(
     error = capsys.readouterr().err
     assert "point 0 of" in error and "Did you mean 'trainer.max_epochs'?" in error
     assert launched == [] and not (tmp_path / "sweeps").exists()
+
+
+def test_point_lines_show_the_metric_with_four_significant_digits() -> None:
+    """One point printed ``val/rank1=0.668749988079071``, the next ``0.4375``; index.csv keeps full values."""
+    from src.sweep import _shown
+
+    assert _shown(0.668749988079071) == "0.6687" and _shown(0.4375) == "0.4375" and _shown("") == ""
