@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.timing import load_average
 from src.papers.registry import COST_ENTRIES, CostEntry, discover
 
 #: fvcore's eval-mode batch_norm count per element (affine BN: scale + shift).
@@ -77,14 +78,6 @@ class CostRow:
 # ----------------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------------
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load averages (other processes sharing the CPU distort timings)."""
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def count_params(net: nn.Module) -> int:

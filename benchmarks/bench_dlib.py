@@ -14,32 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from benchmarks.timing import interleaved_wall_times
 from src.face.dlib_models import dlib_model_path
 from src.networks.recognizers.dlib_resnet import DLIB_RESNET_FILE, DlibResNet
-
-
-def interleaved_wall_times(
-    functions: dict[str, Callable[[], object]], repeats: int
-) -> dict[str, list[float]]:
-    """Wall times of each function over ``repeats`` rounds (one warm-up call each first).
-
-    Rounds interleave the functions so a change in background load affects all of them alike.
-    """
-    for function in functions.values():
-        function()
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def astronaut_chips(batch: int, seed: int = 0) -> np.ndarray:

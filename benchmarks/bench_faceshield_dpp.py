@@ -14,40 +14,15 @@ CPU.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import time
-from collections.abc import Callable
 
 import torch
 
+from benchmarks.timing import interleaved_wall_times, load_average
 from src.papers.faceshield.perturbator import DPP_SAMPLERS, DPPerturbator
 
 DIMENSION = 512
 TARGET_DRAWS_PER_S = {"faceshield_repo": 1e5}
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load averages (other processes sharing the CPU distort timings)."""
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "unavailable"
-
-
-def interleaved_wall_times(
-    functions: dict[str, Callable[[], object]], repeats: int
-) -> dict[str, list[float]]:
-    """Wall times of each function over ``repeats`` interleaved rounds, after one warm-up call each."""
-    for function in functions.values():
-        function()
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:

@@ -41,6 +41,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from benchmarks.timing import load_average
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TARGET_SUITE_SPEEDUP = 1.5
 TARGET_RETRIEVAL_RATIO = 1.5
@@ -51,14 +53,6 @@ OURS_LABELS = {"rank_k": "retrieval_rank_k (defaults)", "map": "mean_average_pre
 # ----------------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------------
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load averages (other processes sharing the CPU distort timings)."""
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def peak_rss_bytes() -> int:

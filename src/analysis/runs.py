@@ -30,6 +30,7 @@ __all__ = [
     "load_run",
     "load_runs",
     "load_sweep",
+    "run_row",
 ]
 
 RUN_COLUMNS = ("run_id", "experiment", "run_dir", "status", "seed", "start_time")
@@ -206,7 +207,8 @@ def load_run(run_dir: str | Path, *, root: str | Path | None = None, read_wandb:
     )
 
 
-def _run_row(run: Run) -> dict[str, Any]:
+def run_row(run: Run) -> dict[str, Any]:
+    """One run as a :func:`load_runs` row: the run columns, ``config.*`` and the summary metrics."""
     row: dict[str, Any] = {
         "run_id": run.run_id,
         "experiment": run.experiment,
@@ -243,7 +245,7 @@ def load_runs(
     """
     root = Path(root)
     runs = (load_run(d, root=root, read_wandb=False) for d in find_runs(root, experiment))
-    rows = [_run_row(r) for r in runs if include_not_started or r.status != NOT_STARTED]
+    rows = [run_row(r) for r in runs if include_not_started or r.status != NOT_STARTED]
     return _ordered_frame(rows, list(RUN_COLUMNS))
 
 

@@ -11,11 +11,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from src.analysis.runs import RUN_COLUMNS, Run, RunRecordError, find_runs, flatten_dict, load_run
+from src.analysis.runs import Run, RunRecordError, find_runs, load_run, run_row
 from src.papers.registry import REPORT_LAYOUTS, PaperInfo, discover
 from src.reporting.catalog import Catalog, experiment_catalog
 from src.reporting.selection import Judge, Judgement, has_test_metrics, short_commit
@@ -86,21 +85,6 @@ def model_target(run: Run) -> str | None:
     """The ``_target_`` of a run's model config."""
     model = run.config.get("model")
     return str(model.get("_target_")) if isinstance(model, Mapping) and model.get("_target_") else None
-
-
-def run_row(run: Run) -> dict[str, Any]:
-    """A run as one row in :func:`src.analysis.runs.load_runs`'s layout (``config.*`` + summary metrics)."""
-    row: dict[str, Any] = {
-        "run_id": run.run_id,
-        "experiment": run.experiment,
-        "run_dir": str(run.run_dir),
-        "status": run.status,
-        "seed": run.seed,
-        "start_time": run.start_time,
-    }
-    row.update(flatten_dict(run.config, prefix="config"))
-    row.update({k: v for k, v in run.summary.items() if k not in RUN_COLUMNS})
-    return row
 
 
 def generic_table(runs: pd.DataFrame) -> pd.DataFrame:
