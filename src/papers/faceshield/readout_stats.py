@@ -33,6 +33,7 @@ from torch import Tensor
 from src.datamodules.components.layout import IMAGE_EXTENSIONS
 from src.papers.faceshield.networks.encoder import FaceShieldEncoder, encoder_input
 from src.papers.faceshield.networks.readout import RAW_KEYS, READOUT_CHANNELS
+from src.preprocess.align import list_inputs
 from src.weights import WeightsError
 
 NUM_READOUT_LAYERS = len(READOUT_CHANNELS)
@@ -120,15 +121,6 @@ def save_readout_statistics(stats: dict[int, dict[str, Tensor]], out_dir: Path) 
 
 
 # ------------------------------------------------------------------------------------------------ images
-
-
-def list_files(image_dir: Path) -> list[str]:
-    """Every file under ``image_dir`` (recursive) as sorted ``/``-separated relative paths."""
-    files = []
-    for root, dirs, names in os.walk(image_dir):
-        dirs.sort()
-        files.extend((Path(root) / name).relative_to(image_dir).as_posix() for name in names)
-    return sorted(files)
 
 
 def load_face(path: Path) -> Tensor:
@@ -234,7 +226,7 @@ def compute_readout_files(
         raise FileNotFoundError(f"image folder not found: {image_dir}")
     out_root = out_dir.resolve()
     files = [  # an OUT_DIR inside IMAGE_DIR is not an input
-        rel for rel in list_files(image_dir) if not (image_dir / rel).resolve().is_relative_to(out_root)
+        rel for rel in list_inputs(image_dir) if not (image_dir / rel).resolve().is_relative_to(out_root)
     ]
     source = FaceBatches(image_dir, files, batch_size, limit)
     total = min(len(files), limit) if limit is not None else len(files)
