@@ -15,7 +15,7 @@ from scipy import optimize
 
 from src.metrics.privacy import (
     REFERENCE_AUDIT_D512,
-    faceshield_expected_cos,
+    angular_exponential_expected_cos,
     metric_to_ldp,
     purkayastha_expected_cos,
 )
@@ -95,7 +95,8 @@ def test_faceshield_repo_record_is_never_certified(epsilon: float, releases: int
     assert record == cert.record
     assert record.certified is False and record.epsilon_certified is None and record.delta is None
     assert cert.epsilon is None and cert.delta is None
-    assert record.mechanism == "faceshield_repo" and record.epsilon_nominal == epsilon
+    assert record.mechanism == "angular_exponential" and record.epsilon_nominal == epsilon
+    assert record.certified is False and record.noise_params["sampler"] == "faceshield_repo"
     assert record.accountant_kind == "none" and record.releases_k == releases
     assert record.composition_scope == "per-identity"
     assert cert.audit.rows == REFERENCE_AUDIT_D512 and cert.audit.dimension == D
@@ -130,7 +131,7 @@ def test_faceshield_repo_closed_form_expected_cosine(epsilon: float) -> None:
     x = torch.zeros(10_000, D)
     x[:, 0] = 1.0
     out = DPPerturbator("faceshield_repo", epsilon, seed=5)(x).output
-    assert float(out[:, 0].mean()) == pytest.approx(faceshield_expected_cos(epsilon), abs=0.01)
+    assert float(out[:, 0].mean()) == pytest.approx(angular_exponential_expected_cos(epsilon), abs=0.01)
 
 
 def test_repeated_release_cosine_uses_the_configured_angle_law() -> None:

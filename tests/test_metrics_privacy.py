@@ -33,8 +33,8 @@ from src.metrics.privacy import (
     analytic_gaussian_epsilon,
     analytic_gaussian_sigma,
     basic_composition,
+    certify_angular_exponential,
     certify_dp_pix,
-    certify_faceshield_repo,
     certify_gaussian,
     certify_laplace,
     certify_purkayastha,
@@ -112,7 +112,7 @@ def test_record_has_exactly_the_spec_fields() -> None:
         "gaussian",
         "purkayastha",
         "vmf",
-        "faceshield_repo",
+        "angular_exponential",
         "dp_pix",
         "dpsgd",
         "custom_pld",
@@ -152,7 +152,7 @@ def test_record_to_dict_is_strict_json_and_round_trips() -> None:
         ({"epsilon_certified": None}, "PrivacyRecord.certified"),
         ({"certified": False}, "PrivacyRecord.epsilon_certified"),
         ({"accountant": "none"}, "PrivacyRecord.accountant"),
-        ({"mechanism": "faceshield_repo"}, "PrivacyRecord.certified"),
+        ({"mechanism": "angular_exponential"}, "PrivacyRecord.certified"),
         ({"neighbor_relation": "metric:d_2", "delta": 1e-5}, "PrivacyRecord.delta"),
     ],
 )
@@ -521,16 +521,16 @@ def test_other_semantics_are_not_mixed() -> None:
 
 
 def test_uncertified_component_makes_the_composition_uncertified() -> None:
-    faceshield = certify_faceshield_repo(epsilon=1.0)
+    angular = certify_angular_exponential(epsilon=1.0)
     laplace = certify_laplace(sensitivity_l1=1.0, epsilon=1.0, representation="v")
     ledger = PrivacyLedger(delta=DELTA)
     ledger.add("alice", laplace)
-    ledger.add("alice", faceshield)
+    ledger.add("alice", angular)
     cert = ledger.compose("alice")
     assert cert.epsilon is None and cert.delta is None
     assert cert.record.certified is False and cert.record.mechanism == "custom_pld"
-    assert cert.record.accountant.startswith("none") and "faceshield_repo" in cert.record.accountant
-    assert cert.record.rng.secret is False  # FaceShield's public seed 42 taints the composition
+    assert cert.record.accountant.startswith("none") and "angular_exponential" in cert.record.accountant
+    assert cert.record.rng.secret is False  # the sampler's public default seed 42 taints the composition
 
 
 def test_mixed_mechanisms_compose_through_the_pld() -> None:

@@ -20,19 +20,19 @@ from scipy import integrate, optimize, stats
 from src.metrics.privacy import (
     REFERENCE_AUDIT_D512,
     analytic_gaussian_sigma,
-    audit_faceshield_sampler,
+    angular_exponential_cdf,
+    angular_exponential_expected_angle,
+    angular_exponential_expected_cos,
+    angular_exponential_median_angle,
+    angular_exponential_perturb,
+    angular_exponential_privacy_loss,
+    angular_exponential_theta,
+    audit_angular_exponential,
     averaging_attack_cosine,
-    certify_faceshield_repo,
+    certify_angular_exponential,
     certify_purkayastha,
     certify_vmf,
     expected_cos,
-    faceshield_angle_cdf,
-    faceshield_expected_angle,
-    faceshield_expected_cos,
-    faceshield_median_angle,
-    faceshield_privacy_loss,
-    faceshield_repo_perturb,
-    faceshield_theta,
     gaussian_unit_vector_expected_cos,
     hockey_stick_delta,
     laplace_unit_vector_expected_cos,
@@ -58,7 +58,7 @@ def printed(text: str) -> pytest.approx:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The implemented FaceShield sampler: θ(U; ε)
+# The angular exponential sampler: θ(U; ε)
 # ----------------------------------------------------------------------------------------------------------
 
 THETA_TABLE = [
@@ -73,7 +73,7 @@ THETA_TABLE = [
 @pytest.mark.parametrize(("eps", "row"), THETA_TABLE)
 def test_theta_table(eps: float, row: tuple[str, str, str]) -> None:
     for u, value in zip((0.1, 0.5, 0.9), row, strict=True):
-        assert faceshield_theta(u, eps) == printed(value)
+        assert angular_exponential_theta(u, eps) == printed(value)
 
 
 @pytest.mark.parametrize("eps", [0.01, 0.1, 1.0, 5.0, 10.0, 30.0, 100.0])
@@ -87,17 +87,17 @@ def test_theta_closed_form_matches_brent(eps: float, delta_theta: float) -> None
             return (1 - math.exp(-kappa * theta)) / (1 - math.exp(-kappa * math.pi)) - u
 
         brent = optimize.brentq(f, 0.0, math.pi, xtol=1e-12)
-        assert faceshield_theta(u, eps, delta_theta) == pytest.approx(brent, abs=1e-6)
-        assert faceshield_angle_cdf(brent, eps, delta_theta) == pytest.approx(u, abs=1e-9)
-    assert faceshield_theta(0.0, eps, delta_theta) == 0.0
-    assert faceshield_theta(1.0, eps, delta_theta) == pytest.approx(math.pi)
+        assert angular_exponential_theta(u, eps, delta_theta) == pytest.approx(brent, abs=1e-6)
+        assert angular_exponential_cdf(brent, eps, delta_theta) == pytest.approx(u, abs=1e-9)
+    assert angular_exponential_theta(0.0, eps, delta_theta) == 0.0
+    assert angular_exponential_theta(1.0, eps, delta_theta) == pytest.approx(math.pi)
 
 
 def _example_output() -> torch.Tensor:
     v = torch.zeros(1, 8, dtype=torch.float64)
     u = torch.zeros(1, 8, dtype=torch.float64)
     v[0, 0], u[0, 1] = 1.0, 1.0
-    theta = torch.tensor([faceshield_theta(0.5, 1.0)], dtype=torch.float64)
+    theta = torch.tensor([angular_exponential_theta(0.5, 1.0)], dtype=torch.float64)
     return rotate_towards(v, u, theta)[0]
 
 
@@ -139,18 +139,20 @@ UTILITY_TABLE = [
 
 @pytest.mark.parametrize(("eps", "mean_deg", "median_deg", "mean_cos", "p60"), UTILITY_TABLE)
 def test_utility_table(eps: float, mean_deg: str, median_deg: str, mean_cos: str, p60: str) -> None:
-    assert math.degrees(faceshield_expected_angle(eps)) == printed(mean_deg)
-    assert math.degrees(faceshield_median_angle(eps)) == printed(median_deg)
-    assert faceshield_expected_cos(eps) == printed(mean_cos)
-    assert faceshield_angle_cdf(math.pi / 3, eps) == printed(p60)
+    assert math.degrees(angular_exponential_expected_angle(eps)) == printed(mean_deg)
+    assert math.degrees(angular_exponential_median_angle(eps)) == printed(median_deg)
+    assert angular_exponential_expected_cos(eps) == printed(mean_cos)
+    assert angular_exponential_cdf(math.pi / 3, eps) == printed(p60)
     # Independent reference: scipy's truncated exponential with rate κ = ε/π on [0, π].
     kappa = eps / math.pi
     law = stats.truncexpon(b=kappa * math.pi, scale=1 / kappa)
-    assert faceshield_expected_angle(eps) == pytest.approx(law.mean(), rel=1e-9)
-    assert faceshield_median_angle(eps) == pytest.approx(law.median(), rel=1e-9)
-    assert faceshield_expected_cos(eps) == pytest.approx(law.expect(np.cos), abs=1e-9)
-    # The angle law of the repository sampler does not depend on d (no Jacobian).
-    assert expected_cos("faceshield_repo", kappa, D) == pytest.approx(faceshield_expected_cos(eps), abs=1e-6)
+    assert angular_exponential_expected_angle(eps) == pytest.approx(law.mean(), rel=1e-9)
+    assert angular_exponential_median_angle(eps) == pytest.approx(law.median(), rel=1e-9)
+    assert angular_exponential_expected_cos(eps) == pytest.approx(law.expect(np.cos), abs=1e-9)
+    # The angle law of the angular exponential sampler does not depend on d (no Jacobian).
+    assert expected_cos("angular_exponential", kappa, D) == pytest.approx(
+        angular_exponential_expected_cos(eps), abs=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -158,7 +160,7 @@ def test_utility_table(eps: float, mean_deg: str, median_deg: str, mean_cos: str
 # ----------------------------------------------------------------------------------------------------------
 
 SAMPLERS = [
-    ("faceshield_repo", lambda x, g: faceshield_repo_perturb(x, 1.0, g)),
+    ("angular_exponential", lambda x, g: angular_exponential_perturb(x, 1.0, g)),
     ("purkayastha", lambda x, g: purkayastha_perturb(x, 30.0, g)),
     ("vmf", lambda x, g: vmf_perturb(x, 100.0, g)),
 ]
@@ -186,18 +188,18 @@ def test_sampler_output_is_unit_norm_at_exactly_theta(name: str, perturb, dimens
     assert bool(((sample.theta >= 0) & (sample.theta <= math.pi)).all())
 
 
-def test_faceshield_sampler_draws_in_repository_order() -> None:
+def test_angular_exponential_sampler_draws_in_published_order() -> None:
     """randn for the direction first, then rand for U (bit-exact reproduction needs this order)."""
     x = torch.randn(4, D, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    sample = faceshield_repo_perturb(x, 30.0, torch.Generator().manual_seed(42))
+    sample = angular_exponential_perturb(x, 30.0, torch.Generator().manual_seed(42))
     g = torch.Generator().manual_seed(42)
     z = torch.randn(x.shape, generator=g, dtype=torch.float64)
     u = torch.rand(4, generator=g, dtype=torch.float64)
     v = x / x.norm(dim=1, keepdim=True)
     raw = z - (z * v).sum(dim=1, keepdim=True) * v
     torch.testing.assert_close(sample.direction, raw / raw.norm(dim=1, keepdim=True))
-    torch.testing.assert_close(sample.theta, torch.from_numpy(faceshield_theta(u.numpy(), 30.0)))
-    again = faceshield_repo_perturb(x, 30.0, torch.Generator().manual_seed(42))
+    torch.testing.assert_close(sample.theta, torch.from_numpy(angular_exponential_theta(u.numpy(), 30.0)))
+    again = angular_exponential_perturb(x, 30.0, torch.Generator().manual_seed(42))
     assert torch.equal(again.output, sample.output)
 
 
@@ -225,10 +227,10 @@ def test_tangent_direction_resamples_degenerate_rows(monkeypatch: pytest.MonkeyP
     torch.testing.assert_close(u.norm(dim=1), torch.ones(2, dtype=torch.float64))
 
 
-def test_faceshield_sampler_angle_law() -> None:
+def test_angular_exponential_sampler_angle_law() -> None:
     g = torch.Generator().manual_seed(3)
     x = torch.randn(1, D, dtype=torch.float64, generator=g).expand(4000, D)
-    theta = faceshield_repo_perturb(x, 5.0, g).theta.numpy()
+    theta = angular_exponential_perturb(x, 5.0, g).theta.numpy()
     kappa = 5.0 / math.pi
     assert stats.kstest(theta, stats.truncexpon(b=kappa * math.pi, scale=1 / kappa).cdf).pvalue > 1e-3
 
@@ -399,13 +401,13 @@ def test_certify_spherical_relations() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# FaceShield sampler audit and the FaceShield guard
+# Angular exponential sampler audit and its guard
 # ----------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("row", REFERENCE_AUDIT_D512, ids=lambda r: f"eps{r.epsilon}-phi{r.phi:.3f}")
-def test_faceshield_audit_table(row) -> None:  # type: ignore[no-untyped-def]
-    audit = audit_faceshield_sampler(row.epsilon, row.phi, D, draws=400_000, seed=0)
+def test_angular_exponential_audit_table(row) -> None:  # type: ignore[no-untyped-def]
+    audit = audit_angular_exponential(row.epsilon, row.phi, D, draws=400_000, seed=0)
     for name in ("median_loss", "q90_loss", "q99_loss"):
         assert getattr(audit, name) == pytest.approx(getattr(row, name), rel=0.02), name
     for name in ("delta_at_epsilon", "delta_at_100", "delta_at_1000"):
@@ -418,14 +420,14 @@ def test_privacy_loss_reduction_matches_the_torch_sampler() -> None:
     g = torch.Generator().manual_seed(7)
     v1 = torch.zeros(n, D, dtype=torch.float64)
     v1[:, 0] = 1.0
-    w = faceshield_repo_perturb(v1, eps, g).output
+    w = angular_exponential_perturb(v1, eps, g).output
     theta1 = torch.arccos(w[:, 0].clamp(-1, 1))
     theta2 = torch.arccos((math.cos(phi) * w[:, 0] + math.sin(phi) * w[:, 1]).clamp(-1, 1))
     kappa = eps / math.pi
     direct = kappa * (theta2 - theta1) + (D - 2) * (
         torch.log(torch.sin(theta2)) - torch.log(torch.sin(theta1))
     )
-    reduced = faceshield_privacy_loss(eps, phi, D, draws=100_000, seed=0)
+    reduced = angular_exponential_privacy_loss(eps, phi, D, draws=100_000, seed=0)
     assert stats.ks_2samp(direct.numpy(), reduced).pvalue > 1e-3
 
 
@@ -438,14 +440,14 @@ def test_hockey_stick_delta_of_a_gaussian_loss() -> None:
     assert hockey_stick_delta(losses, 1.0) == pytest.approx(analytic_gaussian_delta(1.0, 1 / mu), abs=2e-3)
 
 
-def test_faceshield_record_is_never_certified() -> None:
-    cert = certify_faceshield_repo(epsilon=30.0)
+def test_angular_exponential_record_is_never_certified() -> None:
+    cert = certify_angular_exponential(epsilon=30.0)
     record = cert.record
     assert cert.epsilon is None and cert.delta is None
     assert record.certified is False and record.epsilon_certified is None and record.delta is None
-    assert record.mechanism == "faceshield_repo" and record.epsilon_nominal == 30.0
+    assert record.mechanism == "angular_exponential" and record.epsilon_nominal == 30.0
     assert record.accountant_kind == "none"
-    assert record.rng.secret is False and record.rng.seed == 42  # the repository's public default seed
+    assert record.rng.secret is False and record.rng.seed == 42  # a published default seed (public)
     assert cert.audit is not None and cert.audit.rows == REFERENCE_AUDIT_D512 and cert.audit.dimension == D
     data = json.loads(json.dumps(cert.to_dict(), allow_nan=False))
     assert data["audit"]["rows"][0]["delta_at_epsilon"] == 0.953
@@ -454,8 +456,8 @@ def test_faceshield_record_is_never_certified() -> None:
     assert min(r.delta_at_epsilon for r in cert.audit.rows) >= 0.88
 
 
-def test_faceshield_record_in_another_dimension_gets_a_fresh_audit() -> None:
-    cert = certify_faceshield_repo(epsilon=1.0, dimension=64, rng=None, audit_draws=20_000)
+def test_angular_exponential_record_in_another_dimension_gets_a_fresh_audit() -> None:
+    cert = certify_angular_exponential(epsilon=1.0, dimension=64, rng=None, audit_draws=20_000)
     assert cert.record.certified is False and cert.audit.dimension == 64
     (row,) = cert.audit.rows
     assert row.epsilon == 1.0 and row.delta_at_epsilon > 0.5
@@ -470,30 +472,30 @@ _SPEC_85_K1 = (
     "E[cos θ] = {exact} (the closed-form utility table: {exact}), outside the stated ±0.03"
 )
 ATTACK_TABLE = [
-    ("faceshield_repo", 0.1, 1, "0.04"),
-    ("faceshield_repo", 0.1, 10, "0.03"),
-    ("faceshield_repo", 0.1, 100, "0.14"),
+    ("angular_exponential", 0.1, 1, "0.04"),
+    ("angular_exponential", 0.1, 10, "0.03"),
+    ("angular_exponential", 0.1, 100, "0.14"),
     pytest.param(
-        "faceshield_repo",
+        "angular_exponential",
         1.0,
         1,
         "0.15",
         marks=pytest.mark.xfail(strict=True, reason=_SPEC_85_K1.format(spec="0.15", exact="0.1991")),
     ),
-    ("faceshield_repo", 1.0, 10, "0.48"),
-    ("faceshield_repo", 1.0, 100, "0.91"),
+    ("angular_exponential", 1.0, 10, "0.48"),
+    ("angular_exponential", 1.0, 100, "0.91"),
     pytest.param(
-        "faceshield_repo",
+        "angular_exponential",
         2.0,
         1,
         "0.34",
         marks=pytest.mark.xfail(strict=True, reason=_SPEC_85_K1.format(spec="0.34", exact="0.3787")),
     ),
-    ("faceshield_repo", 2.0, 10, "0.76"),
-    ("faceshield_repo", 2.0, 100, "0.98"),
-    ("faceshield_repo", 5.0, 1, "0.74"),
-    ("faceshield_repo", 5.0, 10, "0.97"),
-    ("faceshield_repo", 5.0, 100, "1.00"),
+    ("angular_exponential", 2.0, 10, "0.76"),
+    ("angular_exponential", 2.0, 100, "0.98"),
+    ("angular_exponential", 5.0, 1, "0.74"),
+    ("angular_exponential", 5.0, 10, "0.97"),
+    ("angular_exponential", 5.0, 100, "1.00"),
     ("purkayastha", 10.0, 1, "0.007"),
     ("purkayastha", 10.0, 10, "0.021"),
     ("purkayastha", 10.0, 100, "0.067"),
@@ -512,8 +514,8 @@ def test_averaging_attack_table(mechanism: str, eps: float, k: int, value: str) 
 
 def test_averaging_attack_single_release_is_the_expected_cosine() -> None:
     for eps in (1.0, 2.0, 5.0):
-        value = averaging_attack_cosine_reduced("faceshield_repo", eps, D, 1, trials=200_000, seed=1)
-        assert value == pytest.approx(faceshield_expected_cos(eps), abs=0.005)
+        value = averaging_attack_cosine_reduced("angular_exponential", eps, D, 1, trials=200_000, seed=1)
+        assert value == pytest.approx(angular_exponential_expected_cos(eps), abs=0.005)
     value = averaging_attack_cosine_reduced("purkayastha", 30.0, D, 1, trials=200_000, seed=1)
     assert value == pytest.approx(purkayastha_expected_cos(30.0, D), abs=5e-4)
 
@@ -521,24 +523,26 @@ def test_averaging_attack_single_release_is_the_expected_cosine() -> None:
 def test_averaging_attack_reduction_matches_full_vectors() -> None:
     g = torch.Generator().manual_seed(9)
     full = averaging_attack_cosine(
-        lambda x, gen: faceshield_repo_perturb(x, 2.0, gen), D, 10, trials=300, generator=g
+        lambda x, gen: angular_exponential_perturb(x, 2.0, gen), D, 10, trials=300, generator=g
     )
-    reduced = averaging_attack_cosine_reduced("faceshield_repo", 2.0, D, 10, trials=100_000, seed=2)
+    reduced = averaging_attack_cosine_reduced("angular_exponential", 2.0, D, 10, trials=100_000, seed=2)
     assert full == pytest.approx(reduced, abs=0.02)
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: faceshield_theta(1.5, 1.0), "faceshield_theta: `u`"),
-        (lambda: faceshield_theta(0.5, 0.0), "faceshield_theta: `epsilon`"),
-        (lambda: faceshield_repo_perturb(torch.zeros(2, 8), 1.0, torch.Generator()), "zero-norm rows"),
+        (lambda: angular_exponential_theta(1.5, 1.0), "angular_exponential_theta: `u`"),
+        (lambda: angular_exponential_theta(0.5, 0.0), "angular_exponential_theta: `epsilon`"),
+        (lambda: angular_exponential_perturb(torch.zeros(2, 8), 1.0, torch.Generator()), "zero-norm rows"),
         (lambda: purkayastha_perturb(torch.ones(2, 3, 4), 1.0, torch.Generator()), "shape"),
         (lambda: vmf_perturb(torch.ones(2, 8, dtype=torch.long), 1.0, torch.Generator()), "floating point"),
-        (lambda: spherical_pld("faceshield_repo", 1.0, D), "'purkayastha' or 'vmf'"),
+        (lambda: spherical_pld("angular_exponential", 1.0, D), "'purkayastha' or 'vmf'"),
         (lambda: spherical_pld("vmf", 1.0, D, 4.0), "`phi`"),
-        (lambda: certify_faceshield_repo(epsilon=-1.0), "`epsilon`"),
-        (lambda: faceshield_privacy_loss(1.0, math.pi / 2, 3), "`dimension`"),
+        (lambda: certify_angular_exponential(epsilon=-1.0), "`epsilon`"),
+        (lambda: certify_angular_exponential(epsilon=1.0, extra_params={"kappa": 2.0}), "may not replace"),
+        (lambda: certify_vmf(kappa=1.0, dimension=D, extra_params={"dimension": 3}), "may not replace"),
+        (lambda: angular_exponential_privacy_loss(1.0, math.pi / 2, 3), "`dimension`"),
         (lambda: averaging_attack_cosine_reduced("laplace", 1.0, D, 2), "unknown mechanism"),
     ],
 )

@@ -9,7 +9,7 @@ sensitivity, rng provenance, metric→LDP conversion), ``laplace`` / ``dp_pix`` 
 (classical and analytic calibration), ``conversions`` (RDP/zCDP → DP), ``composition`` (basic, advanced, RDP,
 PLD; record composition with the guards), ``dpsgd`` (subsampled Gaussian), ``spherical`` (closed forms of the
 identity-sphere mechanisms), ``spherical_pld`` (numeric PLD; Purkayastha and VMF certification), ``samplers``
-(torch samplers), ``faceshield`` (the repository sampler: uncertified, audited), ``attacks`` (averaging
+(torch samplers), ``audit`` (the angular exponential sampler: uncertified, audited), ``attacks`` (averaging
 attack), ``ledger``.
 
 Accountant library: dp-accounting==0.6.0 (why: see :mod:`src.metrics.privacy._library`). It is imported
@@ -18,6 +18,15 @@ lazily, so the closed forms work without it.
 
 from src.metrics.privacy.accountants import RdpEpsilon, gaussian_pld_epsilon, rdp_epsilon
 from src.metrics.privacy.attacks import averaging_attack_cosine
+from src.metrics.privacy.audit import (
+    REFERENCE_AUDIT_D512,
+    AuditRow,
+    SamplerAudit,
+    angular_exponential_privacy_loss,
+    audit_angular_exponential,
+    certify_angular_exponential,
+    hockey_stick_delta,
+)
 from src.metrics.privacy.composition import (
     advanced_composition,
     basic_composition,
@@ -32,15 +41,6 @@ from src.metrics.privacy.dpsgd import (
     dpsgd_noise_multiplier,
     dpsgd_steps,
     gdp_clt_epsilon,
-)
-from src.metrics.privacy.faceshield import (
-    REFERENCE_AUDIT_D512,
-    AuditRow,
-    FaceShieldAudit,
-    audit_faceshield_sampler,
-    certify_faceshield_repo,
-    faceshield_privacy_loss,
-    hockey_stick_delta,
 )
 from src.metrics.privacy.gaussian import (
     analytic_gaussian_delta,
@@ -73,18 +73,18 @@ from src.metrics.privacy.record import (
 )
 from src.metrics.privacy.samplers import (
     SphericalSample,
-    faceshield_repo_perturb,
+    angular_exponential_perturb,
     purkayastha_perturb,
     tangent_direction,
     vmf_perturb,
 )
 from src.metrics.privacy.spherical import (
+    angular_exponential_cdf,
+    angular_exponential_expected_angle,
+    angular_exponential_expected_cos,
+    angular_exponential_median_angle,
+    angular_exponential_theta,
     expected_cos,
-    faceshield_angle_cdf,
-    faceshield_expected_angle,
-    faceshield_expected_cos,
-    faceshield_median_angle,
-    faceshield_theta,
     gaussian_unit_vector_expected_cos,
     laplace_unit_vector_expected_cos,
     purkayastha_epsilon_for_expected_cos,
@@ -104,23 +104,30 @@ __all__ = [
     "REFERENCE_AUDIT_D512",
     "AuditRow",
     "Certification",
-    "FaceShieldAudit",
     "PrivacyLedger",
     "PrivacyRecord",
     "RdpEpsilon",
     "RngInfo",
+    "SamplerAudit",
     "Sensitivity",
     "SphericalSample",
     "advanced_composition",
     "analytic_gaussian_delta",
     "analytic_gaussian_epsilon",
     "analytic_gaussian_sigma",
-    "audit_faceshield_sampler",
+    "angular_exponential_cdf",
+    "angular_exponential_expected_angle",
+    "angular_exponential_expected_cos",
+    "angular_exponential_median_angle",
+    "angular_exponential_perturb",
+    "angular_exponential_privacy_loss",
+    "angular_exponential_theta",
+    "audit_angular_exponential",
     "averaging_attack_cosine",
     "basic_composition",
+    "certify_angular_exponential",
     "certify_dp_pix",
     "certify_dpsgd",
-    "certify_faceshield_repo",
     "certify_gaussian",
     "certify_laplace",
     "certify_purkayastha",
@@ -135,13 +142,6 @@ __all__ = [
     "dpsgd_noise_multiplier",
     "dpsgd_steps",
     "expected_cos",
-    "faceshield_angle_cdf",
-    "faceshield_expected_angle",
-    "faceshield_expected_cos",
-    "faceshield_median_angle",
-    "faceshield_privacy_loss",
-    "faceshield_repo_perturb",
-    "faceshield_theta",
     "gaussian_pld_epsilon",
     "gaussian_rdp",
     "gaussian_unit_vector_expected_cos",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 
 def positive(fn: str, name: str, value: object, *, allow_zero: bool = False) -> float:
@@ -40,3 +41,17 @@ def exactly_one(fn: str, **kwargs: object) -> str:
     if len(given) != 1:
         raise ValueError(f"{fn}: pass exactly one of {sorted(kwargs)}, got {given or 'none'}")
     return given[0]
+
+
+def merge_params(
+    fn: str, computed: dict[str, float | int | str], extra: Mapping[str, float | int | str] | None
+) -> dict[str, float | int | str]:
+    """``computed`` noise parameters plus the caller's ``extra`` ones; an extra key may not replace one."""
+    if extra is None:
+        return dict(computed)
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"{fn}: `extra_params` must be a mapping, got {type(extra).__name__}")
+    clash = sorted(set(computed) & set(extra))
+    if clash:
+        raise ValueError(f"{fn}: `extra_params` may not replace the computed noise parameters {clash}")
+    return {**computed, **extra}

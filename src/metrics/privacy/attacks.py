@@ -15,7 +15,7 @@ import torch
 
 from src.metrics.privacy._checks import count, positive
 from src.metrics.privacy.samplers import SphericalSample, _inverse_cdf_table
-from src.metrics.privacy.spherical import faceshield_theta
+from src.metrics.privacy.spherical import angular_exponential_theta
 
 __all__ = ["averaging_attack_cosine", "averaging_attack_cosine_reduced"]
 
@@ -66,7 +66,7 @@ def averaging_attack_cosine_reduced(
     With w_i = v cos θ_i + u_i sin θ_i, the mean's cosine with v is c̄ / √(c̄² + ‖S‖²/k²) where c̄ is the mean
     of cos θ_i and S = Σ sin θ_i·u_i. By rotation invariance S is a random walk whose squared norm obeys
     ‖S + s·u‖² = ‖S‖² + s² + 2s‖S‖t, with t = ⟨u, S/‖S‖⟩ a fresh coordinate of a uniform unit vector of
-    v^⊥ ((t + 1)/2 ~ Beta((d−2)/2, (d−2)/2)). ``parameter`` is ε for ``faceshield_repo`` / ``purkayastha``
+    v^⊥ ((t + 1)/2 ~ Beta((d−2)/2, (d−2)/2)). ``parameter`` is ε for ``angular_exponential`` / ``purkayastha``
     (Δθ = π) and κ for ``vmf``.
     """
     fn = "averaging_attack_cosine_reduced"
@@ -78,14 +78,16 @@ def averaging_attack_cosine_reduced(
     p = positive(fn, "parameter", parameter)
     rng = np.random.default_rng(seed)
     uniform = rng.random((n, k))
-    if mechanism == "faceshield_repo":
-        theta = np.asarray(faceshield_theta(uniform, p))
+    if mechanism == "angular_exponential":
+        theta = np.asarray(angular_exponential_theta(uniform, p))
     elif mechanism in ("purkayastha", "vmf"):
         kappa = p / math.pi if mechanism == "purkayastha" else p
         edges, cdf = _inverse_cdf_table(mechanism, kappa, d, 200_000)
         theta = np.interp(uniform, cdf, edges)
     else:
-        raise ValueError(f"{fn}: unknown mechanism {mechanism!r}; expected faceshield_repo, purkayastha, vmf")
+        raise ValueError(
+            f"{fn}: unknown mechanism {mechanism!r}; expected angular_exponential, purkayastha, vmf"
+        )
     sin = np.sin(theta)
     t = 2.0 * rng.beta((d - 2) / 2.0, (d - 2) / 2.0, (n, k)) - 1.0
     norm2 = sin[:, 0] ** 2

@@ -3,8 +3,8 @@ composition.
 
 :func:`compose_certifications` is the single place where records are added up. It enforces the guards of
 ``docs/metrics.md``: metric-privacy ε is never summed with LDP (or any other) ε — convert with
-:func:`src.metrics.privacy.record.metric_to_ldp` first — and an uncertified component (the FaceShield
-sampler) makes the composition uncertified.
+:func:`src.metrics.privacy.record.metric_to_ldp` first — and an uncertified component (the angular
+exponential sampler) makes the composition uncertified.
 
 Rules, per target δ:
 * ``delta=None``: basic composition (Σε_i, Σδ_i), closed form; metric records add their per-unit ε.

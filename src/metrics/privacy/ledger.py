@@ -4,7 +4,7 @@ Releases are tracked per *identity* (person), not per image: every protected ima
 on that person. A release may carry a ``noise_key``: releases of one identity with the same key reused the
 same perturbation, which is post-processing and is counted once. :meth:`PrivacyLedger.compose` hands the
 distinct releases of an identity to :func:`compose_certifications`, which refuses to sum metric-privacy ε
-with LDP ε and leaves anything containing the FaceShield sampler uncertified.
+with LDP ε and leaves anything containing the angular exponential sampler uncertified.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ MECHANISMS: tuple[str, ...] = (
     "gaussian",
     "purkayastha",
     "vmf",
-    "faceshield_repo",
+    "angular_exponential",
     "dp_pix",
     "dpsgd",
     "custom_pld",
@@ -122,8 +122,8 @@ class Sensitivity:
 class RngInfo:
     """Where the noise came from: is the randomness secret (a CSPRNG seed nobody knows), and its provenance.
 
-    A known integer seed (FaceShield's default 42, a config value, …) is public: anyone who knows it and the
-    code can re-derive the noise, so ``seed is not None`` forces ``secret=False`` (the guards of
+    A known integer seed (a published default seed such as 42, a config value, …) is public: anyone who knows
+    it and the code can re-derive the noise, so ``seed is not None`` forces ``secret=False`` (the guards of
     ``docs/metrics.md``).
     """
 
@@ -262,11 +262,12 @@ class PrivacyRecord:
                 raise _fail(own, "certified", "a certified record needs epsilon_certified and delta")
             if self.accountant.startswith("none"):
                 raise _fail(own, "accountant", "a certified record needs an accountant other than 'none'")
-            if self.mechanism == "faceshield_repo":
+            if self.mechanism == "angular_exponential":
                 raise _fail(
                     own,
                     "certified",
-                    "the FaceShield repository sampler has no (ε, δ) guarantee and can never be certified",
+                    "the angular exponential sampler (surface Jacobian omitted) has no (ε, δ) guarantee "
+                    "and can never be certified",
                 )
         elif self.epsilon_certified is not None or self.delta is not None:
             raise _fail(own, "epsilon_certified", "must be None (with delta) when certified is False")
@@ -317,7 +318,7 @@ class PrivacyRecord:
 @dataclass(frozen=True)
 class Certification:
     """Result of a ``certify_*`` function: the certified (ε, δ) (``None`` if uncertified), the record, and —
-    for the FaceShield sampler only — the privacy audit that shows why it is not certified."""
+    for the angular exponential sampler only — the privacy audit that shows why it is not certified."""
 
     epsilon: float | None
     delta: float | None

@@ -1,12 +1,12 @@
 """Torch samplers of the spherical identity mechanisms (``docs/metrics.md``, "Spherical mechanisms").
 
-All three share the two sub-processes of FaceShield's DPP: a direction u uniform on the unit sphere of v^⊥
+All three share two sub-processes: a direction u uniform on the unit sphere of v^⊥
 (project z ~ N(0, I) onto the tangent space, resample rows with ‖u_raw‖ ≤ 1e−6, normalise) and an angle θ;
 the output is w = v·cos θ + u·sin θ, a unit vector at angle exactly θ from v = x/‖x‖.
 
-* :func:`faceshield_repo_perturb` — θ from the truncated exponential by the closed-form inverse CDF (the
-  repository's sampler; *uncertified*). Random draws in the repository's order: ``randn`` for z (repeated for
-  degenerate rows), then ``rand`` for U.
+* :func:`angular_exponential_perturb` — θ from the truncated exponential by the closed-form inverse CDF (the
+  angular exponential mechanism; *uncertified*). Random draws in a fixed order, that of the published
+  implementation it reproduces: ``randn`` for z (repeated for degenerate rows), then ``rand`` for U.
 * :func:`purkayastha_perturb` — θ by inverting the tabulated CDF of e^{−κθ} sin^{d−2}θ (2×10⁵ cells).
 * :func:`vmf_perturb` — w = cos θ by Wood's (1994) rejection sampler; its Beta((d−1)/2, (d−1)/2) proposal is
   drawn by the inverse CDF of a uniform from the explicit generator.
@@ -26,11 +26,11 @@ from scipy import special
 from torch import Tensor
 
 from src.metrics.privacy._checks import positive
-from src.metrics.privacy.spherical import angle_log_density, faceshield_theta
+from src.metrics.privacy.spherical import angle_log_density, angular_exponential_theta
 
 __all__ = [
     "SphericalSample",
-    "faceshield_repo_perturb",
+    "angular_exponential_perturb",
     "purkayastha_perturb",
     "rotate_towards",
     "tangent_direction",
@@ -87,15 +87,17 @@ def rotate_towards(v: Tensor, u: Tensor, theta: Tensor) -> Tensor:
     return v * torch.cos(t) + u * torch.sin(t)
 
 
-def faceshield_repo_perturb(
+def angular_exponential_perturb(
     x: Tensor, epsilon: float, generator: torch.Generator, delta_theta: float = math.pi
 ) -> SphericalSample:
-    """FaceShield's DPP as its authors implemented it (θ ~ truncated exponential, rate ε/Δθ; uncertified)."""
-    positive("faceshield_repo_perturb", "epsilon", epsilon)
-    v = _unit_rows("faceshield_repo_perturb", x)
+    """Angular exponential mechanism (θ ~ truncated exponential, rate ε/Δθ, Jacobian omitted; uncertified)."""
+    positive("angular_exponential_perturb", "epsilon", epsilon)
+    v = _unit_rows("angular_exponential_perturb", x)
     u = tangent_direction(v, generator)
     uniform = torch.rand(v.shape[0], generator=generator, dtype=torch.float64, device=v.device)
-    theta = torch.from_numpy(np.atleast_1d(faceshield_theta(uniform.cpu().numpy(), epsilon, delta_theta)))
+    theta = torch.from_numpy(
+        np.atleast_1d(angular_exponential_theta(uniform.cpu().numpy(), epsilon, delta_theta))
+    )
     theta = theta.to(device=v.device, dtype=v.dtype)
     return SphericalSample(rotate_towards(v, u, theta), theta, u)
 

@@ -4,8 +4,8 @@
 A rotation-invariant mechanism on S^{d−1} outputs w = v·cos θ + u·sin θ with u uniform on the unit sphere of
 v^⊥ and an angle θ whose marginal density is ∝ g(θ)·sin^{d−2}θ (the surface Jacobian). With κ = ε/Δθ:
 
-* ``faceshield_repo`` — the FaceShield repository's sampler: θ ~ e^{−κθ} on [0, π] *without* the Jacobian
-  (uncertified for d ≥ 3, see :mod:`src.metrics.privacy.faceshield`). Its angle law does not depend on d.
+* ``angular_exponential`` — θ ~ e^{−κθ} on [0, π] *without* the Jacobian (uncertified for d ≥ 3, see
+  :mod:`src.metrics.privacy.audit`). Its angle law does not depend on d.
 * ``purkayastha`` — g(θ) = e^{−κθ}: ε-LDP with ε = κπ, or κ·d_θ metric privacy.
 * ``vmf`` — g(θ) = e^{κ cos θ}: κ·d_2 metric privacy, 2κ-LDP.
 """
@@ -22,12 +22,12 @@ from src.metrics.privacy._checks import count, positive
 __all__ = [
     "SPHERICAL_MECHANISMS",
     "angle_log_density",
+    "angular_exponential_cdf",
+    "angular_exponential_expected_angle",
+    "angular_exponential_expected_cos",
+    "angular_exponential_median_angle",
+    "angular_exponential_theta",
     "expected_cos",
-    "faceshield_angle_cdf",
-    "faceshield_expected_angle",
-    "faceshield_expected_cos",
-    "faceshield_median_angle",
-    "faceshield_theta",
     "gaussian_unit_vector_expected_cos",
     "laplace_unit_vector_expected_cos",
     "purkayastha_epsilon_for_expected_cos",
@@ -35,21 +35,21 @@ __all__ = [
     "vmf_expected_cos",
 ]
 
-SPHERICAL_MECHANISMS: tuple[str, ...] = ("faceshield_repo", "purkayastha", "vmf")
+SPHERICAL_MECHANISMS: tuple[str, ...] = ("angular_exponential", "purkayastha", "vmf")
 
 
 def _kappa(fn: str, epsilon: float, delta_theta: float) -> float:
     return positive(fn, "epsilon", epsilon) / positive(fn, "delta_theta", delta_theta)
 
 
-def faceshield_theta(
+def angular_exponential_theta(
     u: float | np.ndarray, epsilon: float, delta_theta: float = math.pi
 ) -> float | np.ndarray:
     """Inverse CDF of the truncated exponential: θ = −(Δθ/ε)·ln(1 − U(1 − e^{−επ/Δθ})), U ∈ [0, 1]."""
-    kappa = _kappa("faceshield_theta", epsilon, delta_theta)
+    kappa = _kappa("angular_exponential_theta", epsilon, delta_theta)
     arr = np.asarray(u, dtype=np.float64)
     if np.any(arr < 0) or np.any(arr > 1) or not np.all(np.isfinite(arr)):
-        raise ValueError("faceshield_theta: `u` must lie in [0, 1]")
+        raise ValueError("angular_exponential_theta: `u` must lie in [0, 1]")
     # ln(1 − U(1 − e^{−κπ})) = ln((1 − U) + U·e^{−κπ}), summed in log space: exact at U = 0 and U = 1.
     with np.errstate(divide="ignore"):
         log_tail = np.logaddexp(np.log1p(-arr), np.log(arr) - kappa * math.pi)
@@ -57,31 +57,31 @@ def faceshield_theta(
     return float(theta) if np.ndim(theta) == 0 else theta
 
 
-def faceshield_angle_cdf(
+def angular_exponential_cdf(
     theta: float | np.ndarray, epsilon: float, delta_theta: float = math.pi
 ) -> float | np.ndarray:
-    """F(θ) = (1 − e^{−κθ})/(1 − e^{−κπ}) on [0, π] (clipped outside): P(angle ≤ θ) of the repo sampler."""
-    kappa = _kappa("faceshield_angle_cdf", epsilon, delta_theta)
+    """F(θ) = (1 − e^{−κθ})/(1 − e^{−κπ}) on [0, π] (clipped outside): P(angle ≤ θ) of the sampler."""
+    kappa = _kappa("angular_exponential_cdf", epsilon, delta_theta)
     t = np.clip(np.asarray(theta, dtype=np.float64), 0.0, math.pi)
     out = np.expm1(-kappa * t) / np.expm1(-kappa * math.pi)
     return float(out) if np.ndim(out) == 0 else out
 
 
-def faceshield_expected_angle(epsilon: float, delta_theta: float = math.pi) -> float:
+def angular_exponential_expected_angle(epsilon: float, delta_theta: float = math.pi) -> float:
     """E[θ] = 1/κ − π e^{−κπ}/(1 − e^{−κπ}) (radians)."""
-    kappa = _kappa("faceshield_expected_angle", epsilon, delta_theta)
+    kappa = _kappa("angular_exponential_expected_angle", epsilon, delta_theta)
     return 1.0 / kappa - math.pi / math.expm1(kappa * math.pi)
 
 
-def faceshield_median_angle(epsilon: float, delta_theta: float = math.pi) -> float:
+def angular_exponential_median_angle(epsilon: float, delta_theta: float = math.pi) -> float:
     """Median θ = −(1/κ)·ln((1 + e^{−κπ})/2) (radians)."""
-    kappa = _kappa("faceshield_median_angle", epsilon, delta_theta)
+    kappa = _kappa("angular_exponential_median_angle", epsilon, delta_theta)
     return -math.log((1.0 + math.exp(-kappa * math.pi)) / 2.0) / kappa
 
 
-def faceshield_expected_cos(epsilon: float, delta_theta: float = math.pi) -> float:
+def angular_exponential_expected_cos(epsilon: float, delta_theta: float = math.pi) -> float:
     """E[cos θ] = κ²(1 + e^{−κπ}) / ((1 + κ²)(1 − e^{−κπ})) — independent of the dimension."""
-    kappa = _kappa("faceshield_expected_cos", epsilon, delta_theta)
+    kappa = _kappa("angular_exponential_expected_cos", epsilon, delta_theta)
     q = math.exp(-kappa * math.pi)
     return kappa**2 * (1.0 + q) / ((1.0 + kappa**2) * -math.expm1(-kappa * math.pi))
 
@@ -89,7 +89,7 @@ def faceshield_expected_cos(epsilon: float, delta_theta: float = math.pi) -> flo
 def angle_log_density(mechanism: str, kappa: float, dimension: int, theta: np.ndarray) -> np.ndarray:
     """Unnormalised log density of the output angle θ ∈ (0, π) for a spherical mechanism.
 
-    ``faceshield_repo``: −κθ (Jacobian dropped); ``purkayastha``: −κθ + (d−2)·ln sin θ;
+    ``angular_exponential``: −κθ (Jacobian dropped); ``purkayastha``: −κθ + (d−2)·ln sin θ;
     ``vmf``: κ·cos θ + (d−2)·ln sin θ.
     """
     fn = "angle_log_density"
@@ -98,7 +98,7 @@ def angle_log_density(mechanism: str, kappa: float, dimension: int, theta: np.nd
     if d < 2:
         raise ValueError(f"{fn}: `dimension` must be >= 2, got {dimension}")
     theta = np.asarray(theta, dtype=np.float64)
-    if mechanism == "faceshield_repo":
+    if mechanism == "angular_exponential":
         return -k * theta
     with np.errstate(divide="ignore"):
         jacobian = (d - 2) * np.log(np.sin(theta)) if d > 2 else np.zeros_like(theta)

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from src.metrics.privacy._checks import count, positive, probability
+from src.metrics.privacy._checks import count, merge_params, positive, probability
 from src.metrics.privacy._library import accountant_tag, dp_accounting, self_compose
 from src.metrics.privacy.record import Certification, PrivacyRecord, RngInfo, Sensitivity
 from src.metrics.privacy.spherical import angle_log_density
@@ -139,6 +139,7 @@ def _certify(
     composition_scope: str,
     rng: RngInfo | int | None,
     params: dict[str, float | int],
+    extra_params: dict[str, float | int | str] | None,
 ) -> Certification:
     fn = f"certify_{mechanism}"
     k = count(fn, "releases_k", releases_k)
@@ -157,12 +158,13 @@ def _certify(
         raise ValueError(
             f"{fn}: neighbor_relation must be 'replace-one' or {metric!r}, got {neighbor_relation!r}"
         )
+    noise_params = merge_params(fn, {"kappa": kappa, "dimension": dimension, **params}, extra_params)
     record = PrivacyRecord(
         mechanism=mechanism,
         representation=f"unit identity embedding on S^{dimension - 1} (d={dimension})",
         neighbor_relation=neighbor_relation,
         sensitivity=diameter,
-        noise_params={"kappa": kappa, "dimension": dimension, **params},
+        noise_params=noise_params,
         epsilon_nominal=nominal,
         epsilon_certified=eps,
         delta=target,
@@ -185,9 +187,11 @@ def certify_purkayastha(
     neighbor_relation: str = "replace-one",
     composition_scope: str = "per-identity",
     rng: RngInfo | int | None = None,
+    extra_params: dict[str, float | int | str] | None = None,
 ) -> Certification:
     """Certify k Purkayastha releases with κ = ε/Δθ: (kκπ, 0)-LDP in closed form, the tighter numeric-PLD
-    ε(δ) when ``delta`` > 0, or κ·d_θ metric privacy (``neighbor_relation="metric:d_theta"``, diameter π)."""
+    ε(δ) when ``delta`` > 0, or κ·d_θ metric privacy (``neighbor_relation="metric:d_theta"``, diameter π).
+    ``extra_params`` are added to the record's ``noise_params`` (they may not replace the computed ones)."""
     fn = "certify_purkayastha"
     kappa = positive(fn, "epsilon", epsilon) / positive(fn, "delta_theta", delta_theta)
     return _certify(
@@ -204,6 +208,7 @@ def certify_purkayastha(
         composition_scope=composition_scope,
         rng=rng,
         params={"delta_theta": float(delta_theta)},
+        extra_params=extra_params,
     )
 
 
@@ -216,9 +221,11 @@ def certify_vmf(
     neighbor_relation: str = "replace-one",
     composition_scope: str = "per-identity",
     rng: RngInfo | int | None = None,
+    extra_params: dict[str, float | int | str] | None = None,
 ) -> Certification:
     """Certify k von Mises–Fisher releases: (2κk, 0)-LDP in closed form, the numeric-PLD ε(δ) when ``delta``
-    > 0, or κ·d_2 metric privacy (``neighbor_relation="metric:d_2"``, diameter 2 on the unit sphere)."""
+    > 0, or κ·d_2 metric privacy (``neighbor_relation="metric:d_2"``, diameter 2 on the unit sphere).
+    ``extra_params`` are added to the record's ``noise_params`` (they may not replace the computed ones)."""
     k_conc = positive("certify_vmf", "kappa", kappa)
     return _certify(
         "vmf",
@@ -234,4 +241,5 @@ def certify_vmf(
         composition_scope=composition_scope,
         rng=rng,
         params={},
+        extra_params=extra_params,
     )

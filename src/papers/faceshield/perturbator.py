@@ -6,8 +6,9 @@
 
 Samplers (all output w = v·cos θ + u·sin θ with v = x/‖x‖ and u a uniform tangent direction):
 
-* ``faceshield_repo`` — the authors' sampler, θ ~ truncated exponential with rate κ = ε/Δθ. Its ε is a
-  *nominal* angular rate: it drops the surface Jacobian sin^{d−2}θ, so it is never certified (audit attached).
+* ``faceshield_repo`` — the authors' sampler, θ ~ truncated exponential with rate κ = ε/Δθ (the shared
+  ``angular_exponential`` mechanism). Its ε is a *nominal* angular rate: it drops the surface Jacobian
+  sin^{d−2}θ, so it is never certified (audit attached).
 * ``purkayastha`` — angle density ∝ e^{−κθ}·sin^{d−2}θ, κ = ε/Δθ: (κπ)-LDP, i.e. ε-LDP at Δθ = π.
 * ``vmf`` — von Mises–Fisher with κ = ε (reconstructed choice): density ∝ e^{ε⟨v, w⟩} is ε·d_2 metric privacy
   (ε per unit of Euclidean distance on the sphere), equivalently 2ε-LDP because the diameter is 2.
@@ -21,14 +22,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from src.config.buildable import buildable
 from src.metrics.privacy import (
     Certification,
     PrivacyRecord,
     RngInfo,
-    certify_faceshield_repo,
+    angular_exponential_perturb,
+    certify_angular_exponential,
     certify_purkayastha,
     certify_vmf,
-    faceshield_repo_perturb,
     purkayastha_perturb,
     secret_seed,
     vmf_perturb,
@@ -39,6 +41,13 @@ __all__ = ["DPP_SAMPLERS", "DPPerturbator", "PerturbedIdentity"]
 
 DPP_SAMPLERS: tuple[str, ...] = ("faceshield_repo", "purkayastha", "vmf")
 """``faceshield_repo`` (nominal, uncertified), ``purkayastha`` (ε-LDP), ``vmf`` (ε·d_2 metric privacy)."""
+
+_MECHANISMS: dict[str, str] = {
+    "faceshield_repo": "angular_exponential",
+    "purkayastha": "purkayastha",
+    "vmf": "vmf",
+}
+"""The record mechanism (``src.metrics.privacy``) of each sampler; the record also names the sampler."""
 
 _EXTERNAL_RNG = RngInfo(
     secret=False,
@@ -69,6 +78,7 @@ def _positive(name: str, value: object) -> float:
     return float(value)
 
 
+@buildable
 class DPPerturbator(nn.Module):
     """Perturb identity vectors ``[B, d]`` with one spherical mechanism and describe it by a privacy record.
 
@@ -160,7 +170,7 @@ class DPPerturbator(nn.Module):
                 raise _fail(f"`generator` is on {generator.device} but `identity` is on {x.device}")
             self._used_external_generator = True
         if self.sampler == "faceshield_repo":
-            sample = faceshield_repo_perturb(x, self.epsilon, generator, self.delta_theta)
+            sample = angular_exponential_perturb(x, self.epsilon, generator, self.delta_theta)
         elif self.sampler == "purkayastha":
             sample = purkayastha_perturb(x, self.epsilon, generator, self.delta_theta)
         else:
@@ -170,15 +180,21 @@ class DPPerturbator(nn.Module):
     def certification(self, releases: int = 1) -> Certification:
         """Certification of ``releases`` releases of the same face (composition per identity).
 
-        ``faceshield_repo``: never certified, nominal ε only, with the d = 512 reference audit (a fresh audit
-        in another dimension). ``purkayastha``: (k·κπ, 0)-LDP by basic composition (= kε at Δθ = π).
-        ``vmf``: k·ε per unit d_2 (metric privacy; ``metric_to_ldp`` gives 2kε-LDP).
+        ``faceshield_repo``: never certified (mechanism ``angular_exponential``), nominal ε only, with the
+        d = 512 reference audit (a fresh audit in another dimension). ``purkayastha``: (k·κπ, 0)-LDP by basic
+        composition (= kε at Δθ = π). ``vmf``: k·ε per unit d_2 (metric privacy; ``metric_to_ldp`` gives
+        2kε-LDP). The record's ``noise_params["sampler"]`` names the sampler.
         """
         if isinstance(releases, bool) or not isinstance(releases, int) or releases < 1:
             raise _fail(f"`releases` must be an integer >= 1, got {releases!r}")
-        common = {"dimension": self.dimension, "releases_k": releases, "rng": self.rng}
+        common = {
+            "dimension": self.dimension,
+            "releases_k": releases,
+            "rng": self.rng,
+            "extra_params": {"sampler": self.sampler},
+        }
         if self.sampler == "faceshield_repo":
-            return certify_faceshield_repo(epsilon=self.epsilon, delta_theta=self.delta_theta, **common)
+            return certify_angular_exponential(epsilon=self.epsilon, delta_theta=self.delta_theta, **common)
         if self.sampler == "purkayastha":
             return certify_purkayastha(epsilon=self.epsilon, delta_theta=self.delta_theta, **common)
         return certify_vmf(kappa=self.kappa, neighbor_relation="metric:d_2", **common)
@@ -195,5 +211,5 @@ class DPPerturbator(nn.Module):
         # The reduced attack takes ε at Δθ = π; κπ is the equivalent ε for any Δθ.
         parameter = self.kappa if self.sampler == "vmf" else self.kappa * math.pi
         return averaging_attack_cosine_reduced(
-            self.sampler, parameter, self.dimension, releases, trials=trials, seed=seed
+            _MECHANISMS[self.sampler], parameter, self.dimension, releases, trials=trials, seed=seed
         )

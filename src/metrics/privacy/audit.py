@@ -1,13 +1,13 @@
-"""FaceShield's DP perturbator as implemented by its authors: never certified, always audited
+"""Privacy audit of the angular exponential sampler: never certified, always audited
 (``docs/metrics.md``, "Spherical mechanisms" and "Guards").
 
-The repository samples θ ∝ e^{−κθ} on [0, π] and drops the surface Jacobian sin^{d−2}θ, so for d ≥ 3 the
-log-likelihood ratio between inputs v1, v2 at output w is
-L = κ(θ2 − θ1) + (d − 2)·ln(sin θ2 / sin θ1) — unbounded. :func:`certify_faceshield_repo` therefore returns
-``certified=False`` with the privacy audit attached: the reference Monte-Carlo table at d = 512
+The angular exponential mechanism samples θ ∝ e^{−κθ} on [0, π] and drops the surface Jacobian sin^{d−2}θ, so
+for d ≥ 3 the log-likelihood ratio between inputs v1, v2 at output w is
+L = κ(θ2 − θ1) + (d − 2)·ln(sin θ2 / sin θ1) — unbounded. :func:`certify_angular_exponential` therefore
+returns ``certified=False`` with the privacy audit attached: the reference Monte-Carlo table at d = 512
 (:data:`REFERENCE_AUDIT_D512`), or, for another dimension, a fresh audit of the configured ε.
 
-:func:`faceshield_privacy_loss` draws L under M(v1) without materialising d-dimensional vectors: θ1
+:func:`angular_exponential_privacy_loss` draws L under M(v1) without materialising d-dimensional vectors: θ1
 follows the truncated exponential, and with e the unit vector of v2's component orthogonal to v1,
 cos θ2 = cos φ·cos θ1 + sin φ·sin θ1·t where t = ⟨u, e⟩ and (t + 1)/2 ~ Beta((d−2)/2, (d−2)/2) (one coordinate
 of a uniform point on the unit sphere of v1^⊥, a sphere in d − 1 dimensions). The test suite checks this
@@ -21,17 +21,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from src.metrics.privacy._checks import count, positive
+from src.metrics.privacy._checks import count, merge_params, positive
 from src.metrics.privacy.record import Certification, PrivacyRecord, RngInfo, Sensitivity
-from src.metrics.privacy.spherical import faceshield_theta
+from src.metrics.privacy.spherical import angular_exponential_theta
 
 __all__ = [
     "REFERENCE_AUDIT_D512",
     "AuditRow",
-    "FaceShieldAudit",
-    "audit_faceshield_sampler",
-    "certify_faceshield_repo",
-    "faceshield_privacy_loss",
+    "SamplerAudit",
+    "angular_exponential_privacy_loss",
+    "audit_angular_exponential",
+    "certify_angular_exponential",
     "hockey_stick_delta",
 ]
 
@@ -51,8 +51,8 @@ class AuditRow:
 
 
 @dataclass(frozen=True)
-class FaceShieldAudit:
-    """Audit attached to a FaceShield certification: rows, dimension, number of draws and source."""
+class SamplerAudit:
+    """Audit attached to an uncertified certification: rows, dimension, number of draws and source."""
 
     rows: tuple[AuditRow, ...]
     dimension: int
@@ -80,7 +80,7 @@ REFERENCE_AUDIT_D512: tuple[AuditRow, ...] = (
 """Reference audit (``docs/metrics.md``, "Spherical mechanisms"): Monte Carlo, 4×10⁵ draws, d = 512."""
 
 
-def faceshield_privacy_loss(
+def angular_exponential_privacy_loss(
     epsilon: float,
     phi: float,
     dimension: int = 512,
@@ -90,7 +90,7 @@ def faceshield_privacy_loss(
     delta_theta: float = math.pi,
 ) -> np.ndarray:
     """Monte-Carlo draws of the privacy loss L = ln f_{v1}(w)/f_{v2}(w), w ~ M(v1), inputs at angle φ."""
-    fn = "faceshield_privacy_loss"
+    fn = "angular_exponential_privacy_loss"
     positive(fn, "epsilon", epsilon)
     angle = positive(fn, "phi", phi)
     d = count(fn, "dimension", dimension)
@@ -101,7 +101,7 @@ def faceshield_privacy_loss(
     n = count(fn, "draws", draws)
     kappa = epsilon / positive(fn, "delta_theta", delta_theta)
     rng = np.random.default_rng(seed)
-    theta1 = np.asarray(faceshield_theta(rng.random(n), epsilon, delta_theta))
+    theta1 = np.asarray(angular_exponential_theta(rng.random(n), epsilon, delta_theta))
     t = 2.0 * rng.beta((d - 2) / 2.0, (d - 2) / 2.0, n) - 1.0
     cos2 = np.clip(math.cos(angle) * np.cos(theta1) + math.sin(angle) * np.sin(theta1) * t, -1.0, 1.0)
     theta2 = np.arccos(cos2)
@@ -118,7 +118,7 @@ def hockey_stick_delta(losses: np.ndarray, epsilon_prime: float) -> float:
     return float(np.mean(terms))
 
 
-def audit_faceshield_sampler(
+def audit_angular_exponential(
     epsilon: float,
     phi: float,
     dimension: int = 512,
@@ -127,8 +127,10 @@ def audit_faceshield_sampler(
     seed: int = 0,
     delta_theta: float = math.pi,
 ) -> AuditRow:
-    """Monte-Carlo privacy audit of the repository sampler: quantiles of L and δ at ε' ∈ {ε, 100, 1000}."""
-    losses = faceshield_privacy_loss(epsilon, phi, dimension, draws=draws, seed=seed, delta_theta=delta_theta)
+    """Monte-Carlo audit of the angular exponential sampler: quantiles of L and δ at ε' ∈ {ε, 100, 1000}."""
+    losses = angular_exponential_privacy_loss(
+        epsilon, phi, dimension, draws=draws, seed=seed, delta_theta=delta_theta
+    )
     median, q90, q99 = np.quantile(losses, [0.5, 0.9, 0.99])
     return AuditRow(
         epsilon=float(epsilon),
@@ -142,7 +144,7 @@ def audit_faceshield_sampler(
     )
 
 
-def certify_faceshield_repo(
+def certify_angular_exponential(
     *,
     epsilon: float,
     dimension: int = 512,
@@ -151,29 +153,35 @@ def certify_faceshield_repo(
     composition_scope: str = "per-identity",
     rng: RngInfo | int | None = 42,
     audit_draws: int = 100_000,
+    extra_params: dict[str, float | int | str] | None = None,
 ) -> Certification:
-    """Record FaceShield's sampler at nominal ε: ``certified=False``, ε/δ ``None``, audit attached.
+    """Record the angular exponential sampler at nominal ε: ``certified=False``, ε/δ ``None``, audit attached.
 
     At d = 512 the audit is the reference table (``docs/metrics.md``); for any other dimension a Monte-Carlo
-    audit of the configured ε at φ = π/2 (``audit_draws`` draws) is run. The default ``rng`` is the
-    repository's public seed 42 (non-secret).
+    audit of the configured ε at φ = π/2 (``audit_draws`` draws) is run. The default ``rng`` is a published
+    default seed, 42 (public, non-secret). ``extra_params`` are added to the record's ``noise_params`` (e.g.
+    the caller's name for the sampler); they may not replace the computed ones.
     """
-    fn = "certify_faceshield_repo"
+    fn = "certify_angular_exponential"
     eps = positive(fn, "epsilon", epsilon)
     d = count(fn, "dimension", dimension)
     if d == 512:
-        audit = FaceShieldAudit(
+        audit = SamplerAudit(
             REFERENCE_AUDIT_D512, 512, 400_000, "reference audit, docs/metrics.md (Monte Carlo)"
         )
     else:
-        row = audit_faceshield_sampler(eps, math.pi / 2, d, draws=audit_draws, delta_theta=delta_theta)
-        audit = FaceShieldAudit((row,), d, audit_draws, "faceshield_privacy_loss Monte Carlo, seed 0")
+        row = audit_angular_exponential(eps, math.pi / 2, d, draws=audit_draws, delta_theta=delta_theta)
+        audit = SamplerAudit((row,), d, audit_draws, "angular_exponential_privacy_loss Monte Carlo, seed 0")
     record = PrivacyRecord(
-        mechanism="faceshield_repo",
+        mechanism="angular_exponential",
         representation=f"IB-restricted identity embedding on S^{d - 1} (d={d})",
         neighbor_relation="replace-one",
         sensitivity=Sensitivity(float(delta_theta), "angular"),
-        noise_params={"kappa": eps / float(delta_theta), "delta_theta": float(delta_theta), "dimension": d},
+        noise_params=merge_params(
+            fn,
+            {"kappa": eps / float(delta_theta), "delta_theta": float(delta_theta), "dimension": d},
+            extra_params,
+        ),
         epsilon_nominal=eps,
         epsilon_certified=None,
         delta=None,
