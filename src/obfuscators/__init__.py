@@ -11,6 +11,9 @@ are kept apart from :data:`OBFUSCATORS` (whose members build with no arguments) 
 :data:`TARGETED_OBFUSCATORS`: the face swaps (:mod:`src.obfuscators.face_swap`: PRO-Face's ``simswap`` and
 ``faceshifter``, in :data:`FACE_SWAP_OBFUSCATORS`; they also need pretrained networks) and PRO-Face S's
 cartoon ``mask`` (:class:`CartoonMask`). :func:`build_obfuscator` builds every kind by name.
+
+The DP-Pix baseline (:class:`DPPix`, ``dp_pix``) also gives the privacy record of its evaluation ε
+(:meth:`DPPix.privacy_record`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from src.config.buildable import buildable
 from src.obfuscators.base import OBFUSCATOR_REGISTRY, Identity, Obfuscator, register_obfuscator
 from src.obfuscators.blur import GaussianBlur, MedianBlur
 from src.obfuscators.cartoon_mask import CartoonMask
+from src.obfuscators.dp_pix import DPPix
 from src.obfuscators.face_swap import (
     FaceShifter,
     FaceSwap,
@@ -93,6 +97,7 @@ __all__ = [
     "TARGETED_OBFUSCATORS",
     "BlackBoxMask",
     "CartoonMask",
+    "DPPix",
     "FaceShifter",
     "FaceSwap",
     "GaussianBlur",
