@@ -45,7 +45,7 @@ TINY_DATA_ROOT = Path(tempfile.mkdtemp(prefix="lab_tiny_data_"))
 TINY_DATA.update(tiny_data_overrides(TINY_DATA_ROOT))
 
 PAPERS = discover()
-PAPER_BY_TARGET = {info.target: name for name, info in PAPERS.items()}
+PAPER_BY_TARGET = {target: name for name, info in PAPERS.items() for target in info.targets}
 
 
 def fill_placeholders(overrides: tuple[str, ...] | list[str]) -> list[str]:

@@ -51,7 +51,8 @@ def test_paper_is_described_and_has_experiments(name: str) -> None:
     info = PAPERS[name]
     assert info.kind in KINDS and info.title
     assert issubclass(info.cls, pl.LightningModule)
-    assert experiments_using(info.target), f"{name}: no experiment file builds {info.target}"
+    for target in (info.target, *info.stage_targets):
+        assert experiments_using(target), f"{name}: no experiment file builds {target}"
 
 
 @pytest.mark.parametrize("name", sorted(PAPERS))
@@ -167,7 +168,7 @@ def test_paper_lives_in_its_own_package(name: str) -> None:
 def test_tiny_settings_match_experiments(name: str) -> None:
     """Every experiment glob of a paper's tiny settings names at least one of its experiment files."""
     settings = tiny_settings(name)
-    experiments = experiments_using(PAPERS[name].target)
+    experiments = [e for target in PAPERS[name].targets for e in experiments_using(target)]
     for field in ("experiments", "slow", "needs_fixtures"):
         for pattern in getattr(settings, field):
             assert any(fnmatch.fnmatchcase(e, pattern) for e in experiments), (

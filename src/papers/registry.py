@@ -3,7 +3,8 @@
 A paper lives in its own package ``src/papers/<paper>/`` and registers itself there, so adding one edits no
 shared file (see ``docs/adding-a-paper.md``):
 
-* its LightningModule, with ``@register_paper("name", title=..., venue=..., kind=...)``;
+* its LightningModule, with ``@register_paper("name", title=..., venue=..., kind=...)`` (a paper trained in
+  stages names its other stages' modules with ``stages=(...)``);
 * its tiny test settings (:class:`TinySettings`, overrides that make a ``fast_dev_run`` CPU-cheap), with
   :func:`register_tiny_settings`;
 * its report layout (run records → the paper's table), with ``@register_report("name")``;
@@ -43,6 +44,7 @@ class PaperInfo:
     venue: str
     kind: str
     formerly: tuple[str, ...] = ()
+    stages: tuple[type[pl.LightningModule], ...] = ()
 
     @property
     def target(self) -> str:
@@ -50,9 +52,15 @@ class PaperInfo:
         return f"{self.cls.__module__}.{self.cls.__qualname__}"
 
     @property
+    def stage_targets(self) -> tuple[str, ...]:
+        """The ``_target_`` strings of the paper's other training stages (their own LightningModules)."""
+        return tuple(f"{cls.__module__}.{cls.__qualname__}" for cls in self.stages)
+
+    @property
     def targets(self) -> tuple[str, ...]:
-        """Every ``_target_`` run records may name this module by: today's and those before it moved."""
-        return (self.target, *self.formerly)
+        """Every ``_target_`` run records of this paper may name: the module's (today's and those before it
+        moved) and its other stages'."""
+        return (self.target, *self.formerly, *self.stage_targets)
 
     @property
     def short_title(self) -> str:
@@ -118,21 +126,34 @@ COST_ENTRIES: dict[str, tuple[CostEntry, ...]] = {}
 
 
 def register_paper(
-    name: str, *, title: str, venue: str, kind: str, formerly: tuple[str, ...] = ()
+    name: str,
+    *,
+    title: str,
+    venue: str,
+    kind: str,
+    formerly: tuple[str, ...] = (),
+    stages: tuple[type[pl.LightningModule], ...] = (),
 ) -> Callable[[type[pl.LightningModule]], type[pl.LightningModule]]:
     """Class decorator adding a LightningModule to :data:`PAPERS` under ``name``.
 
     ``formerly``: dotted paths the module had before it moved, so old checkpoints and run records still
-    build it and still count as its runs.
+    build it and still count as its runs. ``stages``: the paper's other LightningModules, for papers trained
+    in stages (e.g. a feature extractor first, then a generator on top of it); their runs count as the
+    paper's, and the decorated module is the one evaluated and reported.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    for stage in stages:
+        if not (isinstance(stage, type) and issubclass(stage, pl.LightningModule)):
+            raise ValueError(f"paper '{name}': stages must be LightningModule classes, got {stage!r}")
 
     def decorate(cls: type[pl.LightningModule]) -> type[pl.LightningModule]:
         existing = PAPERS.get(name)
         if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
             raise ValueError(f"paper name '{name}' is already registered by {existing.target}")
-        PAPERS[name] = PaperInfo(name, cls, title, venue, kind, tuple(formerly))
+        PAPERS[name] = PaperInfo(name, cls, title, venue, kind, tuple(formerly), tuple(stages))
+        for stage in stages:  # checkpoints and run records of every stage rebuild it
+            former_names()(stage)
         return former_names(*formerly)(cls)
 
     return decorate
