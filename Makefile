@@ -71,8 +71,8 @@ bench-face: $(STAMP) ## dlib ResNet port vs dlib per-face speed
 bench-cost: $(STAMP) ## every paper's cost entries: params, FLOPs and ms per image
 	$(PY) -m benchmarks.bench_costs
 
-bench-dpp: $(STAMP) ## FaceShield's DP perturbator: draws/s per sampler at d = 512 (target >= 1e5)
-	$(PY) -m benchmarks.bench_faceshield_dpp
+bench-dpp: $(STAMP) ## spherical DP samplers of the identity perturbator: draws/s at d = 512 (target >= 1e5)
+	$(PY) -m benchmarks.bench_dp_samplers
 
 clean: ## remove caches
 	rm -rf .pytest_cache .ruff_cache

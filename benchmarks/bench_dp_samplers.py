@@ -7,7 +7,7 @@ median of ``--repeats`` wall times is reported. Target (``docs/papers/faceshield
 **≥ 10⁵ draws/s for ``faceshield_repo``**. The load average is printed because other processes may share the
 CPU.
 
-    .venv/bin/python -m benchmarks.bench_faceshield_dpp [--batch 4096] [--repeats 5] [--epsilon 30]
+    .venv/bin/python -m benchmarks.bench_dp_samplers [--batch 4096] [--repeats 5] [--epsilon 30]
         [--threads N]
 """
 

@@ -64,6 +64,20 @@ def baseline_metrics() -> dict[str, float]:
     return metrics
 
 
+def faceshield_metrics() -> dict[str, float]:
+    metrics = {}
+    for variant, eps in (("faceshield_repo_eps1", 1.0), ("purkayastha_eps1", 1.0), ("blur", None)):
+        values = {"ssim": 0.8, "psnr": 28.0, "lpips": 0.1, "dlib/id_cos": 0.5, "dlib/rank1": 0.3}
+        values["dlib/tar@far=0.001"] = 0.2
+        if eps is not None:
+            certified = variant.startswith("purkayastha")
+            values |= {"released_cos": 0.2, "epsilon_nominal": eps, "certified": float(certified)}
+            values |= {"epsilon_certified": eps if certified else float("nan")}
+            values |= {"delta_audited": 0.0 if certified else 0.94}
+        metrics |= {f"test/{variant}/{k}": v for k, v in values.items()}
+    return metrics
+
+
 def proface_s_metrics() -> dict[str, float]:
     metrics = {}
     for setting in ("blur", "median"):
@@ -115,6 +129,19 @@ def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float]
             },
             proface_metrics(),
             [f"model.recognizer.path={ckpt}"],
+        ),
+        "faceshield": (
+            "faceshield/demo_synthetic",
+            {
+                "_target_": target("faceshield"),
+                "perturbators": {
+                    "faceshield_repo_eps1": {"sampler": "faceshield_repo", "epsilon": 1.0},
+                    "purkayastha_eps1": {"sampler": "purkayastha", "epsilon": 1.0},
+                },
+                "baselines": {"blur": {"_target_": "src.obfuscators.GaussianBlur", "eval_sigma": 2.5}},
+            },
+            faceshield_metrics(),
+            [],
         ),
         "proface_s": (
             "proface_s/demo_synthetic",

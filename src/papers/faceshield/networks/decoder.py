@@ -9,13 +9,14 @@ the original's, so its state dicts load unchanged (``src/papers/faceshield/key_m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.papers.faceshield.networks.init import infoswap_init
+from src.papers.faceshield.networks.init import check_width, divided, infoswap_init
 
 
 def conv4x4(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -52,25 +53,30 @@ class UnetDecoder512(nn.Module):
     ``conv_0`` (True) or a 64@128 map through ``conv_1`` (PixelShuffle ×2 + 3×3 conv). The original's
     ``forward`` ignores the constructor flag and defaults to ``False``; every working call of it passes
     ``True``. Here ``forward(first_use_img=None)`` uses the constructor's value.
+
+    ``width`` divides every channel count the decoder produces (1 = the published network; tests and the
+    CPU demo use 16 or 32). Spatial sizes do not change.
     """
 
-    def __init__(self, first_use_img: bool = True) -> None:
+    def __init__(self, first_use_img: bool = True, width: int = 1) -> None:
         super().__init__()
         self.first_use_img = first_use_img
-        self.conv_0 = nn.Conv2d(3, 32, 4, 2, 1, bias=False)
-        self.conv_1 = nn.Sequential(nn.PixelShuffle(2), nn.Conv2d(16, 32, 3, 1, 1, bias=False))
-        self.conv_2 = nn.Conv2d(64, 64, 3, 1, 1, bias=False)
-        self.conv_3 = nn.Conv2d(128, 128, 3, 1, 1, bias=False)
-        self.conv_4 = nn.Conv2d(256, 256, 3, 1, 1, bias=False)
-        self.conv_5 = nn.Conv2d(256, 512, 4, 2, 1, bias=False)
-        self.conv_6 = nn.Conv2d(512, 1024, 4, 2, 1, bias=False)
-        self.conv7 = conv4x4(1024, 1024)
-        self.deconv1 = Deconv4x4(1024, 1024)
-        self.deconv2 = Deconv4x4(2048, 512)
-        self.deconv3 = Deconv4x4(1024, 256)
-        self.deconv4 = Deconv4x4(512, 128)
-        self.deconv5 = Deconv4x4(256, 64)
-        self.deconv6 = Deconv4x4(128, 32)
+        self.width = check_width("UnetDecoder512", width)
+        c = functools.partial(divided, width=self.width)
+        self.conv_0 = nn.Conv2d(3, c(32), 4, 2, 1, bias=False)
+        self.conv_1 = nn.Sequential(nn.PixelShuffle(2), nn.Conv2d(16, c(32), 3, 1, 1, bias=False))
+        self.conv_2 = nn.Conv2d(64, c(64), 3, 1, 1, bias=False)
+        self.conv_3 = nn.Conv2d(128, c(128), 3, 1, 1, bias=False)
+        self.conv_4 = nn.Conv2d(256, c(256), 3, 1, 1, bias=False)
+        self.conv_5 = nn.Conv2d(256, c(512), 4, 2, 1, bias=False)
+        self.conv_6 = nn.Conv2d(512, c(1024), 4, 2, 1, bias=False)
+        self.conv7 = conv4x4(c(1024), c(1024))
+        self.deconv1 = Deconv4x4(c(1024), c(1024))
+        self.deconv2 = Deconv4x4(c(2048), c(512))
+        self.deconv3 = Deconv4x4(c(1024), c(256))
+        self.deconv4 = Deconv4x4(c(512), c(128))
+        self.deconv5 = Deconv4x4(c(256), c(64))
+        self.deconv6 = Deconv4x4(c(128), c(32))
         self.apply(infoswap_init)
 
     def _encode(self, x: Sequence[Tensor], first: Tensor) -> list[Tensor]:

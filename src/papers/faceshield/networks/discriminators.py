@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.config.buildable import buildable
+
 
 def patch_discriminator(in_channels: int = 3, ndf: int = 64, n_layers: int = 3) -> nn.Sequential:
     """One PatchGAN, flat as the original's ``NLayerDiscriminator.model`` (so keys match: ``0``, ``2``, …)."""
@@ -29,6 +31,7 @@ def patch_discriminator(in_channels: int = 3, ndf: int = 64, n_layers: int = 3) 
     return nn.Sequential(*layers)
 
 
+@buildable
 class MultiscaleDiscriminator(nn.Module):
     """``num_d`` PatchGANs ``layer0`` … ; ``forward`` returns one score map per scale, full size first.
 
@@ -54,34 +57,63 @@ class MultiscaleDiscriminator(nn.Module):
         return scores
 
 
-def xception_backbone() -> nn.Module:
-    """timm ``legacy_xception`` without classifier and without its final ReLU (the original's ``features``
-    stop at ``bn4``; the 1×1 projection follows directly). Random init: ImageNet weights are loaded apart."""
+XCEPTION = "legacy_xception"
+
+
+def iid_backbone(name: str = XCEPTION) -> nn.Module:
+    """A timm backbone without classifier (random init; ImageNet weights are loaded apart).
+
+    ``legacy_xception`` (the original's) also loses its final ReLU: the original's ``features`` stop at
+    ``bn4`` and the 1×1 projection follows directly. Other timm names (e.g. ``resnet10t``) only serve CPU
+    tests and the demo.
+    """
     import timm  # imported here: importing timm costs seconds, and paper discovery imports this module
 
-    backbone = timm.create_model("legacy_xception", pretrained=False, num_classes=0)
-    backbone.act4 = nn.Identity()
+    backbone = timm.create_model(name, pretrained=False, num_classes=0)
+    if name == XCEPTION:
+        backbone.act4 = nn.Identity()
     return backbone
 
 
+@buildable
 class IIDDiscriminator(nn.Module):
     """Implicit-identity detector: image → non-negative 512-d embedding (``forward``) and two heads.
 
+    ``backbone``: a timm model name (``legacy_xception``, the original's; smaller ones for CPU tests).
     ``logits`` is the original's ``last_linear`` (512 → 2; built and saved but unused by FaceShield's
     training); ``match`` is its ``classifier(features, id_feat)`` branch: a hard two-class decision
     ``[1 − p, p]`` with ``p = cos(embedding, explicit identity) > 0.5``.
     """
 
-    def __init__(self, embedding_dim: int = 512, num_classes: int = 2) -> None:
+    def __init__(
+        self,
+        embedding_dim: int = 512,
+        num_classes: int = 2,
+        backbone: str = XCEPTION,
+        input_size: int | None = None,
+    ) -> None:
         super().__init__()
-        self.backbone = xception_backbone()
+        self.backbone = iid_backbone(backbone)
+        self.input_size = input_size
         self.adjust_channel = nn.Sequential(
-            nn.Conv2d(2048, embedding_dim, 1, 1), nn.BatchNorm2d(embedding_dim), nn.ReLU()
+            nn.Conv2d(self.backbone.num_features, embedding_dim, 1, 1),
+            nn.BatchNorm2d(embedding_dim),
+            nn.ReLU(),
         )
         self.last_linear = nn.Linear(embedding_dim, num_classes)
 
     def forward(self, images: Tensor) -> Tensor:
-        """Images ``[B, 3, H, W]`` (the original feeds 512-px faces in [-1, 1]) → embeddings ``[B, 512]``."""
+        """Images ``[B, 3, H, W]`` (the original feeds 512-px faces in [-1, 1]) → embeddings ``[B, 512]``.
+
+        ``input_size`` (tests and the CPU demo only) resizes the images first; the original does not."""
+        if self.input_size is not None and tuple(images.shape[-2:]) != (self.input_size, self.input_size):
+            images = F.interpolate(
+                images,
+                size=(self.input_size, self.input_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
         features = self.adjust_channel(self.backbone.forward_features(images))
         return F.adaptive_avg_pool2d(features, 1).flatten(1)
 

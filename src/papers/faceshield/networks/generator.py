@@ -10,13 +10,14 @@ original's, so its state dicts load unchanged. See ``docs/papers/faceshield.md``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.papers.faceshield.networks.init import infoswap_init
+from src.papers.faceshield.networks.init import check_width, divided, infoswap_init
 
 #: (in, out, attribute channels, λ channels) of AADBlk1 … AADBlk8.
 BLOCKS = (
@@ -81,16 +82,20 @@ class AII512(nn.Module):
     """Generator: identity ``[B, c_id]``, 8 attribute maps, 8 λ maps → image ``[B, 3, 512, 512]`` in (−1, 1).
 
     ``deconv`` (ConvTranspose 32→3) is built but never called, as in the original; it is kept so that the
-    original's state dicts load strictly.
+    original's state dicts load strictly. ``width`` divides every channel count but the identity's and the
+    RGB output's (1 = the published network; it must match the decoder's).
     """
 
-    def __init__(self, c_id: int = 512) -> None:
+    def __init__(self, c_id: int = 512, width: int = 1) -> None:
         super().__init__()
-        self.up1 = nn.ConvTranspose2d(c_id, 1024, 2, 1, 0)
-        self.up2 = nn.ConvTranspose2d(1024, 1024, 2, 2, 0)
+        self.width = check_width("AII512", width)
+        c = functools.partial(divided, width=self.width)
+        self.up1 = nn.ConvTranspose2d(c_id, c(1024), 2, 1, 0)
+        self.up2 = nn.ConvTranspose2d(c(1024), c(1024), 2, 2, 0)
         for index, (cin, cout, attr, lam) in enumerate(BLOCKS, 1):
-            setattr(self, f"AADBlk{index}", AIIResBlock(cin, cout, attr, c_id, lam))
-        self.deconv = nn.ConvTranspose2d(32, 3, 4, 2, 1, bias=False)  # unused (see class docstring)
+            cout = cout if index == len(BLOCKS) else c(cout)  # the last block always outputs RGB
+            setattr(self, f"AADBlk{index}", AIIResBlock(c(cin), cout, c(attr), c_id, c(lam)))
+        self.deconv = nn.ConvTranspose2d(c(32), 3, 4, 2, 1, bias=False)  # unused (see class docstring)
         self.apply(infoswap_init)
 
     @property
@@ -101,6 +106,8 @@ class AII512(nn.Module):
     def forward(self, z_id: Tensor, z_attr: Sequence[Tensor], lambdas: Sequence[Tensor | None]) -> Tensor:
         """Generate from the identity, the decoder's attribute maps and λ maps (deepest first)."""
         m = self.up2(self.up1(z_id.reshape(z_id.shape[0], -1, 1, 1)))
+        if m.shape[-2:] != z_attr[0].shape[-2:]:  # images below 512 px (tests, CPU demo): start smaller
+            m = F.interpolate(m, size=z_attr[0].shape[-2:], mode="bilinear", align_corners=True)
         blocks = self.blocks
         for index, block in enumerate(blocks):
             m = block(m, z_attr[index], z_id, lambdas[index])

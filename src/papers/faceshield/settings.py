@@ -1,0 +1,86 @@
+"""FaceShield's declarations for the shared machinery: tiny test settings and cost-benchmark entries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from src.papers.faceshield.pipeline import FaceShieldExtractor, FaceShieldRenderer, attribute_inputs
+from src.papers.registry import CostEntry, TinySettings, register_cost, register_tiny_settings
+
+#: Both stages: random encoder and SE at 256 px (every size halved: a quarter of the cost).
+_TINY_EXTRACTOR = ("model.extractor.released=[]", "model.extractor.image_size=256")
+#: Stage II and the evaluation rows: 1/32-width renderer, small adversaries, offline judges.
+_TINY_IRC = (
+    *_TINY_EXTRACTOR,
+    "model.renderer.released=[]",
+    "model.renderer.width=32",
+    "model.discriminator.ndf=8",
+    "model.discriminator.num_d=2",
+    "model.iid.backbone=resnet10t",
+    "model.iid.input_size=64",
+    "model.iid_weights=null",
+    "model.evaluate_untrained=true",
+    "model.perceptual.kind=lpips_random",
+    "model.fars=[0.1]",
+)
+
+register_tiny_settings(
+    "faceshield",
+    TinySettings(
+        experiments={
+            "faceshield/stage1_*": _TINY_EXTRACTOR,
+            "faceshield/stage2_*": _TINY_IRC,
+            "faceshield/sweep/*": (*_TINY_IRC, "model.evaluators.arcface.weights=null"),
+            "faceshield/baselines/*": (*_TINY_IRC, "model.evaluators.arcface.weights=null"),
+            "faceshield/demo_*": (
+                "model.perceptual.kind=lpips_random",
+                "model.fars=[0.1]",
+                "datamodule.batch_size=2",
+            ),
+        },
+        # the sweep and baseline rows differ from the demo (which runs every variant by default) only in
+        # which variant they name: their runs are slow tests, a covering subset of them is built by default
+        slow=("faceshield/sweep/*", "faceshield/baselines/*"),
+        required={"model.extractor_ckpt": "null"},
+    ),
+)
+
+
+def _passes(net: nn.Module, batch: int, size: int, device: torch.device) -> Mapping[str, Callable[[], Any]]:
+    """Extract (encoder + SE) and render (decoder + generator) on fixed faces in [-1, 1]."""
+    extractor, renderer = net.extractor, net.renderer
+    g = torch.Generator().manual_seed(size * 100 + batch)
+    faces = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
+    with torch.inference_mode():
+        extraction = extractor(faces)
+        attributes = attribute_inputs(faces, extraction, extraction)
+    identity = torch.nn.functional.normalize(extraction.se.identity, dim=1)
+    return {
+        "extract": lambda: extractor(faces),
+        "render": lambda: renderer(identity, attributes, extraction.se.lambdas),
+    }
+
+
+class _Pipeline(nn.Module):
+    """Extractor and renderer as one network for the cost table (the DP step itself costs O(d))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extractor = FaceShieldExtractor()
+        self.renderer = FaceShieldRenderer()
+
+
+register_cost(
+    "faceshield",
+    CostEntry(
+        network="FaceShield (encoder + SE + decoder + AII generator)",
+        build=lambda: _Pipeline().eval(),
+        params=250_563_413,
+        sizes=((512, "published size"),),
+        passes=_passes,
+    ),
+)
