@@ -6,8 +6,9 @@ and the self-swap protection of aligned 512-px faces.
   features). Stage I trains its SE; Stage II and inference keep all of it frozen.
 * :class:`FaceShieldRenderer` — ``UnetDecoder512`` and ``AII512``: attribute features and λ masks in, an
   image in [-1, 1] out. Stage II trains it.
-* :func:`protect` — the inference data flow: extract → attribute features (``P̃_0`` is the image itself) →
-  DP perturbation of ``zid`` → decode → generate (``docs/papers/faceshield.md``, "Inference").
+* :func:`attribute_inputs` — the decoder's inputs (``P̃_0`` is the image itself). Inference chains extract →
+  attribute inputs → decode → DP perturbation of ``zid`` → generate (``predict.py``; the evaluation in
+  ``module.py``; ``docs/papers/faceshield.md``, "Inference").
 
 Images here are 512-px faces in [-1, 1] (the original's tensors); :func:`to_faceshield` and
 :func:`from_faceshield` convert from and to the project's [0, 1] batches at any size.
@@ -18,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +41,6 @@ from src.papers.faceshield.networks import (
 )
 from src.papers.faceshield.networks.encoder import ENCODER_CROP, ENCODER_SIZE
 from src.papers.faceshield.networks.se import NUM_IB_LAYERS
-from src.papers.faceshield.perturbator import DPPerturbator
 from src.weights import resolve
 
 IMAGE_SIZE = 512
@@ -239,37 +238,3 @@ def attribute_inputs(
     )
     feats[0] = images
     return feats
-
-
-class Protection(NamedTuple):
-    """A protected batch: the images in [-1, 1] and what the DP step did."""
-
-    images: Tensor
-    #: the restricted identity ``zid`` before perturbation ``[B, 512]``
-    restricted: Tensor
-    #: the released unit identity ``pid`` ``[B, 512]``
-    released: Tensor
-    #: the angle between ``zid`` and ``pid`` ``[B]``
-    theta: Tensor
-
-
-@torch.no_grad()
-def protect(
-    extractor: FaceShieldExtractor,
-    renderer: FaceShieldRenderer,
-    perturbator: DPPerturbator,
-    images: Tensor,
-    generator: torch.Generator | None = None,
-) -> Protection:
-    """Self-swap protection of aligned 512-px faces in [-1, 1]: ``Y = G(DPP(zid), decoder(P̃, λ))``.
-
-    Source and target are the same photo, so the attribute noise uses each batch's own statistics. The IB
-    noise, the attribute noise and the DP noise all come from ``generator`` (``None``: the global CPU RNG
-    for the network noise and the perturbator's own generator for the DP noise).
-    """
-    extraction = extractor(images, generator)
-    attributes = attribute_inputs(images, extraction, extraction, generator)
-    attrs, lambda_maps = renderer.decode(attributes, extraction.se.lambdas)
-    released = perturbator(extraction.se.identity, generator)
-    protected = renderer.generate(released.output, attrs, lambda_maps)
-    return Protection(protected, extraction.se.identity, released.output, released.theta)
