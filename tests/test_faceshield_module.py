@@ -17,7 +17,13 @@ from src.papers.faceshield.losses import GeneratorLosses
 from src.papers.faceshield.module import FaceShieldIRC
 from src.papers.faceshield.networks import IIDDiscriminator, MultiscaleDiscriminator
 from src.papers.faceshield.perturbator import DPPerturbator
-from src.papers.faceshield.pipeline import FaceShieldExtractor, FaceShieldRenderer, check_image_size
+from src.papers.faceshield.pipeline import (
+    FaceShieldExtractor,
+    FaceShieldRenderer,
+    check_image_size,
+    self_attribute_inputs,
+)
+from src.utils.checkpoint_files import CheckpointError
 from tests.helpers import run_cli, run_dir_from_output, tiny_overrides
 
 
@@ -179,3 +185,45 @@ def test_stage2_trains_under_two_process_cpu_ddp(runs_dir: Path) -> None:
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "completed" and meta["world_size"] == 2
     assert (run_dir / "privacy_audit.md").is_file()
+
+
+def test_per_image_batchnorm_normalises_each_face_alone_and_keeps_running_statistics() -> None:
+    torch.manual_seed(0)
+    renderer = FaceShieldRenderer(width=32).eval()
+    extractor = FaceShieldExtractor(image_size=256)
+    faces = torch.rand(2, 3, 256, 256) * 2 - 1
+    extraction = extractor(faces, torch.Generator().manual_seed(0))
+    inputs = self_attribute_inputs(faces, extraction, torch.Generator().manual_seed(1))
+    running = {k: v.clone() for k, v in renderer.decoder.state_dict().items()}
+    both, _ = renderer.decode(inputs, extraction.se.lambdas)
+    alone, _ = renderer.decode([t[1:] for t in inputs], [t[1:] for t in extraction.se.lambdas])
+    assert torch.allclose(both[3][1:], alone[3], atol=1e-5)  # face 1 does not depend on face 0
+    assert all(torch.equal(v, running[k]) for k, v in renderer.decoder.state_dict().items())
+    assert not renderer.decoder.training
+    renderer.eval_batchnorm = "running"
+    with_running, _ = renderer.decode(inputs, extraction.se.lambdas)
+    assert not torch.allclose(with_running[3], both[3])
+
+
+def test_noise_streams_are_independent_and_reproducible() -> None:
+    seeds = {fs_module.noise_seed(0, index, stream) for index in (0, 1) for stream in ("network", "a", "b")}
+    assert len(seeds) == 6
+    assert fs_module.noise_seed(1, 0, "a") != fs_module.noise_seed(0, 1, "a")
+    assert fs_module.noise_seed(3, 7, "vmf_eps1") == fs_module.noise_seed(3, 7, "vmf_eps1")
+
+
+def test_stage2_takes_the_extractor_from_a_stage1_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    trained = FaceShieldExtractor(image_size=256)
+    with torch.no_grad():
+        trained.se.layers[0].conv1.weight.add_(1.0)
+        trained.se.readout.layers[0].mean.fill_(0.25)
+    path = tmp_path / "stage1.ckpt"
+    torch.save({"state_dict": {f"extractor.{k}": v for k, v in trained.state_dict().items()}}, path)
+    model = tiny_irc(extractor_ckpt=str(path))
+    assert torch.equal(model.extractor.se.layers[0].conv1.weight, trained.se.layers[0].conv1.weight)
+    assert float(model.extractor.se.readout.layers[0].mean[0, 0, 0]) == 0.25
+    assert not any(p.requires_grad for p in model.extractor.parameters())
+    torch.save({"state_dict": {"net.weight": torch.zeros(1)}}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="no 'extractor.\\*' weights"):
+        tiny_irc(extractor_ckpt=str(tmp_path / "other.ckpt"))

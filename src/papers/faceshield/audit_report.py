@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from src.metrics.privacy import angular_exponential_expected_cos, audit_angular_exponential
+from src.metrics.privacy import angular_exponential_expected_cos
+from src.papers.faceshield.evaluation import audited
 from src.papers.faceshield.perturbator import DPPerturbator
 from src.utils.tables import to_markdown
 
@@ -37,9 +38,7 @@ def audit_table(
         if p.sampler != "faceshield_repo":
             continue
         for label, phi in AUDIT_PHIS:
-            row = audit_angular_exponential(
-                p.epsilon, phi, p.dimension, draws=draws, seed=seed, delta_theta=p.delta_theta
-            )
+            row = audited(p.epsilon, phi, p.dimension, draws, p.delta_theta, seed)
             rows.append(
                 {
                     "ε (nominal)": p.epsilon,

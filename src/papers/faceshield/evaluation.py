@@ -14,6 +14,7 @@ baseline obfuscator (DP-Pix, blur, pixelate, ...). Per variant (``docs/papers/fa
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from src.metrics.curves import tar_at_far
-from src.metrics.privacy import audit_angular_exponential
+from src.metrics.privacy import AuditRow, audit_angular_exponential
 from src.papers.faceshield.perturbator import DPPerturbator
 
 #: draws of the per-run audit of the uncertified sampler (δ at ε' = ε, inputs at φ = π/2)
@@ -36,6 +37,14 @@ SEMANTICS = {
 }
 
 
+@functools.lru_cache(maxsize=256)
+def audited(
+    epsilon: float, phi: float, dimension: int, draws: int, delta_theta: float, seed: int = 0
+) -> AuditRow:
+    """The Monte-Carlo audit of the authors' sampler (cached: evaluation and audit report share it)."""
+    return audit_angular_exponential(epsilon, phi, dimension, draws=draws, seed=seed, delta_theta=delta_theta)
+
+
 def privacy_columns(perturbator: DPPerturbator) -> dict[str, float]:
     """Numbers for a variant's privacy columns: nominal ε, certified ε (NaN when uncertified), audited δ.
 
@@ -44,21 +53,21 @@ def privacy_columns(perturbator: DPPerturbator) -> dict[str, float]:
     reported as certified ε·d₂ with δ = 0 (as LDP it is 2ε: the sphere's diameter is 2).
     """
     certification = perturbator.certification()
-    certified = certification.epsilon if certification.record.certified else math.nan
+    certified = (
+        certification.epsilon
+        if certification.record.certified and certification.epsilon is not None
+        else math.nan
+    )
     if perturbator.sampler == "faceshield_repo":
-        row = audit_angular_exponential(
-            perturbator.epsilon,
-            math.pi / 2,
-            perturbator.dimension,
-            draws=AUDIT_DRAWS,
-            delta_theta=perturbator.delta_theta,
+        row = audited(
+            perturbator.epsilon, math.pi / 2, perturbator.dimension, AUDIT_DRAWS, perturbator.delta_theta
         )
         delta = row.delta_at_epsilon
     else:
         delta = 0.0
     return {
         "epsilon_nominal": float(perturbator.epsilon),
-        "epsilon_certified": float(certified) if certified is not None else math.nan,
+        "epsilon_certified": float(certified),
         "delta_audited": float(delta),
         "certified": float(certification.record.certified),
     }
@@ -82,8 +91,10 @@ def identity_columns(
         "id_cos": float(scores.diagonal().mean()),
         "rank1": float(same[torch.arange(len(labels)), scores.argmax(dim=1)].float().mean()),
     }
-    for far, (tar, _) in tar_at_far(scores.flatten(), same.flatten(), fars).items():
-        out[f"tar@far={far:g}"] = tar
+    both_kinds = bool(same.any()) and not bool(same.all())  # e.g. a one-batch smoke run of one identity
+    rates = tar_at_far(scores.flatten(), same.flatten(), fars) if both_kinds else {}
+    for far in fars:
+        out[f"tar@far={far:g}"] = rates[far][0] if far in rates else math.nan
     return out
 
 
@@ -91,6 +102,31 @@ def _significant(value: Any, digits: int = 6) -> float:
     """``value`` rounded to ``digits`` significant digits (logged metrics pass through float32)."""
     number = float(value)
     return float(f"{number:.{digits}g}") if math.isfinite(number) else number
+
+
+#: obfuscator settings left out of a table's ``setting``: training-only strengths, and the seed used only
+#: when no generator is passed (the evaluation always passes one)
+TRAINING_ONLY = ("_range", "jitter", "name", "eval_seed")
+
+
+def describe_baseline(
+    obfuscator: Any,
+    *,
+    method: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    dp: bool | None = None,
+) -> dict[str, str]:
+    """A baseline variant's description: its class, its ε semantics and its evaluation setting (from the
+    obfuscator, or given: a report describing a baseline it cannot rebuild)."""
+    settings = obfuscator.describe() if settings is None else settings
+    shown = {k: v for k, v in settings.items() if not k.endswith(TRAINING_ONLY)}
+    dp = getattr(obfuscator, "privacy_record", None) is not None if dp is None else dp
+    return {
+        "method": method or type(obfuscator).__name__,
+        "sampler": "-",
+        "semantics": "ε-DP on m-pixel neighbourhoods" if dp else "no DP",
+        "setting": ", ".join(f"{k}={v}" for k, v in shown.items()) or "-",
+    }
 
 
 def baseline_privacy_columns(obfuscator: object) -> dict[str, float]:

@@ -16,10 +16,12 @@ resized to the networks' 512 px in [-1, 1].
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,7 @@ from src.papers.faceshield.audit_report import write_audit
 from src.papers.faceshield.evaluation import (
     SEMANTICS,
     baseline_privacy_columns,
+    describe_baseline,
     identity_columns,
     privacy_columns,
     variant_rows,
@@ -51,21 +54,20 @@ from src.papers.faceshield.losses import (
 from src.papers.faceshield.networks import (
     IIDDiscriminator,
     MultiscaleDiscriminator,
-    SEOutput,
     attribute_features,
 )
 from src.papers.faceshield.networks.se import NUM_IB_LAYERS
 from src.papers.faceshield.perturbator import DPPerturbator
 from src.papers.faceshield.pipeline import (
-    Extraction,
     FaceShieldExtractor,
     FaceShieldRenderer,
     attribute_inputs,
     from_faceshield,
+    prepare,
     to_faceshield,
 )
 from src.papers.registry import register_paper
-from src.utils.checkpoints import load_network
+from src.utils.checkpoint_files import CheckpointError, read_checkpoint
 from src.utils.run_record import ENV_RUN_DIR
 from src.weights import resolve
 
@@ -81,6 +83,30 @@ def _weights(
     if unknown:
         raise ValueError(f"{owner}: unknown loss weight(s) {unknown}; expected {sorted(defaults)}")
     return {k: float(v) for k, v in merged.items()}
+
+
+def load_extractor_state(extractor: FaceShieldExtractor, path: Path) -> None:
+    """The encoder, readout statistics and SE of a Stage I checkpoint, loaded strictly into ``extractor``
+    (tensors only: nothing in the file is built or run)."""
+    checkpoint = read_checkpoint(path)
+    prefix = "extractor."
+    state = {k[len(prefix) :]: v for k, v in checkpoint.get("state_dict", {}).items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(f"{path}: no 'extractor.*' weights: give a faceshield/stage1_fse checkpoint")
+    try:
+        extractor.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"{path}: its extractor does not fit model.extractor (same image_size as Stage I?): {first}"
+        ) from None
+
+
+def noise_seed(seed: int, first_index: int, stream: str) -> int:
+    """A 63-bit seed for one (run seed, batch, noise stream): a NumPy SeedSequence of the three, so distinct
+    inputs give independent streams (no sums that collide)."""
+    words = [seed, first_index, zlib.crc32(stream.encode("utf-8"))]
+    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def source_target(images: Tensor, size: int, training: bool = True) -> tuple[Tensor, Tensor]:
@@ -201,11 +227,6 @@ def recognizer_input(images: Tensor, recognizer: nn.Module) -> Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def _describe_obfuscator(obfuscator: Obfuscator) -> str:
-    settings = obfuscator.describe() if hasattr(obfuscator, "describe") else {}
-    return ", ".join(f"{k}={v}" for k, v in settings.items() if k != "name") or "-"
-
-
 @register_paper(
     "faceshield",
     title="FaceShield: High-Utility Differential Privacy Facial Protection for Online Image Publishing",
@@ -265,8 +286,7 @@ class FaceShieldIRC(LabModule):
         )
         self.automatic_optimization = False
         if extractor_ckpt is not None:
-            trained = load_network(extractor_ckpt, "extractor")
-            extractor.load_state_dict(trained.state_dict())
+            load_extractor_state(extractor, Path(extractor_ckpt))
         self.extractor = extractor.eval().requires_grad_(False)
         self.renderer = renderer
         self.discriminator = discriminator
@@ -326,6 +346,21 @@ class FaceShieldIRC(LabModule):
         self.evaluators.eval()
         return self
 
+    def _all_processes_agree(self, decision: bool) -> bool:
+        """``decision`` on every process (all must hold it), or the local one outside a Trainer."""
+        if self._trainer is None:
+            return decision
+        return bool(self.trainer.strategy.reduce_boolean_decision(decision, all=True))
+
+    def on_fit_start(self) -> None:
+        """The per-network clipping reads the gradients as they are: refuse scaled (mixed-precision) ones."""
+        precision = str(self.trainer.precision)
+        if not precision.startswith(("32", "64")):
+            raise ValueError(
+                f"FaceShieldIRC clips each network's gradients itself and needs trainer.precision 32-true "
+                f"(or 64-true), got {precision}"
+            )
+
     def _clip_step(self, optimizer: Any, modules: Sequence[nn.Module]) -> None:
         for module in modules:
             torch.nn.utils.clip_grad_norm_(module.parameters(), self.gradient_clip)
@@ -367,6 +402,8 @@ class FaceShieldIRC(LabModule):
         y_se = self.extractor.se(y_features, self.extractor.encoder.restrict_forward)
         y_feats = attribute_features(y_features[:NUM_IB_LAYERS], y_se.lambdas, y_features[:NUM_IB_LAYERS])
         y_feats[0] = y
+        with torch.no_grad():  # Φ(X_t) after the IID step, as the original recomputes it
+            phi_t = self.iid(x_t)
         icl = identity_contrastive_loss(
             y_explicit,
             source.explicit,
@@ -377,7 +414,7 @@ class FaceShieldIRC(LabModule):
         )
         losses = generator_loss(
             self.discriminator(y),
-            phi_t.detach(),
+            phi_t,
             self.iid(y),
             y_feats,
             p_t,
@@ -387,7 +424,8 @@ class FaceShieldIRC(LabModule):
             feature_weight=weights["per"],
             identity_weight=weights["icl"],
         )
-        finite = bool(torch.isfinite(losses.total).all())
+        # every process skips together: one skipping alone would leave the others waiting in the all-reduce
+        finite = self._all_processes_agree(bool(torch.isfinite(losses.total).all()))
         opt_g.zero_grad()
         if finite:
             self.manual_backward(losses.total)
@@ -399,7 +437,6 @@ class FaceShieldIRC(LabModule):
         log = {
             "loss_d": loss_d,
             "loss_iid": loss_iid,
-            "loss_g": losses.total,
             "adv": losses.adversarial,
             "iid_adv": losses.iid_adversarial,
             "per": losses.features,
@@ -425,7 +462,7 @@ class FaceShieldIRC(LabModule):
         )
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
-        """Reconstruction (no DP): feature and pixel distance of Y to X_t and Y's identity to X_s's."""
+        """Reconstruction without DP: pixel MSE of Y to X_t, and the cosine of Y's identity to X_s's."""
         x_s, x_t = source_target(batch["image"], self.extractor.image_size, training=False)
         extraction = self.extractor(torch.cat([x_s, x_t]))
         source, target = extraction.half(0), extraction.half(1)
@@ -457,15 +494,23 @@ class FaceShieldIRC(LabModule):
         trained_elsewhere = bool(self.renderer.released) or bool(self.hparams.evaluate_untrained)
         return bool(self.perturbators) and not trained_elsewhere
 
-    def _judge(self, images01: Tensor, images512: Tensor | None = None) -> dict[str, Tensor]:
+    def _judge(self, images: Tensor) -> dict[str, Tensor]:
+        """Every judge's embeddings of [0, 1] faces at the dataset's size (clean and protected alike)."""
         out = {
-            name: evaluator(recognizer_input(images01, evaluator))
+            name: evaluator(recognizer_input(images, evaluator))
             for name, evaluator in self.evaluators.items()
         }
         if self.whitebox:
-            faces = to_faceshield(images01, self.extractor.image_size) if images512 is None else images512
-            out["whitebox"] = self.extractor.explicit(faces)[0]
+            out["whitebox"] = self.extractor.explicit(to_faceshield(images, self.extractor.image_size))[0]
         return out
+
+    def _generator(self, batch: Mapping[str, Tensor], stream: str) -> torch.Generator:
+        """The noise of one batch and one stream (``network`` or a variant's name): reproducible from
+        ``noise_seed`` and the batch's first dataset index, independent of the other streams, of which
+        variants a run evaluates and of the batch size."""
+        seed = noise_seed(int(self.hparams.noise_seed), int(batch["index"][0]), stream)
+        device = self.device if stream == "network" or stream in self.perturbators else torch.device("cpu")
+        return torch.Generator(device=device).manual_seed(seed)
 
     def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         """Protect the batch with every variant; update utility metrics and collect embeddings."""
@@ -473,27 +518,22 @@ class FaceShieldIRC(LabModule):
             raise ValueError("FaceShieldIRC: nothing to evaluate: give model.perturbators or model.baselines")
         images = batch["image"]
         size = (images.shape[-2], images.shape[-1])
-        generator = torch.Generator(device=self.device).manual_seed(
-            int(self.hparams.noise_seed) * 1_000_003 + int(batch["index"][0])
-        )
         collected = {"index": batch["index"], "label": batch["identity"]}
         collected |= {f"clean__{k}": v for k, v in self._judge(images).items()}
         if self.perturbators:
             faces = to_faceshield(images, self.extractor.image_size)
-            extraction = self.extractor(faces, generator)
-            attrs, lambda_maps = self.renderer.decode(
-                self_attribute_inputs(faces, extraction, generator), extraction.se.lambdas
-            )
-            restricted = F.normalize(extraction.se.identity, dim=1)
+            prepared = prepare(self.extractor, self.renderer, faces, self._generator(batch, "network"))
+            restricted = F.normalize(prepared.restricted, dim=1)
         for name, perturbator in self.perturbators.items():
-            released = perturbator(extraction.se.identity, generator)
-            protected512 = self.renderer.generate(released.output, attrs, lambda_maps)
-            protected = from_faceshield(protected512, size)
+            released = perturbator(prepared.restricted, self._generator(batch, name))
+            protected = from_faceshield(
+                self.renderer.generate(released.output, prepared.attrs, prepared.lambda_maps), size
+            )
             self.released_cos[name].update((released.output * restricted).sum(dim=1))
             self._utility(name, protected, images)
-            collected |= {f"{name}__{k}": v for k, v in self._judge(protected, protected512).items()}
+            collected |= {f"{name}__{k}": v for k, v in self._judge(protected).items()}
         for name, obfuscator in self.baselines.items():
-            protected = obfuscator(images, generator=torch.Generator().manual_seed(int(batch["index"][0])))
+            protected = obfuscator(images, generator=self._generator(batch, name))
             self._utility(name, protected, images)
             collected |= {f"{name}__{k}": v for k, v in self._judge(protected).items()}
         self.embeddings.update(**collected)
@@ -555,43 +595,10 @@ class FaceShieldIRC(LabModule):
                 "setting": f"ε={perturbator.epsilon:g}",
             }
         for name, obfuscator in self.baselines.items():
-            record = getattr(obfuscator, "privacy_record", None)
-            semantics = "ε-DP on m-pixel neighbourhoods" if record is not None else "no DP"
-            out[name] = {
-                "method": type(obfuscator).__name__,
-                "sampler": "-",
-                "semantics": semantics,
-                "setting": _describe_obfuscator(obfuscator),
-            }
+            out[name] = describe_baseline(obfuscator)
         return out
 
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
         """One row per variant: method, sampler, ε (nominal / certified), δ, utility, identity per judge."""
         rows = variant_rows(self.variant_descriptions(), self.judges, metrics, tuple(self.hparams.fars))
         return pd.DataFrame(rows)
-
-
-def self_attribute_inputs(
-    faces: Tensor, extraction: Extraction, generator: torch.Generator | None
-) -> list[Tensor]:
-    """Attribute inputs of a self-swap, image by image: each face's noise statistics are its own (the
-    original protects one photo at a time, so its "batch mean" is the photo's own features)."""
-    per_image = []
-    for i in range(faces.shape[0]):
-        one = _select(extraction, i)
-        per_image.append(attribute_inputs(faces[i : i + 1], one, one, generator))
-    return [torch.cat(layer) for layer in zip(*per_image, strict=True)]
-
-
-def _select(extraction: Extraction, i: int) -> Extraction:
-    se = extraction.se
-    return Extraction(
-        extraction.explicit[i : i + 1],
-        [f[i : i + 1] for f in extraction.features],
-        SEOutput(
-            se.identity[i : i + 1],
-            [t[i : i + 1] for t in se.lambdas],
-            [t[i : i + 1] for t in se.restricted],
-            se.info,
-        ),
-    )

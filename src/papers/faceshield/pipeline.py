@@ -6,9 +6,9 @@ and the self-swap protection of aligned 512-px faces.
   features). Stage I trains its SE; Stage II and inference keep all of it frozen.
 * :class:`FaceShieldRenderer` — ``UnetDecoder512`` and ``AII512``: attribute features and λ masks in, an
   image in [-1, 1] out. Stage II trains it.
-* :func:`attribute_inputs` — the decoder's inputs (``P̃_0`` is the image itself). Inference chains extract →
-  attribute inputs → decode → DP perturbation of ``zid`` → generate (``predict.py``; the evaluation in
-  ``module.py``; ``docs/papers/faceshield.md``, "Inference").
+* :func:`prepare` — self-swap protection up to the DP step (extract → attribute inputs, ``P̃_0`` being the
+  face itself → decode); the caller perturbs ``zid`` and renders each release (``predict.py``, the evaluation
+  in ``module.py``; ``docs/papers/faceshield.md``, "Inference").
 
 Images here are 512-px faces in [-1, 1] (the original's tensors); :func:`to_faceshield` and
 :func:`from_faceshield` convert from and to the project's [0, 1] batches at any size.
@@ -16,7 +16,8 @@ Images here are 512-px faces in [-1, 1] (the original's tensors); :func:`to_face
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from src.papers.faceshield.networks.se import NUM_IB_LAYERS
 from src.weights import resolve
 
 IMAGE_SIZE = 512
+EVAL_BATCHNORM = ("per_image", "running")
 EXTRACTOR_PARTS = ("encoder", "readout", "se")
 RENDERER_PARTS = ("decoder", "generator")
 
@@ -104,6 +106,17 @@ class Extraction:
             self.se.info,
         )
         return Extraction(pick(self.explicit), [pick(t) for t in self.features], se)
+
+    def select(self, i: int) -> Extraction:
+        """Face ``i`` alone (a batch of one)."""
+        se = self.se
+        one = SEOutput(
+            se.identity[i : i + 1],
+            [t[i : i + 1] for t in se.lambdas],
+            [t[i : i + 1] for t in se.restricted],
+            se.info,
+        )
+        return Extraction(self.explicit[i : i + 1], [f[i : i + 1] for f in self.features], one)
 
 
 @buildable
@@ -194,11 +207,23 @@ class FaceShieldRenderer(nn.Module):
 
     ``width`` divides both networks' channels (1 = published; tests and the CPU demo use 16 or 32).
     ``released``: ``decoder`` and/or ``generator`` loaded from the weights manifest (width 1 only).
+
+    ``eval_batchnorm`` — how the decoder's BatchNorm normalises outside training: ``per_image`` (faithful:
+    the original's ``test.py`` leaves the decoder in train mode and protects one photo at a time, so each
+    photo is normalised by its own statistics; the running statistics are left untouched) or ``running``
+    (the usual eval mode, the stored running statistics).
     """
 
-    def __init__(self, width: int = 1, released: Sequence[str] = ()) -> None:
+    def __init__(
+        self, width: int = 1, released: Sequence[str] = (), eval_batchnorm: str = "per_image"
+    ) -> None:
         super().__init__()
         parts = _check_parts("FaceShieldRenderer", released, RENDERER_PARTS)
+        if eval_batchnorm not in EVAL_BATCHNORM:
+            raise ValueError(
+                f"FaceShieldRenderer: eval_batchnorm must be one of {EVAL_BATCHNORM}, got {eval_batchnorm!r}"
+            )
+        self.eval_batchnorm = eval_batchnorm
         self.released = parts
         if parts and width != 1:
             raise ValueError(f"FaceShieldRenderer: released weights need width=1, got width={width}")
@@ -213,7 +238,15 @@ class FaceShieldRenderer(nn.Module):
         self, attributes: Sequence[Tensor], lambdas: Sequence[Tensor]
     ) -> tuple[list[Tensor], list[Tensor]]:
         """Attribute maps and λ maps at the generator's 8 scales (independent of the identity)."""
-        attrs, lambda_maps = self.decoder(attributes, lambdas, use_lambda=True, first_use_img=True)
+        if self.training or self.eval_batchnorm == "running":
+            return self.decoder(attributes, lambdas, use_lambda=True, first_use_img=True)
+        per_image = []
+        with batch_statistics(self.decoder):
+            for i in range(attributes[0].shape[0]):
+                one = [t[i : i + 1] for t in attributes], [t[i : i + 1] for t in lambdas]
+                per_image.append(self.decoder(*one, use_lambda=True, first_use_img=True))
+        attrs = [torch.cat(maps) for maps in zip(*(a for a, _ in per_image), strict=True)]
+        lambda_maps = [torch.cat(maps) for maps in zip(*(m for _, m in per_image), strict=True)]
         return attrs, lambda_maps
 
     def generate(self, identity: Tensor, attrs: Sequence[Tensor], lambda_maps: Sequence[Tensor]) -> Tensor:
@@ -223,6 +256,28 @@ class FaceShieldRenderer(nn.Module):
     def forward(self, identity: Tensor, attributes: Sequence[Tensor], lambdas: Sequence[Tensor]) -> Tensor:
         """``Y = clamp(G(identity, decoder(P̃, λ)))``."""
         return self.generate(identity, *self.decode(attributes, lambdas))
+
+
+@contextlib.contextmanager
+def batch_statistics(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers of ``module`` normalise by the batch's own statistics and leave their running
+    statistics unchanged (train mode with momentum 0), whatever mode ``module`` is in; restored after."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [
+        (m.training, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+        for m in norms
+    ]
+    try:
+        for m in norms:
+            m.train(True)
+            m.momentum = 0.0
+        yield
+    finally:
+        for m, (training, momentum, tracked) in zip(norms, saved, strict=True):
+            m.train(training)
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
 
 
 def attribute_inputs(
@@ -238,3 +293,46 @@ def attribute_inputs(
     )
     feats[0] = images
     return feats
+
+
+def self_attribute_inputs(
+    faces: Tensor, extraction: Extraction, generator: torch.Generator | None = None
+) -> list[Tensor]:
+    """Attribute inputs of a self-swap, face by face: each face's noise statistics are its own (the original
+    protects one photo at a time, so its "batch mean" is the photo's own features)."""
+    per_image = [
+        attribute_inputs(faces[i : i + 1], one, one, generator)
+        for i, one in enumerate(extraction.select(i) for i in range(faces.shape[0]))
+    ]
+    return [torch.cat(layer) for layer in zip(*per_image, strict=True)]
+
+
+@dataclass
+class Prepared:
+    """A batch of faces extracted and decoded once, ready to be rendered with any released identities."""
+
+    extraction: Extraction
+    attrs: list[Tensor]
+    lambda_maps: list[Tensor]
+
+    @property
+    def restricted(self) -> Tensor:
+        """The restricted identities ``zid`` the DP step perturbs ``[B, 512]``."""
+        return self.extraction.se.identity
+
+
+@torch.no_grad()
+def prepare(
+    extractor: FaceShieldExtractor,
+    renderer: FaceShieldRenderer,
+    faces: Tensor,
+    generator: torch.Generator | None = None,
+) -> Prepared:
+    """Self-swap protection up to the DP step: extract (IB noise from ``generator``), the attribute inputs
+    (``P̃_0`` is the face itself), decode. Then ``renderer.generate(DPP(prepared.restricted), prepared.attrs,
+    prepared.lambda_maps)`` releases a protected face; one preparation serves any number of releases."""
+    extraction = extractor(faces, generator)
+    attrs, lambda_maps = renderer.decode(
+        self_attribute_inputs(faces, extraction, generator), extraction.se.lambdas
+    )
+    return Prepared(extraction, attrs, lambda_maps)

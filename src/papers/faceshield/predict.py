@@ -67,8 +67,8 @@ from src.papers.faceshield.pipeline import (
     IMAGE_SIZE,
     FaceShieldExtractor,
     FaceShieldRenderer,
-    attribute_inputs,
     from_faceshield,
+    prepare,
     to_faceshield,
 )
 from src.preprocess.align import is_image_name, list_inputs
@@ -275,18 +275,16 @@ def protect_face(
 ) -> tuple[list[np.ndarray], list[float]]:
     """``releases`` protected versions of one aligned crop (uint8 RGB) and their DP angles θ.
 
-    The data flow of :func:`src.papers.faceshield.pipeline.protect`: extract → attribute inputs → decode
-    once (network noise from ``noise.generator``), then ``releases`` independent DP perturbations of the one
-    restricted identity ``zid`` (the perturbator's own generator: ``protect`` would hand it the caller's
-    generator, which the record must then treat as non-secret), each rendered by the generator.
+    :func:`src.papers.faceshield.pipeline.prepare` extracts and decodes the face once (network noise from
+    ``noise.generator``); then ``releases`` independent DP perturbations of its restricted identity ``zid``
+    (the perturbator's own generator, so that the records can say the noise is secret) are each rendered.
     """
     device = next(networks.extractor.parameters()).device
     image = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float().div(255.0)
     image = to_faceshield(image.to(device), networks.image_size)
-    extraction = networks.extractor(image, noise.generator)
-    attributes = attribute_inputs(image, extraction, extraction, noise.generator)
-    attrs, lambda_maps = networks.renderer.decode(attributes, extraction.se.lambdas)
-    released = noise.perturbator(extraction.se.identity.expand(releases, -1))
+    prepared = prepare(networks.extractor, networks.renderer, image, noise.generator)
+    attrs, lambda_maps = prepared.attrs, prepared.lambda_maps
+    released = noise.perturbator(prepared.restricted.expand(releases, -1))
     faces: list[np.ndarray] = []
     for start in range(0, releases, RELEASE_BATCH):
         identity = released.output[start : start + RELEASE_BATCH]
@@ -485,6 +483,15 @@ def run_predict(settings: Settings) -> dict[str, Any]:
         print(
             "WARNING: --random-networks: UNTRAINED networks; the outputs are NOT protected faces "
             "(tests and plumbing only)",
+            file=sys.stderr,
+            flush=True,
+        )
+    if settings.sampler == "faceshield_repo":
+        print(
+            f"NOTE: sampler faceshield_repo (the authors'): ε = {settings.epsilon:g} is NOMINAL, "
+            "NOT CERTIFIED "
+            "(no differential-privacy guarantee; docs/papers/faceshield.md, 'Choosing an ε'); "
+            "--sampler purkayastha gives certified ε-LDP",
             file=sys.stderr,
             flush=True,
         )

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 
 from src.analysis.runs import dataset_label
-from src.papers.faceshield.evaluation import SEMANTICS, variant_rows
+from src.config.instantiate import instantiate_untrusted
+from src.papers.faceshield.evaluation import SEMANTICS, describe_baseline, variant_rows
 from src.papers.registry import register_report
 from src.utils.tables import is_missing
 
@@ -35,17 +36,17 @@ def _nodes(run: Mapping[str, Any], prefix: str) -> dict[str, dict[str, Any]]:
 
 
 def describe_variants(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """What each variant of a run was, from its configuration columns (in the order they were logged)."""
-    variants = dict.fromkeys(
+    """What each evaluated variant of a run was, perturbators then baselines in configuration order (as the
+    run's own table), from its configuration columns; baselines are rebuilt (registered targets only) so
+    their setting reads as the run printed it."""
+    evaluated = {
         key.split("/")[1]
         for key in run
         if key.startswith("test/") and key.endswith("/ssim") and _present(run[key])
-    )
-    perturbators, baselines = _nodes(run, PERTURBATORS), _nodes(run, BASELINES)
+    }
     out: dict[str, dict[str, Any]] = {}
-    for name in variants:
-        if name in perturbators:
-            node = perturbators[name]
+    for name, node in _nodes(run, PERTURBATORS).items():
+        if name in evaluated:
             sampler = str(node.get("sampler", "faceshield_repo"))
             out[name] = {
                 "method": "FaceShield",
@@ -53,17 +54,24 @@ def describe_variants(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                 "semantics": SEMANTICS.get(sampler, "?"),
                 "setting": f"ε={float(node.get('epsilon', float('nan'))):g}",
             }
-        else:
-            node = baselines.get(name, {})
-            target = str(node.get("_target_", "?")).rsplit(".", 1)[-1]
-            settings = ", ".join(f"{k}={v}" for k, v in node.items() if not k.startswith("_"))
-            out[name] = {
-                "method": target,
-                "sampler": "-",
-                "semantics": "ε-DP on m-pixel neighbourhoods" if target == "DPPix" else "no DP",
-                "setting": settings or "-",
-            }
+    for name, node in _nodes(run, BASELINES).items():
+        if name in evaluated:
+            out[name] = _described(run, name, node)
     return out
+
+
+def _described(run: Mapping[str, Any], name: str, node: Mapping[str, Any]) -> dict[str, Any]:
+    """The baseline rebuilt and described as the run did; its configured arguments when it cannot be built."""
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in node.items()}
+    try:
+        obfuscator = instantiate_untrusted(
+            config, source=f"{run.get('run_dir', '?')}/config.yaml", key=f"model.baselines.{name}"
+        )
+    except Exception:  # a report must not fail because one baseline cannot be built here
+        target = str(node.get("_target_", "?")).rsplit(".", 1)[-1]
+        settings = {k: v for k, v in node.items() if not k.startswith("_")}
+        return describe_baseline(None, method=target, settings=settings, dp=target == "DPPix")
+    return describe_baseline(obfuscator)
 
 
 def judges_and_fars(run: Mapping[str, Any], variant: str) -> tuple[list[str], list[float]]:
