@@ -30,8 +30,8 @@ from tests.helpers import run_cli, run_dir_from_output, tiny_overrides
 def tiny_irc(**kwargs: object) -> FaceShieldIRC:
     torch.manual_seed(0)
     adam = lambda params: torch.optim.Adam(params, lr=1e-3)  # noqa: E731
+    kwargs.setdefault("extractor", FaceShieldExtractor(image_size=256))
     return FaceShieldIRC(
-        extractor=FaceShieldExtractor(image_size=256),
         renderer=FaceShieldRenderer(width=32),
         discriminator=MultiscaleDiscriminator(ndf=4, num_d=2),
         iid=IIDDiscriminator(backbone="resnet10t", input_size=64),
@@ -73,8 +73,16 @@ def _run_step(model: FaceShieldIRC, monkeypatch: pytest.MonkeyPatch) -> list[str
     return calls
 
 
-def test_stage2_steps_d_then_iid_then_generator_each_clipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    model = tiny_irc(gradient_clip=0.5)
+@pytest.fixture(scope="module")
+def stage2_model() -> FaceShieldIRC:
+    """One tiny Stage II module for the step tests (building it costs more than a step)."""
+    return tiny_irc(gradient_clip=0.5)
+
+
+def test_stage2_steps_d_then_iid_then_generator_each_clipped(
+    stage2_model: FaceShieldIRC, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = stage2_model
     before = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
     frozen = {k: v.detach().clone() for k, v in model.extractor.named_parameters()}
     clipped: list[tuple[str, float]] = []
@@ -97,11 +105,13 @@ def test_stage2_steps_d_then_iid_then_generator_each_clipped(monkeypatch: pytest
     }
     assert {"renderer", "discriminator", "iid"} <= changed
     assert all(torch.equal(v, frozen[k]) for k, v in model.extractor.named_parameters())
-    assert int(model.skipped_steps) == 0
 
 
-def test_stage2_skips_a_generator_step_with_nan_loss(monkeypatch: pytest.MonkeyPatch) -> None:
-    model = tiny_irc()
+def test_stage2_skips_a_generator_step_with_nan_loss(
+    stage2_model: FaceShieldIRC, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = stage2_model
+    skipped = int(model.skipped_steps)
     real = fs_module.generator_loss
 
     def nan_loss(*args: object, **kwargs: object) -> GeneratorLosses:
@@ -113,13 +123,15 @@ def test_stage2_skips_a_generator_step_with_nan_loss(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(fs_module, "generator_loss", nan_loss)
     renderer = {k: v.detach().clone() for k, v in model.renderer.named_parameters()}
     assert _run_step(model, monkeypatch) == ["D", "IID"]  # no G step
-    assert int(model.skipped_steps) == 1
+    assert int(model.skipped_steps) == skipped + 1
     assert all(torch.equal(v, renderer[k]) for k, v in model.renderer.named_parameters())
 
 
 def test_bad_sizes_and_variants_are_refused() -> None:
     with pytest.raises(ValueError, match="image_size must be 512"):
-        check_image_size("x", 128)
+        check_image_size("x", 128)  # the renderer's sizes start at 256
+    with pytest.raises(ValueError, match="FaceShieldIRC: model.extractor: image_size"):
+        tiny_irc(extractor=FaceShieldExtractor(image_size=128))
     with pytest.raises(ValueError, match="released weights .* need image_size=512"):
         FaceShieldExtractor(released=["encoder"], image_size=256)
     with pytest.raises(ValueError, match="batch size must be >= 2"):

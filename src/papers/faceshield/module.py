@@ -15,6 +15,7 @@ resized to the networks' 512 px in [-1, 1].
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -62,6 +63,7 @@ from src.papers.faceshield.pipeline import (
     FaceShieldExtractor,
     FaceShieldRenderer,
     attribute_inputs,
+    check_image_size,
     from_faceshield,
     prepare,
     to_faceshield,
@@ -285,6 +287,7 @@ class FaceShieldIRC(LabModule):
             ],
         )
         self.automatic_optimization = False
+        check_image_size("FaceShieldIRC: model.extractor", extractor.image_size)  # the renderer's sizes
         if extractor_ckpt is not None:
             load_extractor_state(extractor, Path(extractor_ckpt))
         self.extractor = extractor.eval().requires_grad_(False)
@@ -323,6 +326,9 @@ class FaceShieldIRC(LabModule):
                 "FaceShieldIRC: the evaluator name 'whitebox' is reserved for FaceShield's encoder"
             )
         self.perceptual = perceptual
+        if evaluate_untrained:  # an evaluation of random networks: nothing here is to be trained
+            for network in (self.renderer, self.discriminator, self.iid):
+                network.requires_grad_(False)
         variants = [*self.perturbators, *self.baselines]
         self.ssim = nn.ModuleDict({v: SSIM() for v in variants})
         self.psnr = nn.ModuleDict({v: PSNR() for v in variants})
@@ -479,6 +485,11 @@ class FaceShieldIRC(LabModule):
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """G + decoder, the discriminator, the IID detector (in the order the step uses them)."""
+        if self.hparams.evaluate_untrained:
+            raise ValueError(
+                "FaceShieldIRC: model.evaluate_untrained=true evaluates random networks (the demo) and "
+                "freezes them; set it to false to train"
+            )
         return [
             self.optimizer_factory(self.renderer.parameters()),
             self.adversary_optimizer_factory(self.discriminator.parameters()),
@@ -576,7 +587,8 @@ class FaceShieldIRC(LabModule):
             else:
                 logged |= baseline_privacy_columns(self.baselines[variant])
             for metric, value in logged.items():
-                self.log(f"test/{variant}/{metric}", value, sync_dist=False)
+                if math.isfinite(value):  # NaN = does not apply (not certified, no DP, one identity only)
+                    self.log(f"test/{variant}/{metric}", value, sync_dist=False)
         for metrics in (self.ssim, self.psnr, self.lpips, self.released_cos):
             for metric in metrics.values():
                 metric.reset()

@@ -62,11 +62,16 @@ def to_faceshield(images: Tensor, size: int = IMAGE_SIZE) -> Tensor:
     return images * 2.0 - 1.0
 
 
-def check_image_size(owner: str, size: object) -> int:
-    """``size`` if it is 512, 384 or 256, else a ValueError. Below 256 px the generator's first maps would be
-    1 × 1, where instance normalisation is undefined."""
-    if isinstance(size, bool) or size not in (256, 384, IMAGE_SIZE):
-        raise ValueError(f"{owner}: image_size must be 512 (published), 384 or 256, got {size!r}")
+#: face sizes the extractor works at; the renderer needs 256 or more (below, the generator's first maps
+#: would be 1 × 1, where instance normalisation is undefined), so 128 serves Stage I tests only
+EXTRACTOR_SIZES = (128, 256, 384, IMAGE_SIZE)
+RENDER_SIZES = (256, 384, IMAGE_SIZE)
+
+
+def check_image_size(owner: str, size: object, allowed: tuple[int, ...] = RENDER_SIZES) -> int:
+    """``size`` if it is one of ``allowed``, else a ValueError naming ``owner``."""
+    if isinstance(size, bool) or size not in allowed:
+        raise ValueError(f"{owner}: image_size must be 512 (published) or one of {allowed}, got {size!r}")
     return size
 
 
@@ -130,8 +135,9 @@ class FaceShieldExtractor(nn.Module):
     mean 0, std 1, all neurons active (tests and the CPU demo).
 
     ``image_size``: the face size the pipeline works at: 512 (published; the encoder sees the 37:475 crop at
-    128 px), or 384 or 256 with every size scaled alike (CPU tests and the demo: 256-px faces, a 64-px
-    encoder input, about 1/4 of the cost). Released weights need 512.
+    128 px), or 384, 256 or 128 with every size scaled alike (CPU tests and the demo: 256-px faces, a 64-px
+    encoder input, about 1/4 of the cost; 128 only without a renderer, i.e. Stage I). Released weights need
+    512.
     """
 
     def __init__(
@@ -145,7 +151,7 @@ class FaceShieldExtractor(nn.Module):
     ) -> None:
         super().__init__()
         parts = _check_parts("FaceShieldExtractor", released, EXTRACTOR_PARTS)
-        self.image_size = check_image_size("FaceShieldExtractor", image_size)
+        self.image_size = check_image_size("FaceShieldExtractor", image_size, EXTRACTOR_SIZES)
         if image_size != IMAGE_SIZE and (parts or readout_dir is not None):
             raise ValueError(
                 f"FaceShieldExtractor: released weights and statistics need image_size=512, got {image_size}"

@@ -11,8 +11,10 @@ from torch import nn
 from src.papers.faceshield.pipeline import FaceShieldExtractor, FaceShieldRenderer, attribute_inputs
 from src.papers.registry import CostEntry, TinySettings, register_cost, register_tiny_settings
 
-#: Both stages: random encoder and SE at 256 px (every size halved: a quarter of the cost).
+#: Both stages: random encoder and SE at 256 px (every size halved: a quarter of the cost); Stage I, which
+#: has no renderer, at 128 px (a sixteenth).
 _TINY_EXTRACTOR = ("model.extractor.released=[]", "model.extractor.image_size=256")
+_TINY_STAGE1 = ("model.extractor.released=[]", "model.extractor.image_size=128")
 #: Stage II and the evaluation rows: 1/32-width renderer, small adversaries, offline judges.
 _TINY_IRC = (
     *_TINY_EXTRACTOR,
@@ -23,19 +25,21 @@ _TINY_IRC = (
     "model.iid.backbone=resnet10t",
     "model.iid.input_size=64",
     "model.iid_weights=null",
-    "model.evaluate_untrained=true",
     "model.perceptual.kind=lpips_random",
     "model.fars=[0.1]",
 )
+
+#: The evaluation rows without the released weights: random networks, evaluated without a checkpoint.
+_TINY_EVAL = (*_TINY_IRC, "model.evaluate_untrained=true")
 
 register_tiny_settings(
     "faceshield",
     TinySettings(
         experiments={
-            "faceshield/stage1_*": _TINY_EXTRACTOR,
+            "faceshield/stage1_*": _TINY_STAGE1,
             "faceshield/stage2_*": _TINY_IRC,
-            "faceshield/sweep/*": (*_TINY_IRC, "model.evaluators.arcface.weights=null"),
-            "faceshield/baselines/*": (*_TINY_IRC, "model.evaluators.arcface.weights=null"),
+            "faceshield/sweep/*": (*_TINY_EVAL, "model.evaluators.arcface.weights=null"),
+            "faceshield/baselines/*": (*_TINY_EVAL, "model.evaluators.arcface.weights=null"),
             "faceshield/demo_*": (
                 "model.perceptual.kind=lpips_random",
                 "model.fars=[0.1]",
