@@ -540,3 +540,12 @@ def test_missing_weights_name_the_file_and_where_to_put_it(
     assert "python -m src.weights pin faceshield-decoder --file <downloaded file>" in message
     with pytest.raises(TypeError, match="no released FaceShield weights for MultiscaleDiscriminator"):
         km.load_released(MultiscaleDiscriminator())
+
+
+def test_se_masks_alone_equal_the_forward_masks() -> None:
+    torch.manual_seed(0)
+    encoder, se = FaceShieldEncoder(input_size=32), FaceShieldSE(input_size=32)
+    _, features = encoder(torch.rand(2, 3, 32, 32) * 2 - 1)
+    full = se(features, encoder.restrict_forward, torch.Generator().manual_seed(0))
+    for alone, with_forward in zip(se.masks(features), full.lambdas, strict=True):
+        assert torch.equal(alone, with_forward)

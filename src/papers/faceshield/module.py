@@ -405,8 +405,8 @@ class FaceShieldIRC(LabModule):
 
         # 3. generator + decoder
         self.toggle_optimizer(opt_g)
-        y_se = self.extractor.se(y_features, self.extractor.encoder.restrict_forward)
-        y_feats = attribute_features(y_features[:NUM_IB_LAYERS], y_se.lambdas, y_features[:NUM_IB_LAYERS])
+        y_lambdas = self.extractor.se.masks(y_features)  # Y's masks; its restricted identity is not used
+        y_feats = attribute_features(y_features[:NUM_IB_LAYERS], y_lambdas, y_features[:NUM_IB_LAYERS])
         y_feats[0] = y
         with torch.no_grad():  # Φ(X_t) after the IID step, as the original recomputes it
             phi_t = self.iid(x_t)

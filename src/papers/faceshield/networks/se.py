@@ -161,6 +161,16 @@ class FaceShieldSE(nn.Module):
         n = float(len(self.layers))
         return SEOutput(identity / n, lambdas, restricted, torch.stack(info).mean())
 
+    def masks(self, features: Sequence[Tensor]) -> list[Tensor]:
+        """The masks λ_0 … λ_9 alone (what :meth:`forward` computes first, without the noise, the restricted
+        features and the 10 partial encoder passes of the restricted identity): Stage II needs only the
+        masks of its generated faces, and the outputs it does not use carry no gradient anyway."""
+        readout = self.readout.normalise(features)
+        return [
+            layer.mask((features[i].shape[-2], features[i].shape[-1]), readout)
+            for i, layer in enumerate(self.layers)
+        ]
+
 
 def attribute_features(
     target: Sequence[Tensor],
