@@ -21,7 +21,6 @@ from src.papers.faceshield.pipeline import (
     FaceShieldExtractor,
     FaceShieldRenderer,
     check_image_size,
-    self_attribute_inputs,
 )
 from src.utils.checkpoint_files import CheckpointError
 from tests.helpers import run_cli, run_dir_from_output, tiny_overrides
@@ -202,18 +201,18 @@ def test_stage2_trains_under_two_process_cpu_ddp(runs_dir: Path) -> None:
 def test_per_image_batchnorm_normalises_each_face_alone_and_keeps_running_statistics() -> None:
     torch.manual_seed(0)
     renderer = FaceShieldRenderer(width=32).eval()
-    extractor = FaceShieldExtractor(image_size=256)
     faces = torch.rand(2, 3, 256, 256) * 2 - 1
-    extraction = extractor(faces, torch.Generator().manual_seed(0))
-    inputs = self_attribute_inputs(faces, extraction, torch.Generator().manual_seed(1))
+    _, features = FaceShieldExtractor(image_size=256).explicit(faces)
+    inputs = [faces, *features[1:10]]  # the decoder's inputs: the face, then attribute-shaped maps
+    lambdas = [torch.rand_like(f) for f in features[:10]]
     running = {k: v.clone() for k, v in renderer.decoder.state_dict().items()}
-    both, _ = renderer.decode(inputs, extraction.se.lambdas)
-    alone, _ = renderer.decode([t[1:] for t in inputs], [t[1:] for t in extraction.se.lambdas])
+    both, _ = renderer.decode(inputs, lambdas)
+    alone, _ = renderer.decode([t[1:] for t in inputs], [t[1:] for t in lambdas])
     assert torch.allclose(both[3][1:], alone[3], atol=1e-5)  # face 1 does not depend on face 0
     assert all(torch.equal(v, running[k]) for k, v in renderer.decoder.state_dict().items())
     assert not renderer.decoder.training
     renderer.eval_batchnorm = "running"
-    with_running, _ = renderer.decode(inputs, extraction.se.lambdas)
+    with_running, _ = renderer.decode(inputs, lambdas)
     assert not torch.allclose(with_running[3], both[3])
 
 
