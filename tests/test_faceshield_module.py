@@ -231,10 +231,12 @@ def test_stage2_takes_the_extractor_from_a_stage1_checkpoint(tmp_path: Path) -> 
         trained.se.readout.layers[0].mean.fill_(0.25)
     path = tmp_path / "stage1.ckpt"
     torch.save({"state_dict": {f"extractor.{k}": v for k, v in trained.state_dict().items()}}, path)
-    model = tiny_irc(extractor_ckpt=str(path))
-    assert torch.equal(model.extractor.se.layers[0].conv1.weight, trained.se.layers[0].conv1.weight)
-    assert float(model.extractor.se.readout.layers[0].mean[0, 0, 0]) == 0.25
-    assert not any(p.requires_grad for p in model.extractor.parameters())
+    extractor = FaceShieldExtractor(image_size=256)
+    fs_module.load_extractor_state(extractor, path)  # what FaceShieldIRC(extractor_ckpt=path) does
+    assert torch.equal(extractor.se.layers[0].conv1.weight, trained.se.layers[0].conv1.weight)
+    assert float(extractor.se.readout.layers[0].mean[0, 0, 0]) == 0.25
     torch.save({"state_dict": {"net.weight": torch.zeros(1)}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="no 'extractor.\\*' weights"):
-        tiny_irc(extractor_ckpt=str(tmp_path / "other.ckpt"))
+        fs_module.load_extractor_state(extractor, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="same image_size as Stage I"):
+        fs_module.load_extractor_state(FaceShieldExtractor(image_size=128), path)
