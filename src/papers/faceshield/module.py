@@ -232,7 +232,7 @@ def recognizer_input(images: Tensor, recognizer: nn.Module) -> Tensor:
 @register_paper(
     "faceshield",
     title="FaceShield: High-Utility Differential Privacy Facial Protection for Online Image Publishing",
-    venue="preprint (code 2025)",
+    venue="code 2025",  # the paper text is not public yet
     kind="privacy",
     stages=(FaceShieldFSE,),
 )
