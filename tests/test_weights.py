@@ -568,3 +568,10 @@ def test_cli_pin_list_verify(
     assert "pinned:" + hashlib.sha256(b"cloud-bytes").hexdigest()[:12] in out and "11 B" in out
     assert cli_main(["--manifest", str(manifest), "pin", "plain"]) == 1
     assert "FAILED    plain" in capsys.readouterr().out
+
+
+def test_resolve_spec_reads_manifest_names_and_paths(tmp_path: Path) -> None:
+    from src.weights import resolve, resolve_spec
+
+    assert resolve_spec("manifest:dlib-face-recognition-resnet") == resolve("dlib-face-recognition-resnet")
+    assert resolve_spec(str(tmp_path / "mine.pth")) == tmp_path / "mine.pth"

@@ -3,6 +3,7 @@
 ``resolve(name)`` returns the verified path of a weight file listed in ``manifest.yaml`` or raises an error
 naming the file, its sha256, where to put it and the command that gets it; nothing downloads implicitly.
 Files without a published sha256 are refused until pinned locally (``pin``; see :mod:`src.weights.core`).
+``resolve_spec`` reads a config value: ``manifest:<name>`` (resolved so) or a path.
 CLI: ``python -m src.weights list | verify [NAME ...] | fetch NAME [NAME ...] | pin NAME [--file PATH]``.
 """
 
@@ -25,6 +26,7 @@ from src.weights.core import (
     pin_command,
     pins_path,
     resolve,
+    resolve_spec,
     sha256_file,
     torch_hub_checkpoints_dir,
     verify,
@@ -51,6 +53,7 @@ __all__ = [
     "pin_command",
     "pins_path",
     "resolve",
+    "resolve_spec",
     "sha256_file",
     "torch_hub_checkpoints_dir",
     "verify",

@@ -555,6 +555,18 @@ def resolve(name: str, manifest: Mapping[str, WeightEntry] | None = None) -> Pat
     return _locate(name, manifest, use_cache=True)
 
 
+MANIFEST_PREFIX = "manifest:"
+
+
+def resolve_spec(spec: str | Path) -> Path:
+    """A weight file given in a config: ``manifest:<name>`` (resolved and checked like :func:`resolve`) or a
+    path, taken as it is."""
+    text = str(spec)
+    if text.startswith(MANIFEST_PREFIX):
+        return resolve(text.removeprefix(MANIFEST_PREFIX))
+    return Path(spec)
+
+
 def verify(name: str, manifest: Mapping[str, WeightEntry] | None = None) -> Path:
     """Like :func:`resolve`, but always re-reads and re-hashes the file (no per-process digest cache)."""
     return _locate(name, manifest, use_cache=False)

@@ -8,13 +8,12 @@ for plumbing tests, with a warning, since such a judge says nothing about identi
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 from src.config.buildable import buildable
 from src.networks.recognizers import build_recognizer
 from src.networks.recognizers.base import FaceRecognizer
 from src.networks.recognizers.checkpoints import load_recognizer_checkpoint
-from src.weights import resolve
+from src.weights import resolve_spec
 
 
 @buildable
@@ -27,8 +26,5 @@ def zoo_recognizer(name: str, weights: str | None) -> FaceRecognizer:
             stacklevel=2,
         )
     else:
-        path = (
-            resolve(weights.removeprefix("manifest:")) if weights.startswith("manifest:") else Path(weights)
-        )
-        load_recognizer_checkpoint(model, path)
+        load_recognizer_checkpoint(model, resolve_spec(weights))
     return model.eval().requires_grad_(False)

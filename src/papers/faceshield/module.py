@@ -71,7 +71,7 @@ from src.papers.faceshield.pipeline import (
 from src.papers.registry import register_paper
 from src.utils.checkpoint_files import CheckpointError, read_checkpoint
 from src.utils.run_record import ENV_RUN_DIR
-from src.weights import resolve
+from src.weights import resolve_spec
 
 FSE_WEIGHTS = {"angle": 1.0, "hsic": 0.5, "identity": 0.5}
 IRC_WEIGHTS = {"adv": 3.3, "iid": 1.6, "per": 1.0, "icl": 1.0, "icl_pos": 2.0, "icl_neg": 0.5}
@@ -295,12 +295,7 @@ class FaceShieldIRC(LabModule):
         self.discriminator = discriminator
         self.iid = iid
         if iid_weights is not None:
-            path = (
-                resolve(iid_weights.removeprefix("manifest:"))
-                if iid_weights.startswith("manifest:")
-                else iid_weights
-            )
-            load_imagenet_xception(self.iid, path)
+            load_imagenet_xception(self.iid, resolve_spec(iid_weights))
         self.optimizer_factory = optimizer
         self.adversary_optimizer_factory = adversary_optimizer
         self.loss_weights = _weights(loss_weights, IRC_WEIGHTS, "FaceShieldIRC")

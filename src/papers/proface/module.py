@@ -27,7 +27,6 @@ with other protected and original images of the same identity (two triplet losse
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -51,19 +50,12 @@ from src.metrics.plots import roc_curve_figure, similarity_histogram
 from src.obfuscators.base import Obfuscator
 from src.papers.proface.networks import load_released_proface
 from src.papers.registry import register_paper
-from src.weights import resolve
+from src.weights import resolve_spec
 
 LOSS_TERMS = ("vis", "l1", "p2p", "p2o")
 REPORTED = ("accuracy", "accuracy_std", "auc", "eer")
 EMBEDDER_RANGES = ("[-1,1]", "[0,1]")
 STAGES = ("val", "test")
-
-
-def released_weights_path(spec: str) -> Path:
-    """A weights file given as a path or as ``manifest:<name>`` (resolved and sha256-checked)."""
-    if spec.startswith("manifest:"):
-        return resolve(spec.removeprefix("manifest:"))
-    return Path(spec)
 
 
 def input_size_of(recognizer: nn.Module, given: int | None) -> int:
@@ -137,9 +129,7 @@ class ProFaceModule(LabModule):
         self.loss_weights = {k: float(v) for k, v in weights.items()}
         self.embedder = embedder
         if embedder_weights:
-            self.embedder.load_state_dict(
-                load_released_proface(released_weights_path(embedder_weights)).state_dict()
-            )
+            self.embedder.load_state_dict(load_released_proface(resolve_spec(embedder_weights)).state_dict())
         self.obfuscator = obfuscator.requires_grad_(False)
         self.recognizer = recognizer.eval().requires_grad_(False)
         self.perceptual = perceptual
