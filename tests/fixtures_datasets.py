@@ -479,6 +479,169 @@ def make_cartoonset(root: Path, count: int = 10) -> Path:
     return root
 
 
+# --- preprocessed video frames (the index `python -m src.preprocess.videos` writes) -----------------------
+FRAME_COLUMNS = [
+    "video_uid",
+    "frame_index",
+    "label",
+    "method",
+    "compression",
+    "split",
+    "path",
+    "score",
+    *(f"{n}_{a}" for n in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right") for a in ("x", "y")),
+    "face_index",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+    "landmarks",
+]
+FAILURE_COLUMNS = ["video_uid", "frame_index", "reason", "detail", "label", "method", "compression", "split"]
+CROP = 64
+FRAMES_PER_VIDEO = 3
+
+
+def _face_crop(identity: int, sample: int, fake: bool) -> np.ndarray:
+    """A 64 px region with a synthetic face (a fake pastes another identity's inner face, softly)."""
+    from src.datamodules.components.synthetic_face_renderer import render_synthetic_face
+
+    image = render_synthetic_face(7, identity, sample, CROP)
+    if fake:
+        other = render_synthetic_face(7, identity + 50, sample, CROP)
+        yy, xx = np.mgrid[:CROP, :CROP]
+        mask = np.clip(1.3 - np.hypot((xx - CROP / 2) / 14, (yy - CROP / 2 - 2) / 17), 0, 1)[..., None]
+        image = (mask * other + (1 - mask) * image).astype(np.uint8)
+    return image
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def make_preprocessed_frames(root: Path, dataset: str = "ffpp") -> Path:
+    """A preprocessed index (``--profile sbi --landmarks dlib68 --faces all``) of tiny synthetic videos.
+
+    FF++: per split one pair → 2 originals and ``a_b`` / ``b_a`` for Deepfakes and FaceSwap, 3 frames each;
+    the test split also has a second, smaller face in one frame, a frame with no face and an original that
+    could not be read (both in ``failures.csv``). Celeb-DF: real / synthesis videos, train and test.
+    Crops are 64 px with the face box in the middle and 68 landmarks of a mean face in that box.
+    """
+    from src.face.face_hulls import mean_face_landmarks68
+
+    folder = root / dataset
+    rows: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    if dataset == "ffpp":
+        pairs = {"train": ("071", "054"), "val": ("000", "003"), "test": ("953", "974")}
+        videos = []
+        for split, (a, b) in pairs.items():
+            videos += [(split, "youtube", 0, name) for name in (a, b)]
+            videos += [
+                (split, m, 1, f"{x}_{y}") for m in ("Deepfakes", "FaceSwap") for x, y in ((a, b), (b, a))
+            ]
+        compression = "c23"
+    else:
+        videos = [("train", "Celeb-real", 0, "id1_0000"), ("train", "Celeb-synthesis", 1, "id1_id2_0000")]
+        videos += [("test", "Celeb-real", 0, "id0_0000"), ("test", "YouTube-real", 0, "00000")]
+        videos += [("test", "Celeb-synthesis", 1, f"id0_id{k}_0000") for k in (1, 3)]
+        compression = "orig"
+    box = np.array([16.0, 16.0, 48.0, 48.0])
+    for number, (split, method, label, name) in enumerate(videos):
+        kind = method if dataset == "ffpp" else ("real" if label == 0 else "synthesis")
+        uid = f"{dataset}/{method}/{compression}/{name}"
+        out = folder / split / uid
+        out.mkdir(parents=True, exist_ok=True)
+        for frame in range(FRAMES_PER_VIDEO):
+            index = frame * 10
+            base = {
+                "video_uid": uid,
+                "frame_index": index,
+                "label": label,
+                "method": kind,
+                "compression": compression,
+                "split": split,
+            }
+            if split == "test" and label == 1 and frame == 2 and number % 2 == 0:
+                failures.append({**base, "reason": "no_face", "detail": "no face above the score threshold"})
+                continue
+            faces = [box] if not (split == "test" and frame == 1) else [box, np.array([2.0, 2.0, 26.0, 26.0])]
+            image = _face_crop(number, frame, fake=label == 1)
+            for face, face_box in enumerate(faces):
+                stem = f"{index:03d}" if face == 0 else f"{index:03d}_{face}"
+                Image.fromarray(image).save(out / f"{stem}.png")
+                points = mean_face_landmarks68(face_box).astype(np.float32)
+                np.save(out / f"{stem}.npy", points)
+                five = points[[36, 45, 30, 48, 54]]
+                rows.append(
+                    {
+                        **base,
+                        "label": label,
+                        "method": kind,
+                        "path": (out / f"{stem}.png").relative_to(folder).as_posix(),
+                        "score": "0.999",
+                        **{c: f"{v:.3f}" for c, v in zip(FRAME_COLUMNS[8:18], five.ravel(), strict=True)},
+                        "face_index": face,
+                        **dict(zip(FRAME_COLUMNS[19:23], (f"{v:.1f}" for v in face_box), strict=True)),
+                        "landmarks": (out / f"{stem}.npy").relative_to(folder).as_posix(),
+                    }
+                )
+    lost = (
+        "test",
+        "youtube" if dataset == "ffpp" else "Celeb-real",
+        "999" if dataset == "ffpp" else "id9_0000",
+    )
+    failures.append(
+        {
+            "video_uid": f"{dataset}/{lost[1]}/{compression}/{lost[2]}",
+            "frame_index": "",
+            "reason": "unreadable",
+            "detail": "cannot open",
+            "label": 0,
+            "method": "youtube" if dataset == "ffpp" else "real",
+            "compression": compression,
+            "split": "test",
+        }
+    )
+    _write_csv(folder / "index.csv", FRAME_COLUMNS, rows)
+    _write_csv(folder / "failures.csv", FAILURE_COLUMNS, failures)
+    return folder
+
+
+def make_tiny_detector_checkpoint(path: Path, image_size: int = 32) -> Path:
+    """A Lightning checkpoint of a frame detector on the small CNN (random weights): what an evaluation-only
+    detection experiment loads in the tests."""
+    import functools
+
+    import pytorch_lightning as pl
+    import torch
+
+    from src.lightning_modules.frame_detector import FrameDetectorModule
+    from src.networks.detectors import build_detector_net
+
+    torch.manual_seed(0)
+    module = FrameDetectorModule(
+        build_detector_net("small_cnn", input_size=image_size), functools.partial(torch.optim.Adam)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "pytorch-lightning_version": pl.__version__,
+        "epoch": 0,
+        "global_step": 0,
+        "callbacks": {},
+        "optimizer_states": [],
+        "lr_schedulers": [],
+    }
+    torch.save(checkpoint, path)
+    return path
+
+
 def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
     """Build every miniature layout under ``base``; return the ``tests/helpers.py`` TINY_DATA entries."""
     make_ffhq(base / "ffhq", train=(0, 1, 2, 3), validation=(60000, 60001))
@@ -487,6 +650,9 @@ def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
     make_vggface2(base / "vggface2")
     make_lfw(base / "lfw")
     make_cartoonset(base / "cartoonset")
+    ffpp = make_preprocessed_frames(base / "frames", "ffpp")
+    celeb_df = make_preprocessed_frames(base / "frames", "celeb_df")
+    make_tiny_detector_checkpoint(base / "detectors" / "small_cnn.ckpt")
     lookup = dict(
         zip(celeba["files"], zip(celeba["identity"], celeba["partition"], strict=True), strict=True)
     )  # type: ignore[arg-type]
@@ -525,6 +691,9 @@ def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
             *derived,
         ],
         "src.datamodules.lfw.LFWDataModule": [f"datamodule.root={base / 'lfw'}", *small],
+        "src.datamodules.ffpp.FFPPFramesDataModule": [f"datamodule.root={ffpp}", *small],
+        "src.datamodules.self_blended.SelfBlendedFramesDataModule": [f"datamodule.root={ffpp}", *small],
+        "src.datamodules.celeb_df.CelebDFFramesDataModule": [f"datamodule.root={celeb_df}", *small],
     }
 
 

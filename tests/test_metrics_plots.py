@@ -11,7 +11,13 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from src.metrics.detection import frame_auc
-from src.metrics.plots import epsilon_protection_curve, roc_curve_figure, save_figure, similarity_histogram
+from src.metrics.plots import (
+    epsilon_protection_curve,
+    precision_recall_figure,
+    roc_curve_figure,
+    save_figure,
+    similarity_histogram,
+)
 
 
 def _scores(seed: int, n: int = 400, shift: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +62,26 @@ def test_roc_curve_figure_log_x_for_verification() -> None:
     assert len(ax.get_lines()) == 1
     x, _ = ax.get_lines()[0].get_data()
     assert (x > 0).all()  # FPR = 0 cannot be drawn on a log axis
+
+
+def test_precision_recall_figure_matches_sklearn() -> None:
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    scores = np.array([0.9, 0.8, 0.8, 0.6, 0.4, 0.3, 0.2])
+    labels = np.array([1, 0, 1, 1, 0, 1, 0])
+    fig = precision_recall_figure({"frames": (scores, labels)}, title="PR")
+    ax = fig.axes[0]
+    assert (
+        ax.get_legend().get_texts()[0].get_text()
+        == f"frames (AP = {average_precision_score(labels, scores):.4f})"
+    )
+    recall, precision = ax.lines[0].get_xdata(), ax.lines[0].get_ydata()
+    precision_ref, recall_ref, _ = precision_recall_curve(labels, scores)
+    # sklearn lists the points from the lowest threshold up and ends at (recall 0, precision 1)
+    assert np.allclose(recall, recall_ref[::-1]) and np.allclose(precision, precision_ref[::-1])
+    assert ax.lines[1].get_ydata()[0] == pytest.approx(labels.mean())  # the random detector's precision
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        precision_recall_figure({})
 
 
 def test_similarity_histogram(tmp_path: Path) -> None:

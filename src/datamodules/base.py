@@ -8,6 +8,7 @@ loaders use an unpadded distributed sampler so that every sample is scored exact
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,14 @@ class FaceDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return int(getattr(trainer, "global_rank", 0)) if trainer is not None else 0
 
-    def make_loader(self, dataset: Dataset, *, train: bool, drop_last: bool | None = None) -> DataLoader:
+    def make_loader(
+        self,
+        dataset: Dataset,
+        *,
+        train: bool,
+        drop_last: bool | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+    ) -> DataLoader:
         """A DataLoader with the per-device batch, seeded workers and, for evaluation, exact sharding.
 
         Training loaders shuffle and augment as functions of (run seed, epoch, rank, sample) and can be
@@ -85,6 +93,7 @@ class FaceDataModule(pl.LightningDataModule):
                 pin_memory=self.pin_memory,
                 drop_last=drop_last,
                 worker_init_fn=seed_worker,
+                collate_fn=collate_fn,
             )
         sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if self.world_size > 1 else None
         return DataLoader(
@@ -96,6 +105,7 @@ class FaceDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             drop_last=False if drop_last is None else drop_last,
             worker_init_fn=seed_worker,
+            collate_fn=collate_fn,
             persistent_workers=self.num_workers > 0,
         )
 

@@ -54,9 +54,12 @@ class FrameIndexDataset(Dataset):
         image_size: int,
         transform: Any = None,
         extras: dict[str, np.ndarray] | None = None,
+        box_margin: float | None = None,
     ) -> None:
         self.root = root
         self.extras = dict(extras or {})
+        self.box_margin = box_margin
+        self.boxes = face_boxes(rows, root) if box_margin is not None else None
         self.paths = [row["path"] for row in rows]
         self.labels = np.asarray([int(row["label"]) for row in rows], np.int64)
         self.frame_index = np.asarray([int(row["frame_index"]) for row in rows], np.int64)
@@ -75,6 +78,8 @@ class FrameIndexDataset(Dataset):
         if image is None:
             raise OSError(f"cannot read frame {path}")
         image = image[..., ::-1]
+        if self.boxes is not None:
+            image = crop_box(image, self.boxes[index], float(self.box_margin or 0.0))
         if image.shape[0] != self.image_size or image.shape[1] != self.image_size:
             image = cv2.resize(image, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
         if self.transform is not None:
@@ -90,6 +95,33 @@ class FrameIndexDataset(Dataset):
         for key, values in self.extras.items():
             item[key] = torch.tensor(values[index])
         return item
+
+
+BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1")
+
+
+def face_boxes(rows: list[dict[str, str]], root: Path) -> np.ndarray:
+    """``[N, 4]`` face boxes (x0, y0, x1, y1 in crop pixels) of index rows; raises when they are absent."""
+    if rows and any(c not in rows[0] for c in BOX_COLUMNS):
+        raise DatasetLayoutError(
+            f"{root / 'index.csv'} has no face-box columns {list(BOX_COLUMNS)} (datamodule.box_margin "
+            "needs them); "
+            "preprocess again with this version of `python -m src.preprocess.videos`"
+        )
+    return np.asarray([[float(row[c]) for c in BOX_COLUMNS] for row in rows], np.float64).reshape(-1, 4)
+
+
+def crop_box(image: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:
+    """The face box enlarged by ``margin`` × its width (height) on the left and right (top and bottom),
+    clipped to the image: the SBI test crop (margin 1/8)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = x1 - x0, y1 - y0
+    height, width = image.shape[:2]
+    left, top = max(0, round(x0 - margin * w)), max(0, round(y0 - margin * h))
+    right, bottom = min(width, round(x1 + margin * w)), min(height, round(y1 + margin * h))
+    if right - left < 2 or bottom - top < 2:
+        raise ValueError(f"face box {box.tolist()} lies outside the {width}x{height} crop")
+    return image[top:bottom, left:right]
 
 
 def resolve_root(root: str | None, env_var: str, dataset: str) -> Path:
@@ -127,6 +159,31 @@ def read_index(root: Path, dataset: str) -> tuple[Path, list[dict[str, str]]]:
     return folder, rows
 
 
+def face_index_extra(rows: list[dict[str, str]]) -> dict[str, np.ndarray]:
+    """``face_index`` per row when the index has one row per face (0 = the largest face of the frame)."""
+    if not rows or "face_index" not in rows[0]:
+        return {}
+    return {"face_index": np.asarray([int(row["face_index"] or 0) for row in rows], np.int64)}
+
+
+FAILURE_COLUMNS = ("video_uid", "frame_index", "reason", "label", "method", "compression", "split")
+
+
+def read_failures(folder: Path) -> tuple[list[dict[str, str]], int]:
+    """Rows of ``failures.csv`` that say their split and label, and how many older rows do not (an index
+    preprocessed before failures carried them; those cannot be scored)."""
+    path = folder / "failures.csv"
+    if not path.is_file():
+        return [], 0
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    usable = [row for row in rows if all(row.get(c) not in (None, "") for c in FAILURE_COLUMNS[3:])]
+    for row in usable:
+        if row["label"] not in ("0", "1") or row["split"] not in SPLITS:
+            raise DatasetLayoutError(f"{path}: bad label {row['label']!r} or split {row['split']!r} ({row})")
+    return usable, len(rows) - len(usable)
+
+
 class VideoFramesDataModule(FaceDataModule):
     """Shared loader of a preprocessed frame index: filters, per-split datasets, counts for the run record."""
 
@@ -143,11 +200,17 @@ class VideoFramesDataModule(FaceDataModule):
         transform_splits: Sequence[str] = ("train",),
         transform_seed: int = 0,
         check_files: bool = True,
+        box_margin: float | None = None,
         batch_size: int = 32,
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
+        if box_margin is not None and not 0.0 <= float(box_margin) <= 2.0:
+            raise ValueError(f"datamodule.box_margin must be null or in [0, 2], got {box_margin}")
+        self.box_margin = None if box_margin is None else float(box_margin)
+        self.failures: dict[str, list[dict[str, str]]] = {}
+        self.failures_without_split = 0
         self.root = resolve_root(root, self.env_var, self.dataset_name)
         self.image_size = int(image_size)
         self.methods = None if methods is None else tuple(methods)
@@ -161,10 +224,15 @@ class VideoFramesDataModule(FaceDataModule):
         self.rows: dict[str, list[dict[str, str]]] = {}
         self.index_dir: Path | None = None
 
-    def filter_rows(self, rows: list[dict[str, str]]) -> list[dict[str, str]]:
-        """Keep the rows of the requested methods (real frames always kept) and compression."""
+    def filter_rows(
+        self, rows: list[dict[str, str]], known_rows: list[dict[str, str]] | None = None
+    ) -> list[dict[str, str]]:
+        """Keep the rows of the requested methods (real frames always kept) and compression; ``known_rows``
+        (default ``rows``) lists the methods a filter may name."""
         if self.methods is not None:
-            known = {row["method"] for row in rows if row["label"] == "1"}
+            known = {
+                row["method"] for row in (rows if known_rows is None else known_rows) if row["label"] == "1"
+            }
             unknown = sorted(set(self.methods) - known)
             if unknown:
                 raise ValueError(
@@ -173,7 +241,7 @@ class VideoFramesDataModule(FaceDataModule):
             rows = [row for row in rows if row["label"] == "0" or row["method"] in self.methods]
         if self.compression is not None:
             rows = [row for row in rows if row["compression"] == self.compression]
-            if not rows:
+            if not rows and known_rows is None:
                 raise ValueError(f"datamodule.compression={self.compression!r}: no frames in {self.root}")
         return rows
 
@@ -191,8 +259,10 @@ class VideoFramesDataModule(FaceDataModule):
             return
         if not self.root.is_dir():
             raise DatasetLayoutError(f"{self.dataset_name} root not found: {self.root}")
-        self.index_dir, rows = read_index(self.root, self.dataset_name)
-        rows = self.filter_rows(rows)
+        self.index_dir, all_rows = read_index(self.root, self.dataset_name)
+        rows = self.filter_rows(all_rows)
+        failures, self.failures_without_split = read_failures(self.index_dir)
+        failures = self.filter_rows(failures, known_rows=all_rows + failures) if failures else []
         if self.check_files:
             missing = [row["path"] for row in rows if not (self.index_dir / row["path"]).is_file()]
             if missing:
@@ -206,7 +276,11 @@ class VideoFramesDataModule(FaceDataModule):
             if not split_rows:
                 continue
             self.rows[split] = split_rows
-            self.encoders[split] = VideoIdEncoder(row["video_uid"] for row in split_rows)
+            self.failures[split] = [row for row in failures if row["split"] == split]
+            # failed videos get ids too: an evaluation scores them (0.5) instead of losing them
+            self.encoders[split] = VideoIdEncoder(
+                row["video_uid"] for row in (*split_rows, *self.failures[split])
+            )
             transform = None
             if split in self.transform_splits:
                 transform = build_albumentations(
@@ -218,10 +292,29 @@ class VideoFramesDataModule(FaceDataModule):
                 self.encoders[split],
                 self.image_size,
                 transform,
-                self.row_extras(split_rows),
+                {**face_index_extra(split_rows), **self.row_extras(split_rows)},
+                self.box_margin,
             )
         if not self.datasets:
             raise ValueError(f"{self.dataset_name}: no frames left in {self.root} after the filters")
+
+    def failed_items(self, split: str) -> dict[str, torch.Tensor]:
+        """The split's preprocessing failures as items to score: ``video_idx`` (same encoder as the frames),
+        ``frame_index`` (-1 for a whole video that failed), ``label`` and the failure ``reason`` code
+        (index into ``FAILURE_REASONS`` order of appearance is not stable, so reasons stay in
+        :attr:`failures`)."""
+        rows = self.failures.get(split, [])
+        encoder = self.encoders[split]
+        return {
+            "video_idx": encoder.encode([row["video_uid"] for row in rows])
+            if rows
+            else torch.zeros(0, dtype=torch.long),
+            "frame_index": torch.tensor(
+                [int(row["frame_index"]) if row["frame_index"] != "" else -1 for row in rows],
+                dtype=torch.long,
+            ),
+            "label": torch.tensor([int(row["label"]) for row in rows], dtype=torch.long),
+        }
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
@@ -248,6 +341,8 @@ class VideoFramesDataModule(FaceDataModule):
             "root": str(self.root),
             "methods": None if self.methods is None else list(self.methods),
             "compression": self.compression,
+            "box_margin": self.box_margin,
+            "failures_without_split": self.failures_without_split,
         }
         for split, rows in self.rows.items():
             videos = {row["video_uid"]: row for row in rows}
@@ -258,6 +353,8 @@ class VideoFramesDataModule(FaceDataModule):
                 "fake_videos": sum(1 for row in videos.values() if row["label"] == "1"),
                 "videos_by_method": dict(sorted(Counter(r["method"] for r in videos.values()).items())),
                 "video_id_fingerprint": self.encoders[split].fingerprint(),
+                "failed_frames": sum(1 for f in self.failures.get(split, []) if f["frame_index"] != ""),
+                "failed_videos": len({f["video_uid"] for f in self.failures.get(split, [])} - set(videos)),
             }
         if self.index_dir is not None and (self.index_dir / "summary.json").is_file():
             summary = json.loads((self.index_dir / "summary.json").read_text())

@@ -1,5 +1,5 @@
-"""Result figures: ROC curves (detection or verification), genuine/impostor similarity histograms and
-ε-vs-protection curves.
+"""Result figures: ROC and precision-recall curves (detection or verification), genuine/impostor
+similarity histograms and ε-vs-protection curves.
 
 Every function returns a :class:`matplotlib.figure.Figure` drawn on the non-interactive Agg canvas, built
 without ``pyplot`` — no global figure registry, no display needed, nothing to leak in long sweeps — and
@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from src.metrics._inputs import require_both_classes, scores_labels
-from src.metrics.curves import roc_auc, roc_curve
+from src.metrics.curves import average_precision, binary_counts, roc_auc, roc_curve
 
 __all__ = [
     "epsilon_protection_curve",
+    "precision_recall_figure",
     "roc_curve_figure",
     "save_figure",
     "similarity_histogram",
@@ -105,6 +107,46 @@ def roc_curve_figure(
     ax.set_ylabel(ylabel or ("True accept rate (TAR)" if log_x else "True positive rate"))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def precision_recall_figure(
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike]], title: str | None = None
+) -> Figure:
+    """Precision-recall curves (label 1 = positive), one per entry ``name -> (scores, labels)``, labelled
+    ``"name (AP = 0.9876)"``; the step curve is the one average precision sums (one point per distinct
+    score, no interpolation), with a dotted line at the positive rate (a random detector's precision)."""
+    name = "precision_recall_figure"
+    if not isinstance(curves, Mapping) or not curves:
+        raise ValueError(f"{name}: `curves` must be a non-empty mapping name -> (scores, labels)")
+    fig = _new_figure((5.0, 4.5))
+    ax = fig.axes[0]
+    for label, entry in curves.items():
+        if not isinstance(entry, Sequence) or len(entry) != 2:
+            raise ValueError(f"{name}[{label!r}]: expected a (scores, labels) pair")
+        where = f"{name}[{label!r}]"
+        s, y = scores_labels(where, *entry)
+        require_both_classes(where, y)
+        counts = binary_counts(s, y, where)
+        recall = np.concatenate([[0.0], (counts.tps / counts.tps[-1]).numpy()])
+        precision = np.concatenate([[1.0], (counts.tps / (counts.tps + counts.fps)).numpy()])
+        lines = ax.step(
+            recall,
+            precision,
+            where="post",
+            linewidth=1.6,
+            label=f"{label} (AP = {average_precision(s, y, where):.4f})",
+        )
+        rate = float(y.to(torch.float64).mean())
+        ax.axhline(rate, linestyle=":", color=lines[0].get_color(), linewidth=1.0)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.01)
+    ax.set_xlabel("Recall")
+    ax.set_ylabel("Precision")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left", fontsize="small")
     if title:
         ax.set_title(title)
     return fig

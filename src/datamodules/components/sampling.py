@@ -157,6 +157,7 @@ def training_loader(
     pin_memory: bool,
     drop_last: bool,
     worker_init_fn: Callable[[int], None] | None,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> ResumableLoader:
     """The training loader of every DataModule: seeded order and augmentation, resumable mid-epoch."""
     items = dataset if isinstance(dataset, SeededItems) else SeededItems(dataset)
@@ -170,4 +171,5 @@ def training_loader(
         worker_init_fn=worker_init_fn,
         persistent_workers=num_workers > 0,
         generator=torch.Generator(),
+        collate_fn=collate_fn,
     )
