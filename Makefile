@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp clean clean-runs
+.PHONY: help install demo demo-detection notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ install: $(STAMP) ## create .venv and install the pinned stack (works offline fr
 
 demo: $(STAMP) ## train a recognizer on SyntheticFaces, evaluate the obfuscation baselines, print the table
 	$(PY) -m src.demo
+
+demo-detection: $(STAMP) ## synthetic deepfake videos -> preprocess -> train a small detector -> within / cross-manipulation / cross-dataset AUC
+	$(PY) -m src.papers.detection_baselines.demo
 
 notebooks: $(STAMP) ## execute the analysis notebooks on runs/ in a Jupyter kernel; executed copies in reports/notebooks/
 	$(PY) -m ipykernel install --sys-prefix --name proface-lab --display-name "ProFace Lab (.venv)" >/dev/null

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from src.papers.registry import PAPERS, REPORT_LAYOUTS, discover
 from src.report import main as report_main
@@ -103,6 +104,23 @@ def proface_metrics() -> dict[str, float]:
     return metrics
 
 
+def detection_metrics() -> dict[str, float]:
+    metrics = {
+        "test/frame_auc": 0.91,
+        "test/frame_ap": 0.93,
+        "test/frame_eer": 0.16,
+        "test/video_auc": 0.95,
+        "test/video_ap": 0.96,
+        "test/n_videos": 700.0,
+        "test/failed_frames": 12.0,
+        "test/failed_videos": 1.0,
+    }
+    for method in ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"):
+        metrics[f"test/{method}/frame_auc"] = 0.9
+        metrics[f"test/{method}/video_auc"] = 0.95
+    return metrics
+
+
 def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float], list[str]]]:
     """paper -> (experiment, model config, summary metrics, overrides the experiment needs)."""
     return {
@@ -141,6 +159,12 @@ def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float]
                 "baselines": {"blur": {"_target_": "src.obfuscators.GaussianBlur", "eval_sigma": 2.5}},
             },
             faceshield_metrics(),
+            [],
+        ),
+        "detection_baselines": (
+            "detection_baselines/xception/ffpp_c23",
+            {"_target_": target("detection_baselines"), "net": {"name": "xception"}, "video_reduce": "mean"},
+            detection_metrics(),
             [],
         ),
         "proface_s": (
@@ -518,6 +542,23 @@ def test_every_layout_renders_and_parses_back(paper: str, tmp_path: Path) -> Non
     assert pd.read_csv(out / f"{paper}.runs.csv")["run_id"].tolist() == report.runs["run_id"].tolist()
     assert report_main([paper, "--runs", str(root), "--out", str(out)]) == 0  # without --latex
     assert not (out / f"{paper}.tex").exists()  # the earlier table is not left to look current
+
+
+def test_detection_table_shows_deepfakebench_beside_reproduced_rows(tmp_path: Path) -> None:
+    experiment, model, metrics, _ = examples("/w/recognizer.pt")["detection_baselines"]
+    root = tmp_path / "runs"
+    run_dir = write_run(
+        root, experiment, model, metrics, datamodule="src.datamodules.ffpp.FFPPFramesDataModule"
+    )
+    config = OmegaConf.load(run_dir / "config.yaml")  # what the experiment file sets
+    OmegaConf.update(config, "datamodule.compression", "c23", force_add=True)
+    OmegaConf.update(config, "callbacks.model_checkpoint.monitor", "val/frame_auc", force_add=True)
+    OmegaConf.save(config, run_dir / "config.yaml")
+    table = build_report("detection_baselines", root, EXPERIMENTS).table
+    row = table.set_index("experiment").loc["detection_baselines/xception/ffpp_c23"]
+    assert row["detector"] == "Xception" and row["test set"] == "FF++ c23"
+    assert row["frame AUC"] == 0.91 and row["frame AUC (paper)"] == 0.9637  # DeepfakeBench README
+    assert row["Face2Face frame AUC"] == 0.9 and row["selected on"] == "val/frame_auc"
 
 
 def test_markdown_escapes_pipes_and_backslashes() -> None:
