@@ -30,12 +30,21 @@ def test_counts_labels_and_batches(out: Path) -> None:
     assert info["train"]["real_videos"] == 2 and info["train"]["fake_videos"] == 4
     assert info["train"]["videos_by_method"] == {"Deepfakes": 2, "FaceSwap": 2, "youtube": 2}
     assert info["preprocessing_failures"] == {"no_face": 2 * PROCESS_FRAMES}
+    # the failed frames keep their split and label: the test split scores them (0.5) instead of losing them
+    assert info["test"]["failed_frames"] == 2 * PROCESS_FRAMES and info["test"]["failed_videos"] == 2
+    assert info["train"]["failed_frames"] == 0
+    failed = dm.failed_items("test")
+    assert failed["label"].tolist() == [1] * 2 * PROCESS_FRAMES
+    assert set(dm.encoders["test"].decode(failed["video_idx"])) == {
+        f"ffpp/{m}/c23/974_953" for m in ("Deepfakes", "FaceSwap")
+    }
     batch = next(iter(dm.val_dataloader()))
     assert set(batch) == {
         "image",
         "label",
         "video_idx",
         "frame_index",
+        "face_index",
         "index",
         "target_video",
         "source_video",

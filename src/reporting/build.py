@@ -103,9 +103,7 @@ def merge_published(table: pd.DataFrame, paper: str, experiments_dir: Path) -> t
     if not path.is_file():
         return table, f"Published numbers: none recorded (no {path.relative_to(experiments_dir.parent)})."
     published = pd.read_csv(path)
-    keys = [
-        c for c in published.columns if c in table.columns and pd.api.types.is_string_dtype(published[c])
-    ]
+    keys = [c for c in published.columns if c in table.columns and pd.api.types.is_string_dtype(published[c])]
     if not keys:
         raise ReportError(
             f"{path}: no key column shared with the table (table columns: {list(table.columns)})"
