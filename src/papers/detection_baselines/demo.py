@@ -6,9 +6,9 @@
    and NeuralTextures stand-ins) and a synthetic Celeb-DF v2 copy as real H.264 videos
    (:mod:`src.preprocess.synthetic_deepfakes`), once, under ``$PROFACE_DATA/demo_detection/raw``;
 2. preprocesses both with the video CLI (MTCNN, 68 dlib landmarks, aligned crops) into ``.../processed``;
-3. trains ``detection_baselines/demo_synthetic`` (a small CNN on Deepfakes + FaceSwap, selected on the
+3. trains ``detection_baselines/demo_synthetic`` (a small CNN on Deepfakes + Face2Face, selected on the
    validation split) and tests it within those methods;
-4. tests the selected checkpoint on the held-out Face2Face + NeuralTextures (cross-manipulation) and on the
+4. tests the selected checkpoint on the held-out FaceSwap + NeuralTextures (cross-manipulation) and on the
    synthetic Celeb-DF copy (cross-dataset), then prints frame and video AUC / AP of all three.
 
 Numbers on synthetic data say nothing about real deepfakes; they show that every stage runs and that
@@ -32,7 +32,7 @@ from src.utils.tables import to_console
 
 TRAIN = "detection_baselines/demo_synthetic"
 TESTS = {
-    "cross-manipulation (Face2Face + NeuralTextures)": f"{TRAIN}_cross_manipulation",
+    "cross-manipulation (FaceSwap + NeuralTextures)": f"{TRAIN}_cross_manipulation",
     "cross-dataset (synthetic Celeb-DF v2)": f"{TRAIN}_cross_dataset",
 }
 METHODS = ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")
@@ -109,12 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     trained = run_record(
         _run(
             [python, "-m", "src.train", f"experiment={TRAIN}", "logger=none", *overrides],
-            f"training {TRAIN} (small CNN on Deepfakes + FaceSwap stand-ins)",
+            f"training {TRAIN} (small CNN on Deepfakes + Face2Face stand-ins)",
         )
     )
     summary = json.loads((trained / "summary.json").read_text())
     checkpoint = summary.get("best_checkpoint") or str(trained / "checkpoints" / "last.ckpt")
-    rows = [{"test": "within (Deepfakes + FaceSwap)", **{c: summary.get(f"test/{c}") for c in COLUMNS}}]
+    rows = [{"test": "within (Deepfakes + Face2Face)", **{c: summary.get(f"test/{c}") for c in COLUMNS}}]
     for label, experiment in TESTS.items():
         tested = run_record(
             _run(

@@ -21,6 +21,7 @@ register_tiny_settings(
         # (evaluation-only rows load a random small-CNN checkpoint)
         experiments={
             "detection_baselines/*/ffpp_c23": ("datamodule.methods=null",),
+            "detection_baselines/demo_synthetic": ("datamodule.methods=null",),
             "detection_baselines/*/celeb_df_v2": ("ckpt_path={tiny_data}/detectors/small_cnn.ckpt",),
             "detection_baselines/demo_synthetic_cross_*": (
                 "ckpt_path={tiny_data}/detectors/small_cnn.ckpt",
