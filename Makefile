@@ -65,8 +65,9 @@ bench: bench-metrics bench-data bench-face bench-cost bench-dpp ## every speed/m
 bench-metrics: $(STAMP) ## metrics suite vs torchmetrics; retrieval vs a bare matrix product
 	$(PY) -m benchmarks.bench_metrics
 
-bench-data: $(STAMP) ## JPEG loading + augmentation vs torchvision ImageFolder; FF++ preprocessing frames/s
+bench-data: $(STAMP) ## JPEG loading vs torchvision; FF++ preprocessing frames/s at 480p/720p; SBI pipeline vs a GPU step
 	$(PY) -m benchmarks.bench_data
+	$(PY) -m benchmarks.bench_sbi_pipeline
 
 bench-face: $(STAMP) ## dlib ResNet port vs dlib per-face speed
 	$(PY) -m benchmarks.bench_dlib

@@ -179,9 +179,10 @@ def test_tiny_data_overrides_set_up_every_datamodule(tmp_path: Path) -> None:
     from tests.fixtures_datasets import tiny_data_overrides
 
     names = {"ffhq": "ffhq", "CelebADataModule": "celeba", "CelebAHQDataModule": "celeba_hq"}
-    names |= {"vggface2": "vggface2", "lfw": "lfw"}
+    names |= {"vggface2": "vggface2", "lfw": "lfw", "FFPPFrames": "ffpp", "SelfBlended": "ffpp_sbi"}
+    names |= {"CelebDF": "celeb_df"}
     overrides = tiny_data_overrides(tmp_path)
-    assert len(overrides) == 5
+    assert len(overrides) == 8
     for target, entries in overrides.items():
         key = next(k for k in names if k in target)
         cfg = compose_datamodule(names[key], entries)
