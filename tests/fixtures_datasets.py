@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from src.preprocess.videos import FAILURE_COLUMNS, INDEX_COLUMNS
+
 CRLF = "\r\n"
 
 CELEBA_ATTRIBUTES = [
@@ -480,24 +482,7 @@ def make_cartoonset(root: Path, count: int = 10) -> Path:
 
 
 # --- preprocessed video frames (the index `python -m src.preprocess.videos` writes) -----------------------
-FRAME_COLUMNS = [
-    "video_uid",
-    "frame_index",
-    "label",
-    "method",
-    "compression",
-    "split",
-    "path",
-    "score",
-    *(f"{n}_{a}" for n in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right") for a in ("x", "y")),
-    "face_index",
-    "box_x0",
-    "box_y0",
-    "box_x1",
-    "box_y1",
-    "landmarks",
-]
-FAILURE_COLUMNS = ["video_uid", "frame_index", "reason", "detail", "label", "method", "compression", "split"]
+FRAME_COLUMNS = INDEX_COLUMNS  # the index and failure files exactly as the preprocessing CLI writes them
 CROP = 64
 FRAMES_PER_VIDEO = 3
 

@@ -59,6 +59,22 @@ def _as_1d(name: str, arg: str, x: ArrayLike, allow_empty: bool = False) -> np.n
     return arr
 
 
+def _checked_curves(name: str, curves: Any) -> list[tuple[str, str, Any, Any]]:
+    """``(label, where, scores, labels)`` of every entry of a ``name -> (scores, labels)`` mapping, validated
+    (non-empty mapping, pairs, both classes) before anything is drawn."""
+    if not isinstance(curves, Mapping) or not curves:
+        raise ValueError(f"{name}: `curves` must be a non-empty mapping name -> (scores, labels)")
+    checked = []
+    for label, entry in curves.items():
+        if not isinstance(entry, Sequence) or len(entry) != 2:
+            raise ValueError(f"{name}[{label!r}]: expected a (scores, labels) pair")
+        where = f"{name}[{label!r}]"
+        s, y = scores_labels(where, *entry)
+        require_both_classes(where, y)
+        checked.append((label, where, s, y))
+    return checked
+
+
 def roc_curve_figure(
     curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
     log_x: bool = False,
@@ -76,18 +92,11 @@ def roc_curve_figure(
     ``len(curves) + chance`` lines.
     """
     name = "roc_curve_figure"
-    if not isinstance(curves, Mapping) or not curves:
-        raise ValueError(f"{name}: `curves` must be a non-empty mapping name -> (scores, labels)")
     if log_x and not 0 < min_fpr < 1:
         raise ValueError(f"{name}: min_fpr must be in (0, 1) for a log x-axis, got {min_fpr!r}")
     fig = _new_figure((5.0, 4.5))
     ax = fig.axes[0]
-    for label, entry in curves.items():
-        if not isinstance(entry, Sequence) or len(entry) != 2:
-            raise ValueError(f"{name}[{label!r}]: expected a (scores, labels) pair")
-        where = f"{name}[{label!r}]"
-        s, y = scores_labels(where, *entry)
-        require_both_classes(where, y)
+    for label, where, s, y in _checked_curves(name, curves):
         fpr, tpr, _ = roc_curve(s, y, where)
         x, yv = fpr.numpy(), tpr.numpy()
         if log_x:
@@ -119,16 +128,9 @@ def precision_recall_figure(
     ``"name (AP = 0.9876)"``; the step curve is the one average precision sums (one point per distinct
     score, no interpolation), with a dotted line at the positive rate (a random detector's precision)."""
     name = "precision_recall_figure"
-    if not isinstance(curves, Mapping) or not curves:
-        raise ValueError(f"{name}: `curves` must be a non-empty mapping name -> (scores, labels)")
     fig = _new_figure((5.0, 4.5))
     ax = fig.axes[0]
-    for label, entry in curves.items():
-        if not isinstance(entry, Sequence) or len(entry) != 2:
-            raise ValueError(f"{name}[{label!r}]: expected a (scores, labels) pair")
-        where = f"{name}[{label!r}]"
-        s, y = scores_labels(where, *entry)
-        require_both_classes(where, y)
+    for label, where, s, y in _checked_curves(name, curves):
         counts = binary_counts(s, y, where)
         recall = np.concatenate([[0.0], (counts.tps / counts.tps[-1]).numpy()])
         precision = np.concatenate([[1.0], (counts.tps / (counts.tps + counts.fps)).numpy()])
