@@ -408,6 +408,18 @@ def _transform(kind: str, config: SelfBlendConfig) -> Any:
 # ones as grey levels, so a small grey-level shift (e.g. 1) would otherwise mean a full-range shift.
 
 
+def _colour_jitter(
+    rgb: float, rgb_p: float, hsv: float, hsv_p: float, brightness: float, contrast: float, bc_p: float
+) -> list[A.BasicTransform]:
+    """RGB shift, HSV shift and brightness/contrast, each symmetric around 0: the colour part of both the
+    source transforms and the joint augmentation (with their own ranges and probabilities)."""
+    return [
+        A.RGBShift((-rgb, rgb), (-rgb, rgb), (-rgb, rgb), p=rgb_p),
+        A.HueSaturationValue((-hsv, hsv), (-hsv, hsv), (-hsv, hsv), p=hsv_p),
+        A.RandomBrightnessContrast((-brightness, brightness), (-contrast, contrast), p=bc_p),
+    ]
+
+
 def _source_transforms(config: SelfBlendConfig) -> A.Compose:
     rgb, hsv = config.source_rgb_shift / 255.0, config.source_hsv_shift
     nearest_linear = {"downscale": cv2.INTER_NEAREST, "upscale": cv2.INTER_LINEAR}
@@ -417,12 +429,14 @@ def _source_transforms(config: SelfBlendConfig) -> A.Compose:
     ]
     return A.Compose(
         [
-            A.RGBShift((-rgb, rgb), (-rgb, rgb), (-rgb, rgb), p=config.source_rgb_shift_p),
-            A.HueSaturationValue((-hsv, hsv), (-hsv, hsv), (-hsv, hsv), p=config.source_hsv_p),
-            A.RandomBrightnessContrast(
-                (-config.source_brightness, config.source_brightness),
-                (-config.source_contrast, config.source_contrast),
-                p=config.source_brightness_contrast_p,
+            *_colour_jitter(
+                rgb,
+                config.source_rgb_shift_p,
+                hsv,
+                config.source_hsv_p,
+                config.source_brightness,
+                config.source_contrast,
+                config.source_brightness_contrast_p,
             ),
             A.OneOf(
                 [
@@ -440,12 +454,14 @@ def _joint_transforms(config: SelfBlendConfig) -> A.Compose:
     rgb, hsv = config.joint_rgb_shift / 255.0, config.joint_hsv_shift
     return A.Compose(
         [
-            A.RGBShift((-rgb, rgb), (-rgb, rgb), (-rgb, rgb), p=config.joint_rgb_shift_p),
-            A.HueSaturationValue((-hsv, hsv), (-hsv, hsv), (-hsv, hsv), p=config.joint_hsv_p),
-            A.RandomBrightnessContrast(
-                (-config.joint_brightness, config.joint_brightness),
-                (-config.joint_contrast, config.joint_contrast),
-                p=config.joint_brightness_contrast_p,
+            *_colour_jitter(
+                rgb,
+                config.joint_rgb_shift_p,
+                hsv,
+                config.joint_hsv_p,
+                config.joint_brightness,
+                config.joint_contrast,
+                config.joint_brightness_contrast_p,
             ),
             A.ImageCompression(quality_range=config.jpeg_quality, p=config.jpeg_p),
         ],
