@@ -39,6 +39,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.timing import load_average
 from src.datamodules.components.self_blending import DEFAULT_CONFIG, SelfBlendConfig, sample_rng, self_blend
+from src.datamodules.components.synthetic_face_renderer import (
+    IdentityTraits,
+    ImageVariation,
+    face_landmarks,
+    render_face,
+)
 
 BATCH = 16
 SIZE = 380
@@ -69,13 +75,12 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 def write_frames(root: Path, frames: int, crop: int) -> None:
     """``frames`` synthetic face crops (PNG) with 81 landmarks (``.npy``)."""
-    from tests.test_self_blending import synthetic_face
-
     for index in range(frames):
-        image, landmarks = synthetic_face(0, index, crop)
+        traits, variation = IdentityTraits.sample(0, index), ImageVariation.sample(0, index, 0)
+        image = render_face(traits, variation, crop)
+        landmarks = face_landmarks(traits, variation, crop, points=81)
         cv2.imwrite(str(root / f"{index:05d}.png"), image[..., ::-1])
         np.save(root / f"{index:05d}.npy", landmarks.astype(np.float32))
-    synthetic_face.cache_clear()
 
 
 def one_pass(loader: DataLoader) -> tuple[int, float]:

@@ -20,9 +20,15 @@ from src.datamodules.components.self_blending import (
     sample_rng,
     self_blend,
     self_blend_face,
+    self_blend_frame,
     soft_mask,
 )
-from src.datamodules.components.synthetic_face_renderer import IdentityTraits, ImageVariation, render_face
+from src.datamodules.components.synthetic_face_renderer import (
+    IdentityTraits,
+    ImageVariation,
+    face_landmarks,
+    render_face,
+)
 from src.face.face_hulls import (
     FOREHEAD_ORDER,
     HULL_TYPES,
@@ -43,19 +49,10 @@ SMALL = dataclasses.replace(DEFAULT_CONFIG, size=64)
 
 @cache
 def synthetic_face(seed: int, identity: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A rendered synthetic face (read-only uint8 ``(size, size, 3)``) and plausible 81 landmarks (dlib
-    order): the hand-made mean shape placed on the renderer's face frame (eye and mouth lines matched), posed
-    like the face. Also used by ``benchmarks/bench_sbi_pipeline.py``."""
+    """A rendered synthetic face (read-only uint8 ``(size, size, 3)``) and its 81 renderer landmarks."""
     traits = IdentityTraits.sample(seed, identity)
     variation = ImageVariation.sample(seed, identity, 0)
-    height = (traits.mouth_y - traits.eye_y) / 0.51  # unit shape: eyes at y 0.27, mouth corners at 0.78
-    top = traits.eye_y - 0.27 * height
-    points = mean_face_landmarks81([-traits.face_width, top, traits.face_width, top + height])
-    theta, scale = math.radians(variation.rotation_deg), variation.scale * traits.face_size
-    u, v = points[:, 0], points[:, 1]
-    x = scale * (math.cos(theta) * u - math.sin(theta) * v) + variation.shift_x
-    y = scale * (math.sin(theta) * u + math.cos(theta) * v) + variation.shift_y
-    landmarks = np.stack([(x + 1) * 0.5 * size - 0.5, (y + 1) * 0.5 * size - 0.5], axis=1)
+    landmarks = face_landmarks(traits, variation, size, points=81)
     image = render_face(traits, variation, size)
     image.flags.writeable = False
     landmarks.flags.writeable = False
@@ -131,6 +128,28 @@ def test_full_sample_without_joint_augmentation_differs_only_inside_the_mask():
             assert outside.any()
             assert np.array_equal(sample.fake[outside], sample.real[outside])
             assert sample.params["joint_augmentation"] == []
+
+
+def test_whole_frame_blend_keeps_the_frame_outside_the_mask_and_repeats_per_seed():
+    image, landmarks = face(identity=2, points=68, size=160)
+    frame = np.zeros((200, 240, 3), np.uint8)
+    frame[20:180, 40:200] = image  # the face away from the frame's origin: the paste-back must line up
+    points = landmarks + np.array([40.0, 20.0])
+    for k in range(4):
+        sample = self_blend_frame(frame, points, sample_rng(9, 0, k))
+        assert sample.fake.shape == frame.shape and sample.mask.shape == frame.shape[:2]
+        assert np.array_equal(sample.real, frame)
+        assert np.array_equal(sample.fake, blend(sample.source, frame, sample.mask))
+        outside = sample.mask == 0
+        assert np.array_equal(sample.fake[outside], frame[outside]), "the frame changed outside the mask"
+        assert (sample.fake != frame).any()
+        assert sample.params["source_is_transformed"]  # the frame is never the transformed copy
+        x0, y0, x1, y1 = sample.params["crop"]
+        inside = np.zeros(frame.shape[:2], bool)
+        inside[y0:y1, x0:x1] = True
+        assert not sample.mask[~inside].any()  # the blend stays in the coarse crop it was made in
+        again = self_blend_frame(frame, points, sample_rng(9, 0, k))
+        assert again.fake.tobytes() == sample.fake.tobytes() and again.params == sample.params
 
 
 def test_soft_mask_is_eroded_and_scaled_by_the_blend_ratio():

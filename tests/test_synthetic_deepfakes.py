@@ -17,7 +17,9 @@ from src.preprocess.synthetic_deepfakes import (
     FFPP_SYNTHETIC_METHODS,
     INFO_FILE,
     METHODS,
+    SELF_BLENDED_METHOD,
     Framing,
+    face_landmarks68,
     fake_frames,
     main,
     make_synthetic_celeb_df,
@@ -176,6 +178,44 @@ def test_manipulations_change_only_the_face_region() -> None:
     assert set(np.unique(hard)) <= {0.0, 1.0}
     assert ((soft > 0) & (soft < 1)).sum() > 50
     assert CELEB_DF_METHOD in METHODS
+
+
+def test_self_blended_videos_blend_each_frame_with_itself_inside_the_landmark_hull() -> None:
+    target, source = _plans()
+    _, other_source = _plans(seed=3)
+    base = original_frames(target)
+    video, masks = fake_frames(SELF_BLENDED_METHOD, target, source, seed=0, base=base)
+    again, _ = fake_frames(SELF_BLENDED_METHOD, target, other_source, seed=0, base=base)
+    assert again.tobytes() == video.tobytes()  # the "source" of the pair name plays no part
+    ratios = {float(m.max()) for m in masks}
+    assert len(ratios) == 1 and 0 < ratios.pop() <= 1  # one blend ratio for the whole video
+    for i in range(FRAMES):
+        landmarks = face_landmarks68(target, i)
+        x0, y0 = landmarks.min(axis=0)
+        x1, y1 = landmarks.max(axis=0)
+        assert 0 <= x0 < x1 < WIDTH and 0 <= y0 < y1 < HEIGHT
+        pad = 0.5 * (x1 - x0)  # the SBI affine jitter and mask blur reach a little beyond the hull
+        ys, xs = np.nonzero(masks[i])
+        assert xs.min() >= x0 - pad and xs.max() <= x1 + pad and ys.min() >= y0 - pad and ys.max() <= y1 + pad
+        # the landmarks sit on the drawn face: inside its oval's bounding box
+        fx0, fy0, fx1, fy1 = _face_box(target, i, grow=0.02)
+        assert fx0 <= x0 and x1 <= fx1 and fy0 <= y0 and y1 <= fy1
+
+
+def test_self_blended_method_is_written_and_listed_in_the_ffpp_layout(tmp_path: Path) -> None:
+    root = tmp_path / "ff"
+    summary = make_synthetic_ffpp(root, pairs=(1, 0, 1), methods=(SELF_BLENDED_METHOD,), **TINY)
+    entries = list_ffpp_videos(root, (SELF_BLENDED_METHOD,), "c23")
+    fakes = sorted(e.name for e in entries if e.method == SELF_BLENDED_METHOD)
+    assert fakes == ["000_001", "001_000", "002_003", "003_002"] and all(
+        e.label == 1 for e in entries if e.name in fakes
+    )
+    assert summary["videos"]["test"] == {"youtube": 2, SELF_BLENDED_METHOD: 2}
+    assert (
+        len(_decode(root / f"manipulated_sequences/{SELF_BLENDED_METHOD}/c23/videos/000_001.mp4")) == FRAMES
+    )
+    with pytest.raises(ValueError, match="unknown FF.. method"):
+        list_ffpp_videos(root, ("SelfBlend",), "c23")
 
 
 def test_face_check_skips_candidates_and_records_them(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import torch
 from src.datamodules.components.synthetic_face_renderer import (
     IdentityTraits,
     ImageVariation,
+    face_landmarks,
+    face_to_pixels,
     render_face,
     render_synthetic_face,
 )
@@ -285,3 +287,20 @@ def test_triplet_protocol_rejects_bad_settings() -> None:
         SyntheticFacesDataModule(train_protocol="pairs")
     with pytest.raises(ValueError, match="images_per_identity >= 2"):
         SyntheticFacesDataModule(images_per_identity=1, train_protocol="triplets")
+
+
+def test_renderer_landmarks_sit_on_the_drawn_eyes_and_scale_with_the_image() -> None:
+    traits, variation = IdentityTraits.sample(0, 3), ImageVariation.sample(0, 3, 0)
+    small, large = face_landmarks(traits, variation, 64), face_landmarks(traits, variation, 256)
+    assert small.shape == (68, 2) and face_landmarks(traits, variation, 64, points=81).shape == (81, 2)
+    assert np.allclose((small + 0.5) * 4, large + 0.5)  # the same face at every resolution
+    eyes = face_to_pixels(traits, variation, np.array([[0.0, traits.eye_y], [0.0, traits.mouth_y]]), 256)
+    eye_line, mouth_line = large[36:48].mean(axis=0), large[48:60].mean(axis=0)
+    scale = float(np.linalg.norm(eyes[1] - eyes[0]))  # eye line to mouth line, in pixels
+    assert (
+        np.linalg.norm(eye_line - eyes[0]) < 0.15 * scale
+        and np.linalg.norm(mouth_line - eyes[1]) < 0.15 * scale
+    )
+    assert (large >= 0).all() and (large < 256).all()
+    with pytest.raises(ValueError, match="points must be 68 or 81"):
+        face_landmarks(traits, variation, 64, points=5)

@@ -30,6 +30,10 @@ noise changes every frame. The face oval fills 45–55 % of the frame height. A 
   lower-face region only, smoothed and overlaid with a faint grid-aligned texture, soft mask;
 - Celeb-DF synthesis (an unseen "dataset"): the swapped face at 3/4 resolution with a mean/std colour
   transfer and a wide feather — cleaner than any of the FF++ stand-ins.
+- ``SelfBlended`` (opt-in, FF++ layout; no such folder in the real FF++): SBI applied to whole videos, each
+  frame blended with a transformed copy of itself inside a softened hull of the renderer's landmarks
+  (:func:`src.datamodules.components.self_blending.self_blend_frame`, one parameter draw per video); the
+  ``<target>_<source>`` name is kept for the split files, the source plays no part.
 
 Each method leaves a different artefact (blur + colour cast, hard seam, missing noise + shading, mouth-only
 texture), so that training on some methods and testing on a held-out one is harder than testing within a
@@ -67,17 +71,28 @@ from typing import Any
 import cv2
 import numpy as np
 
+from src.datamodules.components.self_blending import SelfBlendConfig, self_blend_frame
 from src.datamodules.components.synthetic_face_renderer import (
     RGB,
     IdentityTraits,
     ImageVariation,
+    face_landmarks,
+    face_to_pixels,
     render_face,
 )
-from src.datamodules.components.video_index import CELEB_DF_TEST_LIST, FFPP_COMPRESSIONS, FFPP_SPLITS
+from src.datamodules.components.video_index import (
+    CELEB_DF_TEST_LIST,
+    FFPP_COMPRESSIONS,
+    FFPP_EXTRA_METHODS,
+    FFPP_SPLITS,
+)
 
 FFPP_SYNTHETIC_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 CELEB_DF_METHOD = "CelebSynthesis"
-METHODS = (*FFPP_SYNTHETIC_METHODS, CELEB_DF_METHOD)
+SELF_BLENDED_METHOD = FFPP_EXTRA_METHODS[0]  # "SelfBlended": SBI applied to whole videos
+# Appended, never reordered: a method's position seeds its random draws.
+METHODS = (*FFPP_SYNTHETIC_METHODS, CELEB_DF_METHOD, SELF_BLENDED_METHOD)
+FFPP_LAYOUT_METHODS = (*FFPP_SYNTHETIC_METHODS, SELF_BLENDED_METHOD)
 LAYOUTS = ("ffpp", "celeb_df")
 CRF = {"raw": 0, "c0": 0, "c23": 23, "c40": 40}
 INFO_FILE = "synthetic_deepfakes.json"
@@ -132,14 +147,7 @@ class Framing:
 
     def to_pixels(self, traits: IdentityTraits, variation: ImageVariation, uv: np.ndarray) -> np.ndarray:
         """Face coordinates ``(u, v)`` → frame pixels ``(x, y)`` (the renderer's pose transform)."""
-        theta = math.radians(variation.rotation_deg)
-        c, s = math.cos(theta), math.sin(theta)
-        k = variation.scale * traits.face_size
-        u, v = uv[:, 0], uv[:, 1]
-        x = k * (c * u - s * v) + variation.shift_x
-        y = k * (s * u + c * v) + variation.shift_y
-        half = self.side / 2.0
-        return np.stack([(x + 1.0) * half - 0.5 - self.x0, (y + 1.0) * half - 0.5 - self.y0], axis=1)
+        return face_to_pixels(traits, variation, uv, self.side) - [self.x0, self.y0]
 
     def face_pixels(self, traits: IdentityTraits, variation: ImageVariation) -> float:
         """Height of the face oval in pixels."""
@@ -296,6 +304,33 @@ def _masked_stats(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.n
     return mean, np.sqrt(var) + 1e-3
 
 
+def face_landmarks68(plan: VideoPlan, i: int) -> np.ndarray:
+    """dlib-ordered 68 landmarks ``(68, 2)`` in pixels of frame ``i``, from the renderer's geometry
+    (:func:`~src.datamodules.components.synthetic_face_renderer.face_landmarks`)."""
+    fr = plan.framing
+    return face_landmarks(plan.traits, plan.variations[i], fr.side) - [fr.x0, fr.y0]
+
+
+def self_blended_frames(
+    target: VideoPlan, seed: int, base: np.ndarray, config: SelfBlendConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``SelfBlended`` fake of ``target``: every frame self-blended (SBI) inside a landmark hull.
+
+    One generator key per video, re-created for every frame, so the hull type, the source transforms and
+    the blend ratio are the same in all frames (a per-video manipulation, as a face swap is).
+    """
+    config = config or SelfBlendConfig()
+    key = [seed, _TAG_FAKE, METHODS.index(SELF_BLENDED_METHOD), target.identity, target.sample]
+    frames, masks = [], []
+    for i in range(len(target.variations)):
+        sample = self_blend_frame(
+            base[i], face_landmarks68(target, i), np.random.default_rng(key), config, what=f"frame {i}"
+        )
+        frames.append(sample.fake)
+        masks.append(sample.mask)
+    return np.stack(frames), np.stack(masks)
+
+
 # --- manipulations ------------------------------------------------------------------------------------------
 
 
@@ -373,6 +408,8 @@ def fake_frames(
         raise ValueError("the source video has fewer frames than the target")
     if base is None:
         base = original_frames(target)
+    if method == SELF_BLENDED_METHOD:  # the source is not used: the target is blended with itself
+        return self_blended_frames(target, seed, base)
     fr = target.framing
     rng = np.random.default_rng(
         [
@@ -627,10 +664,10 @@ def make_synthetic_ffpp(
     if sum(pairs) < 1:
         raise ValueError("pairs must contain at least one pair")
     methods = tuple(methods)
-    unknown = [m for m in methods if m not in FFPP_SYNTHETIC_METHODS]
+    unknown = [m for m in methods if m not in FFPP_LAYOUT_METHODS]
     if unknown or not methods or len(set(methods)) != len(methods):
         raise ValueError(
-            f"methods must be distinct names from {list(FFPP_SYNTHETIC_METHODS)} (synthetic stand-ins; "
+            f"methods must be distinct names from {list(FFPP_LAYOUT_METHODS)} (synthetic stand-ins; "
             f"there is none for FaceShifter), got {list(methods)}"
         )
     check = _build_check(detector)
@@ -874,7 +911,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         nargs="+",
         default=None,
-        help=f"subset of {' '.join(FFPP_SYNTHETIC_METHODS)} (default all)",
+        help=f"subset of {' '.join(FFPP_LAYOUT_METHODS)} (default: the four FF++ stand-ins)",
     )
     ffpp.add_argument("--masks", action="store_true", help="also write <method>/masks/videos/*.mp4")
     celeb = parser.add_argument_group("celeb_df layout")

@@ -16,6 +16,8 @@ Steps (as in the original SBI code, mapooon/SelfBlendedImages; the box choice is
 5. training only: the same random photometric augmentation on target, fake and source;
 6. final crop by the face box with random (training) or fixed (evaluation) margins;
 7. bilinear resize to ``size``; the outputs stay uint8 (the consumer divides by 255, no mean/std).
+
+:func:`self_blend_frame` runs steps 1, 3 and 4 on a whole frame and pastes the blend back (SBI videos).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import math
 import random
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import albumentations as A
@@ -553,6 +555,43 @@ def _window(box: np.ndarray, margins: np.ndarray, height: int, width: int) -> tu
         min(width, int(x2 + right) + 1),
         min(height, int(y2 + bottom) + 1),
     )
+
+
+def self_blend_frame(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    rng: np.random.Generator,
+    config: SelfBlendConfig = DEFAULT_CONFIG,
+    what: str = "frame",
+) -> SelfBlendSample:
+    """A self-blended copy of a whole frame (no flip, augmentation, crop or resize), e.g. to write SBI videos.
+
+    The blend of :func:`self_blend_face` runs on the coarse crop around the landmarks and is pasted back,
+    so ``fake`` and ``mask`` have the frame's size. The transformed copy is always the *source*
+    (``p_transform_source`` is taken as 1): pixels where ``mask == 0`` keep the frame bit for bit, and no
+    seam appears at the crop border. Reusing a generator seeded the same way for every frame of a video
+    draws the same hull, transforms and blend ratio each time (a consistent per-video manipulation).
+    """
+    image = _check_image(image, what)
+    height, width = image.shape[:2]
+    points = _check_landmarks(landmarks, height, width, what)
+    if len(points) == 81:
+        points = reorder_forehead(points)
+    lm_box = landmark_box(points[:68])
+    lm_w, lm_h = lm_box[2] - lm_box[0], lm_box[3] - lm_box[1]
+    margins = np.asarray(config.coarse_margins) * [lm_w, lm_w, lm_h, lm_h]
+    x0, y0, x1, y1 = _window(lm_box, margins, height, width)
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    blend_config = replace(config, p_transform_source=1.0)
+    sample = self_blend_face(crop, points - [x0, y0], rng, blend_config, what)
+    fake = image.copy()
+    fake[y0:y1, x0:x1] = sample.fake
+    mask = np.zeros((height, width), dtype=np.float32)
+    mask[y0:y1, x0:x1] = sample.mask
+    source = image.copy()
+    source[y0:y1, x0:x1] = sample.source
+    params = {**sample.params, "crop": [int(x0), int(y0), int(x1), int(y1)]}
+    return SelfBlendSample(image, fake, mask, source, points.astype(np.float32), params)
 
 
 def self_blend(

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from src.face.face_hulls import mean_face_landmarks68, mean_face_landmarks81
+
 MIN_SIZE = 8
 MAX_SIZE = 4096
 
@@ -717,6 +719,46 @@ def render_face(traits: IdentityTraits, variation: ImageVariation, size: int) ->
     for c in range(3):  # per-plane copies: one interleaving cast would loop over 3 elements at a time
         out[..., c] = img[c]
     return out
+
+
+def face_to_pixels(
+    traits: IdentityTraits, variation: ImageVariation, uv: np.ndarray, size: int
+) -> np.ndarray:
+    """Face coordinates ``(N, 2)`` → pixel coordinates ``(x, y)`` (pixel 0's centre is 0) in a ``size``
+    render: the renderer's pose transform (scale, rotation, shift)."""
+    theta = math.radians(variation.rotation_deg)
+    c, s = math.cos(theta), math.sin(theta)
+    k = variation.scale * traits.face_size
+    u, v = np.asarray(uv, dtype=np.float64).T
+    x = k * (c * u - s * v) + variation.shift_x
+    y = k * (s * u + c * v) + variation.shift_y
+    half = size / 2.0
+    return np.stack([(x + 1.0) * half - 0.5, (y + 1.0) * half - 0.5], axis=1)
+
+
+# Eye line and mouth-corner line of the unit mean face of ``src.face.face_hulls`` (its chin is at 1).
+_UNIT_EYE_Y, _UNIT_MOUTH_Y = 0.27, 0.78
+
+
+def face_landmarks(
+    traits: IdentityTraits, variation: ImageVariation, size: int, points: int = 68
+) -> np.ndarray:
+    """Plausible dlib-ordered landmarks (``points`` = 68 or 81) of ``render_face(traits, variation, size)``.
+
+    The symmetric mean face is laid on the drawn face (jaw across the face width, eye line on the eyes,
+    mouth line on the mouth), its inner points shifted with the yaw like the drawn features, and posed by
+    the renderer's transform. No detector is involved, so they are free and deterministic; they are good
+    enough for what the hulls of SBI and Face X-ray need, not for landmark accuracy.
+    """
+    if points not in (68, 81):
+        raise ValueError(f"points must be 68 or 81, got {points!r}")
+    tr = traits
+    height = (tr.mouth_y - tr.eye_y) / (_UNIT_MOUTH_Y - _UNIT_EYE_Y)
+    top = tr.eye_y - _UNIT_EYE_Y * height
+    box = np.array([-tr.face_width, top, tr.face_width, top + height])
+    uv = mean_face_landmarks68(box) if points == 68 else mean_face_landmarks81(box)
+    uv[17:68, 0] += variation.yaw * 0.07  # inner points follow the yaw, the jaw outline does not
+    return face_to_pixels(tr, variation, uv, size)
 
 
 def render_synthetic_face(seed: int, identity: int, sample: int, size: int) -> np.ndarray:

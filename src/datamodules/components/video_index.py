@@ -19,6 +19,9 @@ from pathlib import Path
 from src.datamodules.components.layout import DatasetLayoutError
 
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
+#: Method folders that only the project's synthetic FF++ copies hold (``src.preprocess.synthetic_deepfakes``):
+#: ``SelfBlended`` is SBI applied to whole videos. Listed like the real methods when asked for.
+FFPP_EXTRA_METHODS = ("SelfBlended",)
 FFPP_COMPRESSIONS = ("raw", "c0", "c23", "c40")
 FFPP_SPLITS = ("train", "val", "test")
 SPLIT_DIRS = ("", "splits", "dataset/splits")
@@ -107,9 +110,12 @@ def list_ffpp_videos(
         raise DatasetLayoutError(f"FF++ root not found: {root}")
     if compression not in FFPP_COMPRESSIONS:
         raise ValueError(f"compression must be one of {FFPP_COMPRESSIONS}, got {compression!r}")
-    unknown = sorted(set(methods) - set(FFPP_METHODS))
+    unknown = sorted(set(methods) - set(FFPP_METHODS) - set(FFPP_EXTRA_METHODS))
     if unknown:
-        raise ValueError(f"unknown FF++ method(s) {unknown}; expected a subset of {list(FFPP_METHODS)}")
+        raise ValueError(
+            f"unknown FF++ method(s) {unknown}; expected a subset of {list(FFPP_METHODS)} "
+            f"(or the synthetic {list(FFPP_EXTRA_METHODS)})"
+        )
     owner = ffpp_split_of_videos(root)
     sources = [("youtube", 0, root / "original_sequences/youtube")] if include_real else []
     sources += [(m, 1, root / "manipulated_sequences" / m) for m in methods]
