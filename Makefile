@@ -17,6 +17,7 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
+	$(PY) -m pip install --quiet --no-deps grad-cam==1.5.7
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the pinned stack (works offline from the package index)

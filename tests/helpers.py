@@ -47,6 +47,11 @@ TINY_DATA.update(tiny_data_overrides(TINY_DATA_ROOT))
 PAPERS = discover()
 PAPER_BY_TARGET = {target: name for name, info in PAPERS.items() for target in info.targets}
 
+# The files papers' tiny experiments read besides the datasets (TinySettings.files), built once.
+for _paper in PAPERS:
+    for _relative, _build in tiny_settings(_paper).files.items():
+        _build(TINY_DATA_ROOT / _relative)
+
 
 def fill_placeholders(overrides: tuple[str, ...] | list[str]) -> list[str]:
     """A paper's tiny overrides with ``{tiny_data}`` and ``{fixtures}`` filled in."""

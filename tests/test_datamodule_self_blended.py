@@ -53,6 +53,19 @@ def test_pair_batches_are_reals_then_their_fakes(frames: Path) -> None:
     assert all("/youtube/" in uid for uid in train_uids)  # only real frames are blended
 
 
+def test_blend_parts_give_the_masks_and_sources_the_fakes_were_blended_from(frames: Path) -> None:
+    plain = _first_batch(_dm(frames), 0)
+    batch = _first_batch(_dm(frames, blend_parts=True), 0)
+    assert torch.equal(batch["image"], plain["image"])  # the parts add fields, nothing else changes
+    assert batch["mask"].shape == (4, 1, 48, 48) and batch["source"].shape == (2, 3, 48, 48)
+    assert not batch["mask"][:2].any() and batch["mask"][2:].flatten(1).amax(1).gt(0).all()
+    # fakes differ from their reals where the mask is (the joint JPEG/colour augmentation blurs "exactly")
+    inside = batch["mask"][2:, 0] > 0.1
+    change = (batch["image"][2:] - batch["image"][:2]).abs().mean(1)
+    assert change[inside].mean() > 3 * change[~inside].mean()
+    assert "mask" not in next(iter(_dm(frames, blend_parts=True).val_dataloader()))
+
+
 def test_fakes_are_a_function_of_seed_epoch_and_sample(frames: Path) -> None:
     first, again = _first_batch(_dm(frames), 0), _first_batch(_dm(frames), 0)
     assert torch.equal(first["image"], again["image"]) and torch.equal(first["index"], again["index"])

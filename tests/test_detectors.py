@@ -42,6 +42,25 @@ def test_each_detector_takes_a_training_step(name: str) -> None:
     assert net(batch["image"]).shape == (2, 2)
 
 
+@pytest.mark.parametrize(
+    ("name", "channels"), [("xception", 1024), ("efficientnet_b4", 448), ("small_cnn", 512)]
+)
+def test_feature_map_pools_to_the_features_and_the_last_block_is_the_final_feature_block(
+    name: str, channels: int
+) -> None:
+    net = build_detector_net(name).eval()
+    x = torch.rand(1, 3, 64, 64)
+    seen: list[torch.Tensor] = []
+    hook = net.last_block.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    with torch.no_grad():
+        feature_map = net.feature_map(x)
+        assert torch.allclose(net.pool(feature_map), net.features(x), atol=1e-6)
+    hook.remove()
+    assert feature_map.shape[1] == net.feature_dim and seen[0].shape[1] == channels
+    assert seen[0].shape[-2:] == feature_map.shape[-2:]  # the last block works at the final resolution
+    assert net.describe()["last_block"] == net.last_block_path
+
+
 @pytest.mark.parametrize("network", sorted(COST_ENTRIES_BY_NETWORK))
 def test_published_parameter_counts(network: str) -> None:
     with torch.device("meta"):

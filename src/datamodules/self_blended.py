@@ -9,6 +9,8 @@ native resolution with their detector box and 68/81 landmarks per frame). Splits
   re-run training sees the same fakes. ``batch_size`` counts **source frames**: a step holds
   ``2 × batch_size`` images, laid out ``[reals; fakes]`` with labels ``[0 … 0, 1 … 1]`` (row ``i`` and
   ``i + batch_size`` share their source frame), as in the original.
+  With ``blend_parts`` the training batches also hold each fake's blend mask and source image (FPG's
+  online refinement re-blends them).
 - ``val``: the same on the validation split's real frames, without random flips or margins and with a
   fixed seed per sample, so that every epoch is scored on the same SBI validation set (frame AUC).
 - ``test``: the index's real **and** manipulated frames, every kept face cropped by its box with
@@ -67,6 +69,7 @@ class SelfBlendDataset(Dataset):
         config: SelfBlendConfig,
         train: bool,
         seed: int,
+        blend_parts: bool = False,
     ) -> None:
         if not rows:
             raise ValueError("SelfBlendDataset: no real frames to blend")
@@ -84,6 +87,7 @@ class SelfBlendDataset(Dataset):
         self.root, self.rows, self.config, self.train = root, rows, config, bool(train)
         self.video_idx = encoder.encode([row["video_uid"] for row in rows]).numpy()
         self.seed = int(seed)
+        self.blend_parts = bool(blend_parts)
         self._sample_seed: int | None = None
         self._warned: set[str] = set()
 
@@ -136,7 +140,7 @@ class SelfBlendDataset(Dataset):
         else:
             raise ValueError(f"self-blending failed for every frame of {self.root / 'index.csv'}")
         row = self.rows[used]
-        return {
+        item = {
             "real": to_tensor(sample.real),
             "fake": to_tensor(sample.fake),
             "video_idx": torch.tensor(int(self.video_idx[used])),
@@ -144,10 +148,15 @@ class SelfBlendDataset(Dataset):
             "index": torch.tensor(used),
             "blend_failed": torch.tensor(failed),
         }
+        if self.blend_parts:
+            item["mask"] = torch.from_numpy(np.ascontiguousarray(sample.mask, dtype=np.float32))[None]
+            item["source"] = to_tensor(sample.source)
+        return item
 
 
 def collate_pairs(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """``[reals; fakes]`` with labels ``[0 … 0, 1 … 1]``; per-frame fields repeated for both halves."""
+    """``[reals; fakes]`` with labels ``[0 … 0, 1 … 1]``; per-frame fields repeated for both halves; with
+    blend parts also ``mask`` ``[2n, 1, H, W]`` (zeros for the reals) and ``source`` ``[n, 3, H, W]``."""
     real = torch.stack([item["real"] for item in items])
     fake = torch.stack([item["fake"] for item in items])
     n = len(items)
@@ -156,6 +165,10 @@ def collate_pairs(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
         values = torch.stack([item[key] for item in items])
         batch[key] = torch.cat([values, values])
     batch["blend_failed"] = torch.stack([item["blend_failed"] for item in items])
+    if "mask" in items[0]:  # blend parts: masks [0; M] (reals have none) and the n sources
+        mask = torch.stack([item["mask"] for item in items])
+        batch["mask"] = torch.cat([torch.zeros_like(mask), mask])
+        batch["source"] = torch.stack([item["source"] for item in items])
     return batch
 
 
@@ -168,6 +181,7 @@ class SelfBlendedFramesDataModule(FFPPFramesDataModule):
         frames_per_video: int = 8,
         blend: dict[str, Any] | None = None,
         blend_seed: int = 0,
+        blend_parts: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("image_size", 380)
@@ -181,6 +195,7 @@ class SelfBlendedFramesDataModule(FFPPFramesDataModule):
         except TypeError as error:
             raise ValueError(f"datamodule.blend: {error}") from error
         self.blend_seed = int(blend_seed)
+        self.blend_parts = bool(blend_parts)
         self.pair_datasets: dict[str, SelfBlendDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -204,6 +219,7 @@ class SelfBlendedFramesDataModule(FFPPFramesDataModule):
                 self.blend_config,
                 train=split == "train",
                 seed=derive_seed(self.blend_seed, 1 if split == "train" else 2),
+                blend_parts=self.blend_parts and split == "train",
             )
 
     def _pairs(self, split: str, train: bool) -> DataLoader:
@@ -230,4 +246,5 @@ class SelfBlendedFramesDataModule(FFPPFramesDataModule):
         }
         info["blend"] = {k: v for k, v in vars(self.blend_config).items()}
         info["blend_seed"] = self.blend_seed
+        info["blend_parts"] = self.blend_parts
         return info

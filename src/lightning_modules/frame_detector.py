@@ -233,8 +233,9 @@ class FrameDetectorModule(LabModule):
 
     # --- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        """The configured optimizer (SAM included) and, if given, its epoch-level scheduler."""
-        optimizer = self.optimizer_factory(params=self.parameters())
+        """The configured optimizer (SAM included) over the trainable parameters (frozen parts, e.g. a
+        teacher network, stay out) and, if given, its epoch-level scheduler."""
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)

@@ -22,6 +22,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -97,6 +98,9 @@ class TinySettings:
     needs_fixtures: tuple[str, ...] = ()
     #: test values for ``???`` keys the paper's experiments leave to the command line (key → value)
     required: Mapping[str, str] = field(default_factory=dict)
+    #: files its tiny experiments read, path relative to ``{tiny_data}`` → ``builder(path)`` writing it
+    #: (e.g. a checkpoint in a released layout); the tests build them once, after the miniature datasets
+    files: Mapping[str, Callable[[Path], Any]] = field(default_factory=dict)
 
 
 ReportLayout = Callable[[pd.DataFrame], pd.DataFrame]

@@ -44,6 +44,7 @@ class DetectorNet(nn.Module):
         input_size: int | None = None,
         name: str = "",
         dropout: float = 0.0,
+        last_block: str | None = None,
     ) -> None:
         super().__init__()
         if input_norm not in INPUT_NORMS:
@@ -57,6 +58,7 @@ class DetectorNet(nn.Module):
         self.input_norm = input_norm
         self.input_size = input_size
         self.name = name
+        self.last_block_path = last_block
         stats = INPUT_NORMS[input_norm]
         mean, std = stats if stats is not None else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -74,6 +76,24 @@ class DetectorNet(nn.Module):
         """Pooled backbone features ``[B, feature_dim]`` of images in ``[0, 1]``."""
         return self.backbone(self.normalise(images))
 
+    def feature_map(self, images: Tensor) -> Tensor:
+        """Unpooled backbone features ``[B, feature_dim, h, w]`` (timm ``forward_features``); ``pool`` of
+        it equals :meth:`features`."""
+        if not hasattr(self.backbone, "forward_features"):
+            raise TypeError(f"{self.name or type(self).__name__}: the backbone has no forward_features")
+        return self.backbone.forward_features(self.normalise(images))
+
+    def pool(self, feature_map: Tensor) -> Tensor:
+        """``[B, C, h, w]`` → ``[B, C]`` with the backbone's own pooling (timm ``forward_head``)."""
+        return self.backbone.forward_head(feature_map)
+
+    @property
+    def last_block(self) -> nn.Module:
+        """The backbone's last feature block (the Grad-CAM layer of FPG: EfficientNet's last MBConv)."""
+        if self.last_block_path is None:
+            raise AttributeError(f"{self.name or type(self).__name__}: no last_block declared")
+        return self.backbone.get_submodule(self.last_block_path)
+
     def forward(self, images: Tensor) -> Tensor:
         """Logits ``[B, num_classes]`` of images in ``[0, 1]``."""
         return self.head(self.features(images))
@@ -86,6 +106,7 @@ class DetectorNet(nn.Module):
             "input_norm": self.input_norm,
             "input_size": self.input_size,
             "feature_dim": self.feature_dim,
+            "last_block": self.last_block_path,
             "parameters": sum(p.numel() for p in self.parameters()),
         }
 

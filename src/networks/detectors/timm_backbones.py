@@ -21,6 +21,9 @@ from typing import Any
 from src.networks.detectors.base import DetectorNet, register_detector_net
 from src.weights import resolve_spec
 
+# The last feature block of each backbone (Grad-CAM layer; FPG's ``net._blocks[-1]`` for EfficientNet).
+LAST_BLOCKS = {"legacy_xception": "block12", "tf_efficientnet_b4": "blocks.6.1", "resnet10t": "layer4.0"}
+
 
 def _timm_backbone(architecture: str, weights: str | None, **kwargs: Any) -> tuple[Any, int]:
     """A timm model without classifier (pooled features) and its feature width; loads ``weights`` if given."""
@@ -53,7 +56,8 @@ def _detector(
     **kwargs: Any,
 ) -> DetectorNet:
     backbone, width = _timm_backbone(architecture, weights, **kwargs)
-    return DetectorNet(backbone, width, num_classes, input_norm, input_size, name, dropout)
+    last = LAST_BLOCKS[architecture]
+    return DetectorNet(backbone, width, num_classes, input_norm, input_size, name, dropout, last_block=last)
 
 
 @register_detector_net("xception")
