@@ -1,4 +1,4 @@
-"""Rebuild a paper's table from run records: ``python -m src.report <paper> [--runs DIR] [--out DIR]``.
+"""Rebuild a paper's table from run records: ``python -m src.report <paper> [<paper> ...] [--runs DIR]``.
 
 For every experiment file whose model is the paper's LightningModule, the newest *eligible* run under
 ``--runs`` gives the table rows: completed, with test metrics, not a sweep point, and with no command-line
@@ -9,7 +9,9 @@ experiment with its ``test/*`` metrics) and published numbers are merged from
 ``experiments/<paper>/published.csv`` where that file exists.
 
 Writes ``<out>/<paper>.md``, ``.csv``, ``.runs.csv`` (the run, commit and overrides behind each experiment)
-and, with ``--latex``, ``.tex``; prints the table and the notes. See ``docs/reports.md``.
+and, with ``--latex``, ``.tex``; prints the table and the notes. Several papers give one table with a
+``paper`` column, written as ``<a>+<b>.md`` (e.g. ``detection_baselines eg fpg``: every detector side by
+side). See ``docs/reports.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.config.resolvers import PROJECT_ROOT
-from src.reporting import ReportError, build_report, write_report
+from src.reporting import ReportError, build_combined_report, build_report, write_report
 from src.utils.tables import to_console
 
 
@@ -40,7 +42,9 @@ def parse_pins(items: Sequence[str]) -> dict[str, Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: returns 0, or 2 with one error message when there is nothing (valid) to report."""
     parser = argparse.ArgumentParser(prog="python -m src.report", description=__doc__.splitlines()[0])
-    parser.add_argument("paper", help="registered paper name (e.g. proface, proface_s)")
+    parser.add_argument(
+        "papers", nargs="+", metavar="paper", help="registered paper name(s) (e.g. proface, proface_s)"
+    )
     parser.add_argument("--runs", default=str(PROJECT_ROOT / "runs"), help="runs folder (default: runs/)")
     parser.add_argument(
         "--out", default=str(PROJECT_ROOT / "reports"), help="output folder (default: reports/)"
@@ -61,13 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--experiments", default=str(PROJECT_ROOT / "experiments"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        report = build_report(
-            args.paper,
-            Path(args.runs),
-            Path(args.experiments),
-            include_overrides=args.include_overrides,
-            pins=parse_pins(args.run),
-        )
+        options = {"include_overrides": args.include_overrides, "pins": parse_pins(args.run)}
+        if len(args.papers) == 1:
+            report = build_report(args.papers[0], Path(args.runs), Path(args.experiments), **options)
+        else:
+            report = build_combined_report(args.papers, Path(args.runs), Path(args.experiments), **options)
     except (ReportError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,14 @@ from omegaconf import OmegaConf
 
 from src.papers.registry import PAPERS, REPORT_LAYOUTS, discover
 from src.report import main as report_main
-from src.reporting import ReportError, build_report, csv_text, latex_text, markdown_text
+from src.reporting import (
+    ReportError,
+    build_combined_report,
+    build_report,
+    csv_text,
+    latex_text,
+    markdown_text,
+)
 from src.reporting.exporters import LATEX_PSNR_CAP, LATEX_SPECIALS, escape_latex
 from src.reporting.selection import harmful_overrides, is_harmless, sweep_label
 from src.utils.tables import PSNR_CAP_TEXT, format_cell, natural_key, to_console, to_markdown
@@ -164,6 +171,16 @@ def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float]
         "detection_baselines": (
             "detection_baselines/xception/ffpp_c23",
             {"_target_": target("detection_baselines"), "net": {"name": "xception"}, "video_reduce": "mean"},
+            detection_metrics(),
+            [],
+        ),
+        "eg": (
+            "eg/ffpp_c23",
+            {
+                "_target_": target("eg"),
+                "net": {"detector": {"name": "efficientnet_b4"}},
+                "video_reduce": "mean",
+            },
             detection_metrics(),
             [],
         ),
@@ -559,6 +576,30 @@ def test_detection_table_shows_deepfakebench_beside_reproduced_rows(tmp_path: Pa
     assert row["detector"] == "Xception" and row["test set"] == "FF++ c23"
     assert row["frame AUC"] == 0.91 and row["frame AUC (paper)"] == 0.9637  # DeepfakeBench README
     assert row["Face2Face frame AUC"] == 0.9 and row["selected on"] == "val/frame_auc"
+
+
+def test_several_papers_make_one_table_with_a_paper_column(tmp_path: Path) -> None:
+    root, out = tmp_path / "runs", tmp_path / "reports"
+    known = examples("/w/recognizer.pt")
+    for paper in ("detection_baselines", "eg"):
+        experiment, model, metrics, _ = known[paper]
+        write_run(root, experiment, model, metrics, datamodule="src.datamodules.ffpp.FFPPFramesDataModule")
+    report = build_combined_report(["detection_baselines", "eg", "proface"], root, EXPERIMENTS)
+    table = report.table.set_index("paper")
+    assert list(report.table.columns[:3]) == ["paper", "experiment", "detector"]
+    assert table.loc["detection_baselines", "detector"] == "Xception"
+    assert table.loc["eg", "detector"] == "EG (reconstructed training)"
+    assert table.loc["eg", "video AUC"] == table.loc["detection_baselines", "video AUC"] == 0.95
+    assert "[eg]" in report.notes and any(
+        line.startswith("- proface: nothing to report") for line in report.notes
+    )
+    assert sorted(report.runs["paper"]) == ["detection_baselines", "eg"]
+    assert report_main(["detection_baselines", "eg", "--runs", str(root), "--out", str(out)]) == 0
+    assert (out / "detection_baselines+eg.md").is_file()
+    with pytest.raises(ReportError, match="nothing to report for any of proface, proface_s"):
+        build_combined_report(["proface", "proface_s"], root, EXPERIMENTS)
+    with pytest.raises(ReportError, match="named twice"):
+        build_combined_report(["eg", "eg"], root, EXPERIMENTS)
 
 
 def test_markdown_escapes_pipes_and_backslashes() -> None:

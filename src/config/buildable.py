@@ -62,6 +62,11 @@ def formerly(*targets: str) -> Callable[[_T], _T]:
     return decorate
 
 
+def former_targets_of(obj: Any) -> tuple[str, ...]:
+    """The dotted paths ``obj`` had before it moved (registered with :func:`formerly`)."""
+    return tuple(sorted(target for target, known in _FORMER_TARGETS.items() if known is obj))
+
+
 def former_target(target: str) -> Any | None:
     """The object a moved ``_target_`` now stands for (None when ``target`` never moved)."""
     return _FORMER_TARGETS.get(target)

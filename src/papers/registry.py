@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 import pytorch_lightning as pl
 
+from src.config.buildable import former_targets_of
 from src.config.buildable import formerly as former_names
 
 KINDS = ("privacy", "security", "baseline", "tool")
@@ -60,8 +61,9 @@ class PaperInfo:
     @property
     def targets(self) -> tuple[str, ...]:
         """Every ``_target_`` run records of this paper may name: the module's (today's and those before it
-        moved) and its other stages'."""
-        return (self.target, *self.formerly, *self.stage_targets)
+        moved) and its other stages' (likewise)."""
+        stage_formers = tuple(target for cls in self.stages for target in former_targets_of(cls))
+        return (self.target, *self.formerly, *self.stage_targets, *stage_formers)
 
     @property
     def short_title(self) -> str:

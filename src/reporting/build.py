@@ -293,3 +293,38 @@ def build_report(
         )
     notes = [line for section in sections for line in ("", *section)][1:]  # a blank line between sections
     return Report(paper, table, notes, _runs_frame(chosen))
+
+
+def build_combined_report(
+    papers: list[str],
+    runs_root: Path,
+    experiments_dir: Path,
+    *,
+    include_overrides: bool = False,
+    pins: Mapping[str, Path] | None = None,
+) -> Report:
+    """Several papers' tables stacked (a leading ``paper`` column; their layouts share columns where they
+    report the same things, e.g. every detection paper), with each paper's notes under its name. A paper
+    with nothing to report is named in the notes; an error only when none has anything."""
+    if len(set(papers)) != len(papers):
+        raise ReportError(f"a paper is named twice: {papers}")
+    tables, notes, runs, empty = [], [], [], []
+    for paper in papers:
+        try:
+            report = build_report(
+                paper, runs_root, experiments_dir, include_overrides=include_overrides, pins=pins
+            )
+        except ReportError as exc:
+            if "nothing to report" not in str(exc):
+                raise
+            empty.append(f"- {paper}: {str(exc).splitlines()[0]}")
+            continue
+        tables.append(report.table.assign(paper=paper)[["paper", *report.table.columns]])
+        notes += ["", f"[{paper}]", *report.notes]
+        runs.append(report.runs.assign(paper=paper))
+    if not tables:
+        raise ReportError("nothing to report for any of " + ", ".join(papers) + "\n" + "\n".join(empty))
+    if empty:
+        notes += ["", "Papers without rows:", *empty]
+    table = pd.concat(tables, ignore_index=True)
+    return Report("+".join(papers), table, notes[1:], pd.concat(runs, ignore_index=True))
