@@ -184,6 +184,16 @@ def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float]
             detection_metrics(),
             [],
         ),
+        "fpg": (
+            "fpg/ffpp_c23",
+            {
+                "_target_": target("fpg"),
+                "net": {"backbone": {"name": "efficientnet_b4"}},
+                "video_reduce": "mean",
+            },
+            detection_metrics(),
+            [],
+        ),
         "proface_s": (
             "proface_s/demo_synthetic",
             {"_target_": target("proface_s"), "wrong_recover_type": "Obfs", "eval_password": "***"},
