@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo demo-detection notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp clean clean-runs
+.PHONY: help install demo demo-detection demo-detection-papers notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,11 @@ demo: $(STAMP) ## train a recognizer on SyntheticFaces, evaluate the obfuscation
 
 demo-detection: $(STAMP) ## synthetic deepfake videos -> preprocess -> train a small detector -> within / cross-manipulation / cross-dataset AUC
 	$(PY) -m src.papers.detection_baselines.demo
+
+demo-detection-papers: demo-detection ## then EG and FPG on the same synthetic data, and one table of every detector
+	$(PY) -m src.papers.eg.demo
+	$(PY) -m src.papers.fpg.demo
+	$(PY) -m src.report detection_baselines eg fpg
 
 notebooks: $(STAMP) ## execute the analysis notebooks on runs/ in a Jupyter kernel; executed copies in reports/notebooks/
 	$(PY) -m ipykernel install --sys-prefix --name proface-lab --display-name "ProFace Lab (.venv)" >/dev/null

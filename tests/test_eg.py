@@ -166,6 +166,17 @@ def test_every_term_is_computed_and_weighted_as_configured() -> None:
         assert torch.isclose(terms["cls"], F.cross_entropy(net(batch["image"]), batch["label"]))
 
 
+def test_the_frozen_embedding_is_computed_once_per_batch_even_under_sam() -> None:
+    module = _module()
+    batch = _pairs()
+    calls = []
+    original = module.net.face_embedding
+    module.net.face_embedding = lambda images: calls.append(1) or original(images)  # type: ignore[method-assign]
+    first, _ = module.training_loss(batch)
+    second, _ = module.training_loss(batch)  # SAM's second pass gets the same batch dict
+    assert len(calls) == 1 and torch.isclose(first, second)
+
+
 def test_distillation_target_is_the_embedding_discrepancy_of_each_pair() -> None:
     module = _module(residual=0, fused=0, fr=0, rc=0)
     module.eval()  # no dropout: the recomputation below sees the same features

@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
+from src.preprocess.detection_demo import data_dir, prepare_data, run_record, run_step
 from src.utils.tables import to_console
 
 TRAIN = "detection_baselines/demo_synthetic"
@@ -39,7 +37,6 @@ TESTS = {
     "cross-manipulation (FaceSwap + NeuralTextures)": f"{TRAIN}_cross_manipulation",
     "cross-dataset (synthetic Celeb-DF v2)": f"{TRAIN}_cross_dataset",
 }
-METHODS = ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")
 COLUMNS = (
     "frame_auc",
     "frame_ap",
@@ -50,72 +47,6 @@ COLUMNS = (
     "failed_frames",
     "failed_videos",
 )
-
-
-def data_dir() -> Path:
-    """``$PROFACE_DATA`` or the project's ``data/`` folder (as ``paths.data_dir``)."""
-    root = Path(__file__).resolve().parents[3]
-    return Path(os.environ.get("PROFACE_DATA", root / "data")).expanduser()
-
-
-def _run(command: list[str], what: str) -> str:
-    """Run a step, echoing its last lines on failure; returns its standard output."""
-    print(f"[detection demo] {what}", flush=True)
-    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-    if done.returncode != 0:
-        print(done.stdout[-4000:], file=sys.stderr)
-        raise SystemExit(f"[detection demo] {what} failed (exit {done.returncode})")
-    return done.stdout
-
-
-def prepare_data(base: Path, fresh: bool) -> None:
-    """Generate (once) and preprocess (resumable) the two synthetic datasets, FF++ also for SBI."""
-    raw, processed = base / "raw", base / "processed"
-    python = sys.executable
-    for layout in ("ffpp", "celeb_df"):
-        if fresh or not (raw / layout / "synthetic_deepfakes.json").is_file():
-            args = ["--layout", layout, "--frames", "10", "--no-progress", "--force"]
-            if layout == "ffpp":
-                args += ["--pairs", "10,3,3", "--methods", *METHODS]
-            _run(
-                [python, "-m", "src.preprocess.synthetic_deepfakes", str(raw / layout), *args],
-                f"generating synthetic {layout} videos in {raw / layout}",
-            )
-    for layout in ("ffpp", "celeb_df"):
-        args = ["--frames", "10", "--size", "128", "--workers", "2", "--no-progress"]
-        if layout == "ffpp":
-            args += ["--methods", *METHODS]
-        output = _run(
-            [python, "-m", "src.preprocess.videos", layout, str(raw / layout), str(processed), *args],
-            f"preprocessing {layout} (detect, landmarks, align) into {processed / layout}",
-        )
-        print("  " + output.strip().splitlines()[-1], flush=True)
-    sbi = base / "processed_sbi"
-    args = ["--frames", "10", "--profile", "sbi", "--faces", "all", "--max-side", "192", "--workers", "2"]
-    output = _run(
-        [
-            python,
-            "-m",
-            "src.preprocess.videos",
-            "ffpp",
-            str(raw / "ffpp"),
-            str(sbi),
-            *args,
-            "--methods",
-            *METHODS,
-            "--no-progress",
-        ],
-        f"preprocessing ffpp for SBI (face regions with landmarks, every face) into {sbi / 'ffpp'}",
-    )
-    print("  " + output.strip().splitlines()[-1], flush=True)
-
-
-def run_record(stdout: str) -> Path:
-    """The run directory a ``src.train`` / ``src.eval`` run printed."""
-    found = re.findall(r"^Run record: (.+)$", stdout, flags=re.MULTILINE)
-    if not found:
-        raise SystemExit("[detection demo] the run printed no run record")
-    return Path(found[-1].strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     python = sys.executable
     # the run driver runs the experiments (a paper package sits below it and does not import it)
     trained = run_record(
-        _run(
+        run_step(
             [python, "-m", "src.train", f"experiment={TRAIN}", "logger=none", *overrides],
             f"training {TRAIN} (small CNN on Deepfakes + Face2Face stand-ins)",
         )
@@ -139,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [{"test": "within (Deepfakes + Face2Face)", **{c: summary.get(f"test/{c}") for c in COLUMNS}}]
     for label, experiment in TESTS.items():
         tested = run_record(
-            _run(
+            run_step(
                 [
                     python,
                     "-m",
@@ -154,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = json.loads((tested / "summary.json").read_text())
         rows.append({"test": label, **{c: result.get(f"test/{c}") for c in COLUMNS}})
     sbi_run = run_record(
-        _run(
+        run_step(
             [python, "-m", "src.train", f"experiment={SBI}", "logger=none", *overrides],
             f"training {SBI} (SBI recipe on real frames only, small CNN)",
         )

@@ -38,6 +38,7 @@ from src.papers.registry import register_paper
 LOSS_TERMS = ("cls", "residual", "fused", "fr", "distill", "rc")
 DEFAULT_LOSS_WEIGHTS = {"cls": 1.0, "residual": 1.0, "fused": 1.0, "fr": 1.0, "distill": 0.4, "rc": 0.01}
 RECIPE = "reconstructed"  # the training code of EG was never released
+FR_EMBEDDING = "fr_embedding"  # batch key caching the frozen recognizer's embeddings of the batch
 
 
 def check_loss_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
@@ -98,7 +99,9 @@ class EGModule(SBIModule):
             if w["fused"]:
                 terms["fused"] = F.cross_entropy(net.fc_cat1(f + f_r)[1], labels)
         if w["fr"] or w["distill"] or w["rc"]:
-            e = net.face_embedding(images)
+            e = batch.get(FR_EMBEDDING)
+            if e is None:  # frozen and gradient-free: SAM's second pass (same batch dict) reuses it
+                e = batch[FR_EMBEDDING] = net.face_embedding(images)
             if w["fr"]:
                 terms["fr"] = F.cross_entropy(net.fc(e), labels)
             if w["distill"] or w["rc"]:

@@ -1,0 +1,119 @@
+"""The data of the CPU detection demos, and the steps they share: synthetic deepfake videos in the FF++ and
+Celeb-DF v2 layouts (:mod:`src.preprocess.synthetic_deepfakes`), generated once under
+``$PROFACE_DATA/demo_detection/raw``, preprocessed (resumable) into ``processed`` (aligned crops) and
+``processed_sbi`` (face regions with landmarks, for self-blended training); running a project command and
+finding the run record it printed. Every detection paper's demo starts from here."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+METHODS = ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")
+
+
+def data_dir() -> Path:
+    """``$PROFACE_DATA`` or the project's ``data/`` folder (as ``paths.data_dir``)."""
+    root = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("PROFACE_DATA", root / "data")).expanduser()
+
+
+def run_step(command: list[str], what: str) -> str:
+    """Run a step, echoing its last lines on failure; returns its standard output."""
+    print(f"[demo] {what}", flush=True)
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    if done.returncode != 0:
+        print(done.stdout[-4000:], file=sys.stderr)
+        raise SystemExit(f"[demo] {what} failed (exit {done.returncode})")
+    print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
+    return done.stdout
+
+
+def prepare_data(base: Path, fresh: bool) -> None:
+    """Generate (once) and preprocess (resumable) the two synthetic datasets, FF++ also for SBI."""
+    raw, processed = base / "raw", base / "processed"
+    python = sys.executable
+    for layout in ("ffpp", "celeb_df"):
+        if fresh or not (raw / layout / "synthetic_deepfakes.json").is_file():
+            args = ["--layout", layout, "--frames", "10", "--no-progress", "--force"]
+            if layout == "ffpp":
+                args += ["--pairs", "10,3,3", "--methods", *METHODS]
+            run_step(
+                [python, "-m", "src.preprocess.synthetic_deepfakes", str(raw / layout), *args],
+                f"generating synthetic {layout} videos in {raw / layout}",
+            )
+    for layout in ("ffpp", "celeb_df"):
+        args = ["--frames", "10", "--size", "128", "--workers", "2", "--no-progress"]
+        if layout == "ffpp":
+            args += ["--methods", *METHODS]
+        output = run_step(
+            [python, "-m", "src.preprocess.videos", layout, str(raw / layout), str(processed), *args],
+            f"preprocessing {layout} (detect, landmarks, align) into {processed / layout}",
+        )
+        print("  " + output.strip().splitlines()[-1], flush=True)
+    sbi = base / "processed_sbi"
+    args = ["--frames", "10", "--profile", "sbi", "--faces", "all", "--max-side", "192", "--workers", "2"]
+    output = run_step(
+        [
+            python,
+            "-m",
+            "src.preprocess.videos",
+            "ffpp",
+            str(raw / "ffpp"),
+            str(sbi),
+            *args,
+            "--methods",
+            *METHODS,
+            "--no-progress",
+        ],
+        f"preprocessing ffpp for SBI (face regions with landmarks, every face) into {sbi / 'ffpp'}",
+    )
+    print("  " + output.strip().splitlines()[-1], flush=True)
+
+
+def run_record(stdout: str) -> Path:
+    """The run directory a ``src.train`` / ``src.eval`` run printed."""
+    found = re.findall(r"^Run record: (.+)$", stdout, flags=re.MULTILINE)
+    if not found:
+        raise SystemExit("[demo] the run printed no run record")
+    return Path(found[-1].strip())
+
+
+SUMMARY_COLUMNS = ("frame_auc", "frame_ap", "video_auc", "video_ap", "n_videos", "failed_frames")
+
+
+def demo_main(experiment: str, what: str, argv: Sequence[str] | None = None) -> int:
+    """A paper's demo on the shared data: ``[--fresh] [key=value ...]``; prepares the data (once), trains
+    and tests ``experiment`` (``what`` says what it trains) and prints its test row."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    fresh = "--fresh" in args
+    overrides = [a for a in args if a != "--fresh"]
+    os.environ.setdefault("WANDB_SILENT", "true")
+    start = time.perf_counter()
+    prepare_data(data_dir() / "demo_detection", fresh)
+    run = run_record(
+        run_step(
+            [sys.executable, "-m", "src.train", f"experiment={experiment}", "logger=none", *overrides],
+            f"training {experiment} ({what})",
+        )
+    )
+    summary: dict[str, Any] = json.loads((run / "summary.json").read_text())
+    print(f"\n## {experiment} on synthetic deepfakes (synthetic data, not real deepfakes)\n")
+    width = max(len(c) for c in SUMMARY_COLUMNS)
+    for column in SUMMARY_COLUMNS:
+        value = summary.get(f"test/{column}")
+        print(
+            f"  {column:<{width}}  {value:.4f}"
+            if isinstance(value, float)
+            else f"  {column:<{width}}  {value}"
+        )
+    print(f"\nRun: {run}\nDemo wall time: {(time.perf_counter() - start) / 60:.1f} min")
+    return 0
