@@ -28,10 +28,8 @@ demo: $(STAMP) ## train a recognizer on SyntheticFaces, evaluate the obfuscation
 demo-detection: $(STAMP) ## synthetic deepfake videos -> preprocess -> train a small detector -> within / cross-manipulation / cross-dataset AUC
 	$(PY) -m src.papers.detection_baselines.demo
 
-demo-detection-papers: demo-detection ## then EG and FPG on the same synthetic data, and one table of every detector
-	$(PY) -m src.papers.eg.demo
-	$(PY) -m src.papers.fpg.demo
-	$(PY) -m src.report detection_baselines eg fpg
+demo-detection-papers: $(STAMP) ## the detection demo, then every detection paper's demo on the same data, one table of all
+	$(PY) -m src.papers.detection_baselines.demo --all
 
 notebooks: $(STAMP) ## execute the analysis notebooks on runs/ in a Jupyter kernel; executed copies in reports/notebooks/
 	$(PY) -m ipykernel install --sys-prefix --name proface-lab --display-name "ProFace Lab (.venv)" >/dev/null

@@ -383,6 +383,39 @@ def test_perception_passes_run_in_eval_mode_and_restore_the_mode() -> None:
     assert torch.equal(again.images, seen.images)  # the same (seed, epoch, batch): the same choices
 
 
+def test_refinement_changes_fakes_only_inside_their_masks_and_gradients_reach_the_detector_only() -> None:
+    """The refined batch differs from the input only where a fake's old or new blend mask is non-zero, the
+    reals never change, and the loss sends gradients to the detector's parameters, not to the data."""
+    module = _module(quality=0.0, magnitude=True)
+    module.refinement = RefinementConfig(
+        threshold=1.0, min_confidence=0.0, magnitude_p=1.0
+    )  # refine, step always
+    module.train()
+    n = 3
+    batch = _pair_batch(n, seed=5)
+    masks = batch["mask"].clone()
+    masks[:n] += masks[n:]
+    refined = 0.0
+    for epoch_batch in range(6):  # several seeded draws: some refine shape, all step the magnitude
+        module._batch_index = epoch_batch
+        seen = module.perceive(batch["image"], masks, batch["source"], n)
+        refined += float(seen.logs["shape_refined"])
+        assert float(seen.logs["magnitude_stepped"]) == 1.0
+        assert torch.equal(seen.images[:n], batch["image"][:n])
+        changed = (seen.images[n:] - batch["image"][n:]).abs().amax(dim=1) > 1e-6
+        support = (masks[n:, 0] > 0) | (seen.masks[n:, 0] > 0)
+        assert not (changed & ~support).any(), "a fake changed outside its blend masks"
+        assert torch.equal(seen.masks[:n], seen.masks[n:])  # each real keeps its fake's mask
+        assert not seen.images.requires_grad
+    assert refined > 0, "no draw refined a shape: the check above saw only magnitude steps"
+    images = batch["image"].clone().requires_grad_(True)
+    loss, _ = module.training_loss({**batch, "image": images})
+    loss.backward()
+    assert images.grad is None  # the refined batch is detached: no gradient flows into the data
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None for p in module.net.backbone.parameters() if p.requires_grad)
+
+
 def test_port_needs_no_device_attribute_on_the_network() -> None:
     """Original defect #5: ``shape_refinemnet`` read ``model.device``, which a bare nn.Module lacks."""
     module = _module(quality=0.0, magnitude=False)

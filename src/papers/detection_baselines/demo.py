@@ -1,6 +1,8 @@
 """The detection demo on a CPU: synthetic deepfake videos → preprocessing → training → three tests.
 
-``python -m src.papers.detection_baselines.demo [--fresh] [key=value ...]`` (``make demo-detection``):
+``python -m src.papers.detection_baselines.demo [--fresh] [--all] [key=value ...]`` (``make demo-detection``;
+``--all``, ``make demo-detection-papers``: then every registered detection paper's own demo on the same data
+and one ``python -m src.report`` table of all of them):
 
 1. generates a synthetic FaceForensics++ copy (SyntheticFaces identities; the Deepfakes, FaceSwap, Face2Face
    and NeuralTextures stand-ins) and a synthetic Celeb-DF v2 copy as real H.264 videos
@@ -20,6 +22,7 @@ held-out manipulations are harder than seen ones. ``key=value`` overrides go to 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from src.papers.registry import discover
 from src.preprocess.detection_demo import data_dir, prepare_data, run_record, run_step
 from src.utils.tables import to_console
 
@@ -52,8 +56,8 @@ COLUMNS = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Prepare the data, train, test three ways and print the table."""
     args = list(sys.argv[1:] if argv is None else argv)
-    fresh = "--fresh" in args
-    overrides = [a for a in args if a != "--fresh"]
+    fresh, every_paper = "--fresh" in args, "--all" in args
+    overrides = [a for a in args if a not in ("--fresh", "--all")]
     os.environ.setdefault("WANDB_SILENT", "true")
     start = time.perf_counter()
     prepare_data(data_dir() / "demo_detection", fresh)
@@ -100,8 +104,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n## Detection demo on synthetic deepfakes (small CNN; synthetic data, not real deepfakes)\n")
     print(to_console(pd.DataFrame(rows)))
     print(f"\nTraining run: {trained}\nSelected checkpoint: {checkpoint}")
+    if every_paper:
+        papers = detection_papers_with_demos()
+        for paper in papers:
+            run_step([python, "-m", f"src.papers.{paper}.demo", *overrides], f"the {paper} demo")
+        report = run_step([python, "-m", "src.report", "detection_baselines", *papers], "the joint report")
+        print("\n## Every detector on the synthetic deepfakes (python -m src.report)\n")
+        print(report.split("\n\n[", 1)[0])  # the table; the notes are in reports/<papers>.md
     print(f"Demo wall time: {(time.perf_counter() - start) / 60:.1f} min")
     return 0
+
+
+def detection_papers_with_demos() -> list[str]:
+    """The registered forgery-detection papers (kind ``security``) whose package has a ``demo`` module."""
+    papers = discover()
+    return sorted(
+        name
+        for name, info in papers.items()
+        if info.kind == "security" and importlib.util.find_spec(f"{info.package}.demo") is not None
+    )
 
 
 if __name__ == "__main__":
