@@ -603,28 +603,17 @@ def make_tiny_detector_checkpoint(path: Path, image_size: int = 32) -> Path:
     detection experiment loads in the tests."""
     import functools
 
-    import pytorch_lightning as pl
     import torch
 
     from src.lightning_modules.frame_detector import FrameDetectorModule
     from src.networks.detectors import build_detector_net
+    from src.utils.checkpoint_files import write_weights_checkpoint
 
     torch.manual_seed(0)
     module = FrameDetectorModule(
         build_detector_net("small_cnn", input_size=image_size), functools.partial(torch.optim.Adam)
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {
-        "state_dict": module.state_dict(),
-        "pytorch-lightning_version": pl.__version__,
-        "epoch": 0,
-        "global_step": 0,
-        "callbacks": {},
-        "optimizer_states": [],
-        "lr_schedulers": [],
-    }
-    torch.save(checkpoint, path)
-    return path
+    return write_weights_checkpoint(module, path)
 
 
 def tiny_data_overrides(base: Path) -> dict[str, list[str]]:

@@ -263,6 +263,24 @@ def _model_target(config: object) -> str | None:
     return _str_or_none(model.get("_target_")) if isinstance(model, Mapping) else None
 
 
+def write_weights_checkpoint(module: torch.nn.Module, path: str | Path) -> Path:
+    """A Lightning checkpoint holding only ``module``'s weights (epoch 0, no optimiser or callback state):
+    what evaluation-only runs load when no trained checkpoint exists (tests, untrained baselines)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "pytorch-lightning_version": installed_lightning_version(),
+        "epoch": 0,
+        "global_step": 0,
+        "callbacks": {},
+        "optimizer_states": [],
+        "lr_schedulers": [],
+    }
+    torch.save(checkpoint, path)
+    return path
+
+
 def installed_lightning_version() -> str:
     """The installed pytorch-lightning version (from package metadata: importing Lightning takes seconds)."""
     return importlib.metadata.version("pytorch-lightning")

@@ -557,6 +557,20 @@ def _window(box: np.ndarray, margins: np.ndarray, height: int, width: int) -> tu
     )
 
 
+def _checked_frame(image: np.ndarray, landmarks: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The validated frame and its landmarks (an 81-point forehead reordered into a contour)."""
+    image = _check_image(image, what)
+    points = _check_landmarks(landmarks, *image.shape[:2], what)
+    return image, reorder_forehead(points) if len(points) == 81 else points
+
+
+def _coarse_window(points: np.ndarray, config: SelfBlendConfig, height: int, width: int) -> tuple[int, ...]:
+    """SBI's coarse crop ``(x0, y0, x1, y1)``: the 68-point landmark box plus ``coarse_margins``."""
+    lm_box = landmark_box(points[:68])
+    lm_w, lm_h = lm_box[2] - lm_box[0], lm_box[3] - lm_box[1]
+    return _window(lm_box, np.asarray(config.coarse_margins) * [lm_w, lm_w, lm_h, lm_h], height, width)
+
+
 def self_blend_frame(
     image: np.ndarray,
     landmarks: np.ndarray,
@@ -572,15 +586,9 @@ def self_blend_frame(
     seam appears at the crop border. Reusing a generator seeded the same way for every frame of a video
     draws the same hull, transforms and blend ratio each time (a consistent per-video manipulation).
     """
-    image = _check_image(image, what)
+    image, points = _checked_frame(image, landmarks, what)
     height, width = image.shape[:2]
-    points = _check_landmarks(landmarks, height, width, what)
-    if len(points) == 81:
-        points = reorder_forehead(points)
-    lm_box = landmark_box(points[:68])
-    lm_w, lm_h = lm_box[2] - lm_box[0], lm_box[3] - lm_box[1]
-    margins = np.asarray(config.coarse_margins) * [lm_w, lm_w, lm_h, lm_h]
-    x0, y0, x1, y1 = _window(lm_box, margins, height, width)
+    x0, y0, x1, y1 = _coarse_window(points, config, height, width)
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
     blend_config = replace(config, p_transform_source=1.0)
     sample = self_blend_face(crop, points - [x0, y0], rng, blend_config, what)
@@ -612,12 +620,9 @@ def self_blend(
     ``params["crop"]`` is the final window ``[x0, y0, x1, y1]`` in frame coordinates (of the flipped frame
     when ``params["flipped"]``). Raises :class:`ValueError` naming ``what`` on unusable input.
     """
-    image = _check_image(image, what)
+    image, points = _checked_frame(image, landmarks, what)
     height, width = image.shape[:2]
-    points = _check_landmarks(landmarks, height, width, what)
     face_box = _check_box(box, what) if box is not None else None
-    if len(points) == 81:
-        points = reorder_forehead(points)
 
     flipped = bool(train and rng.random() < config.flip_p)
     if flipped:
@@ -626,11 +631,8 @@ def self_blend(
         if face_box is not None:  # edges, not pixel centres: [x1, x2) mirrors to [W - x2, W - x1)
             face_box = np.array([width - face_box[2], face_box[1], width - face_box[0], face_box[3]])
 
-    lm_box = landmark_box(points[:68])
-    box = lm_box if face_box is None else face_box
-    lm_w, lm_h = lm_box[2] - lm_box[0], lm_box[3] - lm_box[1]
-    coarse_margins = np.asarray(config.coarse_margins) * [lm_w, lm_w, lm_h, lm_h]
-    cx0, cy0, cx1, cy1 = _window(lm_box, coarse_margins, height, width)
+    box = landmark_box(points[:68]) if face_box is None else face_box
+    cx0, cy0, cx1, cy1 = _coarse_window(points, config, height, width)
     crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
     points = points - [cx0, cy0]
     box = box - [cx0, cy0, cx0, cy0]

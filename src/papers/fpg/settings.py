@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
 from src.papers.fpg.module import FPGModule
 from src.papers.fpg.network import FPGNet
 from src.papers.registry import CostEntry, TinySettings, register_cost, register_tiny_settings
+from src.utils.checkpoint_files import write_weights_checkpoint
 
 TINY_CHECKPOINT = "fpg/small_cnn_fpg.ckpt"
 
@@ -27,18 +27,7 @@ def write_tiny_checkpoint(path: Path) -> Path:
         functools.partial(torch.optim.AdamW),
         quality_teacher=None,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {
-        "state_dict": module.state_dict(),
-        "pytorch-lightning_version": pl.__version__,
-        "epoch": 0,
-        "global_step": 0,
-        "callbacks": {},
-        "optimizer_states": [],
-        "lr_schedulers": [],
-    }
-    torch.save(checkpoint, path)
-    return path
+    return write_weights_checkpoint(module, path)
 
 
 register_tiny_settings(
