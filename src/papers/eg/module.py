@@ -37,7 +37,6 @@ from src.papers.registry import register_paper
 
 LOSS_TERMS = ("cls", "residual", "fused", "fr", "distill", "rc")
 DEFAULT_LOSS_WEIGHTS = {"cls": 1.0, "residual": 1.0, "fused": 1.0, "fr": 1.0, "distill": 0.4, "rc": 0.01}
-RECIPE = "reconstructed"  # the training code of EG was never released
 FR_EMBEDDING = "fr_embedding"  # batch key caching the frozen recognizer's embeddings of the batch
 
 
@@ -73,7 +72,6 @@ class EGModule(SBIModule):
         if not isinstance(self.net, EGNet):
             raise TypeError(f"EGModule needs an EGNet, got {type(self.net).__name__}")
         self.loss_weights = check_loss_weights(loss_weights)
-        self.recipe = RECIPE
 
     @property
     def requires_checkpoint(self) -> bool:
