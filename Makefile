@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo demo-detection demo-detection-papers notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp clean clean-runs
+.PHONY: help install demo demo-detection demo-detection-papers notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -64,7 +64,7 @@ test-all: lint ## every test
 sweep-demo: $(STAMP) ## run the example sweep (4 short demo trainings)
 	$(PY) -m src.sweep experiments/sweeps/demo_recognizer_lr.yaml trainer.max_epochs=2
 
-bench: bench-metrics bench-data bench-face bench-cost bench-dpp ## every speed/memory benchmark (prints ratios; not a test)
+bench: bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks ## every speed/memory benchmark (prints ratios; not a test)
 
 bench-metrics: $(STAMP) ## metrics suite vs torchmetrics; retrieval vs a bare matrix product
 	$(PY) -m benchmarks.bench_metrics
@@ -78,6 +78,9 @@ bench-face: $(STAMP) ## dlib ResNet port vs dlib per-face speed
 
 bench-cost: $(STAMP) ## every paper's cost entries: params, FLOPs and ms per image
 	$(PY) -m benchmarks.bench_costs
+
+bench-attacks: $(STAMP) ## PGD-10 / FGSM images/s through the attack suite vs plain torchattacks (target ratio >= 1.0)
+	$(PY) -m benchmarks.bench_attacks
 
 bench-dpp: $(STAMP) ## spherical DP samplers of the identity perturbator: draws/s at d = 512 (target >= 1e5)
 	$(PY) -m benchmarks.bench_dp_samplers

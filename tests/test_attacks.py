@@ -216,6 +216,27 @@ def test_victim_mode_restores_mode_and_writes_no_grads() -> None:
         assert all(p.grad is None for p in model.parameters())
 
 
+def test_victim_mode_keeps_frozen_parts_in_eval_mode() -> None:
+    """A victim mixing modes (a frozen, eval-mode part inside a training wrapper) gets each module's own
+    mode back: ``model.train(True)`` would switch the frozen part's BatchNorm to training statistics."""
+    frozen = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    model = nn.Sequential(frozen, nn.Dropout(0.5), nn.Linear(4, 2)).train()
+    frozen.eval()
+    build_attack("pgd", model, eps=8, steps=2)(torch.rand(6, 4), torch.tensor([0, 1] * 3))
+    assert model.training and model[1].training
+    assert not frozen.training and not frozen[1].training
+
+
+def test_attacks_run_inside_inference_mode() -> None:
+    """Lightning's validation and test loops run under ``torch.inference_mode``: attacks still work there
+    and give the same images as outside."""
+    model, x, y = _small_net()
+    outside = build_attack("pgd", model, eps=8, steps=2)(x, y)
+    with torch.inference_mode():
+        inside = build_attack("pgd", model, eps=8, steps=2)(x.clone(), y.clone())
+    assert torch.equal(inside, outside)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

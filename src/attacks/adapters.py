@@ -80,12 +80,13 @@ class BPDA(nn.Module):
 
 @contextmanager
 def victim_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode, grad enabled, fp32 (autocast off), parameters frozen; restores mode and flags after.
+    """Eval mode, grad enabled, fp32 (autocast off), parameters frozen; restores every submodule's own
+    train/eval mode and the flags after (not ``model.train(...)``: that would put frozen parts in train mode).
 
     Freezing the parameters keeps attacks that call ``loss.backward()`` (e.g. CW) from writing ``.grad``
     into the victim, and skips needless weight-gradient work.
     """
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]  # a victim may mix modes (frozen parts)
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
     with ExitStack() as stack:
@@ -101,4 +102,5 @@ def victim_mode(model: nn.Module) -> Iterator[nn.Module]:
         finally:
             for p, flag in zip(params, flags, strict=True):
                 p.requires_grad_(flag)
-            model.train(was_training)
+            for module, mode in modes:
+                module.training = mode

@@ -183,11 +183,12 @@ class Attack:
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         self._check_inputs(images, labels)
-        images = images.detach().float()
-        labels = labels.detach().to(images.device)
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         seed = self.seed if self.seed is not None else secrets.randbelow(2**31)
-        with victim_mode(self.model), torch.random.fork_rng(devices=devices):
+        # inside Lightning's validation/test loops (inference mode) gradients need normal-tensor copies
+        with torch.inference_mode(False), victim_mode(self.model), torch.random.fork_rng(devices=devices):
+            images = images.detach().float().clone()
+            labels = labels.detach().to(images.device).clone()
             if not self._checked:
                 self._check_output(images[:1])
             if isinstance(self.backend, torchattacks.APGD):
