@@ -28,6 +28,7 @@ from src.metrics import MAE, MSE, PSNR, SSIM, EmbeddingCollector
 from src.metrics.detection import DetectionMetrics
 from src.metrics.image_quality import MSSSIM
 from src.metrics.perceptual import LPIPS, STLPIPS
+from src.metrics.robustness import RejectionAwareAccuracy
 from src.metrics.verification import ProtectionSuccessRate, VerificationMetrics
 
 pytestmark = [pytest.mark.ddp, pytest.mark.timeout(120)]
@@ -51,6 +52,7 @@ COVERED = {
     "VerificationMetrics",
     "ProtectionSuccessRate",
     "DetectionMetrics",
+    "RejectionAwareAccuracy",
 }
 
 
@@ -96,12 +98,14 @@ def _metrics() -> dict[str, Metric]:
         "detection": DetectionMetrics(video_level=True),
         "psnr_pooled": PSNR(reduction="pooled"),
         "tensors": TensorCollector(["emb", "labels", "is_same"]),
+        "rejection": RejectionAwareAccuracy(),
         "psnr_rank1_only": PSNR(),
         "collected_rank1_only": EmbeddingCollector(),
         "verification_rank1_only": VerificationMetrics(fars=(0.1,), num_folds=None),
         "psr_rank1_only": ProtectionSuccessRate(threshold=PSR_THRESHOLD),
         "detection_rank1_only": DetectionMetrics(video_level=True),
         "tensors_rank1_only": TensorCollector(["emb", "labels", "is_same"]),
+        "rejection_rank1_only": RejectionAwareAccuracy(),
     }
 
 
@@ -122,6 +126,8 @@ def _update(name: str, metric: Metric, d: dict[str, torch.Tensor], idx: torch.Te
         metric.update(d["det_scores"][idx], d["det_labels"][idx], video_idx=d["video"][idx])
     elif kind == "tensors":
         metric.update(emb=d["emb"][idx], labels=d["labels"][idx], is_same=d["is_same"][idx])
+    elif kind == "rejection":
+        metric.update(d["is_same"][idx], d["labels"][idx] == 0)
     else:
         raise AssertionError(f"no update rule for {name}")
 
