@@ -111,6 +111,15 @@ def proface_metrics() -> dict[str, float]:
     return metrics
 
 
+def inspector_metrics() -> dict[str, float]:
+    clean = {"undefended_acc": 0.97, "natural_acc": 0.95, "acc_accepted": 0.96, "rejection_rate": 0.02}
+    attacked = {"undefended_acc": 0.1, "robust_acc": 0.8, "acc_accepted": 0.6, "rejection_rate": 0.5}
+    metrics = {f"test/clean/{k}": v for k, v in clean.items()}
+    for key in ("pgd10@2", "pgd10@8", "eot@8", "cw"):
+        metrics |= {f"test/{key}/{k}": v for k, v in attacked.items()} | {f"test/{key}/correction_acc": 0.7}
+    return metrics
+
+
 def detection_metrics() -> dict[str, float]:
     metrics = {
         "test/frame_auc": 0.91,
@@ -193,6 +202,16 @@ def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float]
             },
             detection_metrics(),
             [],
+        ),
+        "inspector": (
+            "inspector/stage4_corrector",
+            {
+                "_target_": target("inspector"),
+                "net": {"name": "xception"},
+                "evaluation": {"attacks": {"pgd10": {"attack": "pgd"}, "eot": {"target": "eot"}}},
+            },
+            inspector_metrics(),
+            [f"model.autothresh_ckpt={ckpt}"],
         ),
         "proface_s": (
             "proface_s/demo_synthetic",

@@ -2,7 +2,7 @@
 
 ``python -m src.papers.detection_baselines.demo [--fresh] [--all] [key=value ...]`` (``make demo-detection``;
 ``--all``, ``make demo-detection-papers``: then every registered detection paper's own demo on the same data
-and one ``python -m src.report`` table of all of them):
+and one ``python -m src.report`` table of those whose demos report the detection columns):
 
 1. generates a synthetic FaceForensics++ copy (SyntheticFaces identities; the Deepfakes, FaceSwap, Face2Face
    and NeuralTextures stand-ins) and a synthetic Celeb-DF v2 copy as real H.264 videos
@@ -107,8 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if every_paper:
         papers = detection_papers_with_demos()
         for paper in papers:
-            run_step([python, "-m", f"src.papers.{paper}.demo", *overrides], f"the {paper} demo")
-        report = run_step([python, "-m", "src.report", "detection_baselines", *papers], "the joint report")
+            output = run_step([python, "-m", f"src.papers.{paper}.demo", *overrides], f"the {paper} demo")
+            if not joins_detection_table(paper):  # its own kind of table: shown as its demo printed it
+                print(output[output.find("\n## ") :].strip() + "\n", flush=True)
+        joint = [paper for paper in papers if joins_detection_table(paper)]
+        report = run_step([python, "-m", "src.report", "detection_baselines", *joint], "the joint report")
         print("\n## Every detector on the synthetic deepfakes (python -m src.report)\n")
         print(report.split("\n\n[", 1)[0])  # the table; the notes are in reports/<papers>.md
     print(f"Demo wall time: {(time.perf_counter() - start) / 60:.1f} min")
@@ -123,6 +126,13 @@ def detection_papers_with_demos() -> list[str]:
         for name, info in papers.items()
         if info.kind == "security" and importlib.util.find_spec(f"{info.package}.demo") is not None
     )
+
+
+def joins_detection_table(paper: str) -> bool:
+    """Whether a paper's demo rows share the detection columns (its demo module may say
+    ``JOINS_DETECTION_TABLE = False``, e.g. a robustness table of attacks and ε)."""
+    demo = importlib.import_module(f"src.papers.{paper}.demo")
+    return bool(getattr(demo, "JOINS_DETECTION_TABLE", True))
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import pairwise
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.networks.detectors import DetectorNet
+from src.weights import resolve_spec
 
 # Backbone blocks giving [f_ds, f_d, f_m, f_s] (deepest first), keyed by ``DetectorNet.name``. Xception at
 # 299 px: block12 1024x10x10, block11 728x19x19, block2 256x37x37, block1 128x74x74.
@@ -128,15 +130,27 @@ class Reconstructor(nn.Module):
         return _resize(x, size)
 
 
-class ResNet18Classifier(nn.Module):
-    """A ResNet-18 (timm) with a 2-way head on images in ``[0, 1]``; normalises with ImageNet statistics
-    itself, so ImageNet-initialised weights can be loaded later without touching callers."""
+class ResNetClassifier(nn.Module):
+    """A timm ResNet (ResNet-18 in the paper) with a 2-way head on images in ``[0, 1]``; it normalises with
+    ImageNet statistics itself, as its ImageNet initialisation expects.
 
-    def __init__(self, num_classes: int = 2) -> None:
+    ``weights``: a weights-manifest name or path of torchvision/timm ImageNet weights of ``arch`` (the
+    1000-class head is dropped at load), or ``None`` for random initialisation (demos, tests).
+    """
+
+    def __init__(self, num_classes: int = 2, arch: str = "resnet18", weights: str | None = None) -> None:
         super().__init__()
         import timm
 
-        self.net = timm.create_model("resnet18", pretrained=False, num_classes=num_classes)
+        overlay: dict[str, object] | None = None
+        if weights:
+            path = resolve_spec(weights)
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"ImageNet weights of {arch} not found: {path}")
+            overlay = {"file": str(path), "hf_hub_id": None, "url": None}
+        self.net = timm.create_model(
+            arch, pretrained=bool(weights), num_classes=num_classes, pretrained_cfg_overlay=overlay
+        )
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -145,7 +159,7 @@ class ResNet18Classifier(nn.Module):
         return self.net((images - self.mean) / self.std)
 
 
-class AutoThresholder(ResNet18Classifier):
+class AutoThresholder(ResNetClassifier):
     """A: classifies G's reconstruction as clean (class 0) or adversarial (class 1): the coarse stage."""
 
     def forward(self, reconstruction: Tensor) -> Tensor:
@@ -153,7 +167,7 @@ class AutoThresholder(ResNet18Classifier):
         return super().forward((reconstruction + 1) / 2)
 
 
-class Corrector(ResNet18Classifier):
+class Corrector(ResNetClassifier):
     """C: from the image in ``[0, 1]``, per-class weights ``sigmoid(C(x))`` of the detector's posterior
     whose weighted sum is the attack-success probability π (see :func:`attack_probability`)."""
 
