@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchattacks
 from torch import nn
 
@@ -100,6 +101,9 @@ def test_every_attack_returns_valid_images_in_the_budget(name: str) -> None:
         assert delta.norm(dim=1).max() <= 0.5 + 1e-5
     record = attack.describe()
     assert record["name"] == name and record["seed"] == 0 and record["norm"] == spec.norm
+    with torch.no_grad():  # the attack raises the victim's loss (C&W may keep an image it cannot flip)
+        clean_loss, adv_loss = (F.cross_entropy(model(v), y).item() for v in (x, adv))
+    assert adv_loss > clean_loss or (name == "cw_l2" and adv_loss >= clean_loss), (clean_loss, adv_loss)
 
 
 @pytest.mark.parametrize("name", ["fgsm", "pgd"])
