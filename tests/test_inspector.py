@@ -103,6 +103,14 @@ def _small_net() -> torch.nn.Module:
 ADAM = functools.partial(torch.optim.Adam)
 
 
+def _small_stage4() -> InspectorCorrector:
+    """A stage-4 module on the small CNN with ResNet-10 A and C, every frozen part random."""
+    resnet10 = {"arch": "resnet10t"}
+    return InspectorCorrector(
+        _small_net(), ADAM, autothresh=resnet10, corrector=resnet10, random_dependencies=True
+    )
+
+
 def test_a_missing_or_wrong_stage_checkpoint_names_the_stage_and_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.ckpt"
     with pytest.raises(
@@ -131,13 +139,7 @@ def test_a_missing_or_wrong_stage_checkpoint_names_the_stage_and_the_file(tmp_pa
 
 
 def test_frozen_parts_stay_frozen_in_eval_mode_and_out_of_ddp() -> None:
-    module = InspectorCorrector(
-        _small_net(),
-        ADAM,
-        autothresh={"arch": "resnet10t"},
-        corrector={"arch": "resnet10t"},
-        random_dependencies=True,
-    )
+    module = _small_stage4()
     module.train()
     for part in ("net", "reconstructor", "autothresh"):
         assert not getattr(module, part).training
@@ -248,13 +250,7 @@ def test_summary_counts_rejections_both_ways() -> None:
 @pytest.fixture(scope="module")
 def defense() -> torch.nn.Module:
     torch.manual_seed(0)
-    module = InspectorCorrector(
-        _small_net(),
-        ADAM,
-        autothresh={"arch": "resnet10t"},
-        corrector={"arch": "resnet10t"},
-        random_dependencies=True,
-    )
+    module = _small_stage4()
     return module.defense()
 
 

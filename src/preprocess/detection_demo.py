@@ -90,15 +90,21 @@ def run_record(stdout: str) -> Path:
 SUMMARY_COLUMNS = ("frame_auc", "frame_ap", "video_auc", "video_ap", "n_videos", "failed_frames")
 
 
-def demo_main(experiment: str, what: str, argv: Sequence[str] | None = None) -> int:
-    """A paper's demo on the shared data: ``[--fresh] [key=value ...]``; prepares the data (once), trains
-    and tests ``experiment`` (``what`` says what it trains) and prints its test row."""
+def start_demo(argv: Sequence[str] | None = None) -> tuple[list[str], float]:
+    """What every detection demo does first: read ``[--fresh] [key=value ...]``, silence W&B and prepare
+    the shared data (once, or again with ``--fresh``); returns the overrides and the start time."""
     args = list(sys.argv[1:] if argv is None else argv)
-    fresh = "--fresh" in args
     overrides = [a for a in args if a != "--fresh"]
     os.environ.setdefault("WANDB_SILENT", "true")
     start = time.perf_counter()
-    prepare_data(data_dir() / "demo_detection", fresh)
+    prepare_data(data_dir() / "demo_detection", "--fresh" in args)
+    return overrides, start
+
+
+def demo_main(experiment: str, what: str, argv: Sequence[str] | None = None) -> int:
+    """A paper's demo on the shared data: ``[--fresh] [key=value ...]``; prepares the data (once), trains
+    and tests ``experiment`` (``what`` says what it trains) and prints its test row."""
+    overrides, start = start_demo(argv)
     run = run_record(
         run_step(
             [sys.executable, "-m", "src.train", f"experiment={experiment}", "logger=none", *overrides],

@@ -12,7 +12,6 @@ data say nothing about real deepfakes.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.preprocess.detection_demo import data_dir, prepare_data, run_record, run_step
+from src.preprocess.detection_demo import run_record, run_step, start_demo
 from src.utils.tables import to_console
 
 #: this demo's table is the robust-accuracy protocol, not the shared detection columns: the joint
@@ -67,12 +66,7 @@ def robust_table(run: Path) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    fresh = "--fresh" in args
-    overrides = [a for a in args if a != "--fresh"]
-    os.environ.setdefault("WANDB_SILENT", "true")
-    start = time.perf_counter()
-    prepare_data(data_dir() / "demo_detection", fresh)
+    overrides, start = start_demo(argv)
     previous: str | None = None
     run = Path()
     for number, (stage, key, what) in enumerate(STAGES, 1):
