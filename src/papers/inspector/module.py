@@ -189,8 +189,7 @@ class InspectorReconstructor(_FrozenDetectorStage):
         super().__init__(net, optimizer, scheduler, head_channels, random_dependencies)
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.load_dependencies(detector_ckpt)
-        self.errors = {"val": TensorCollector(("mse",)), "test": TensorCollector(("mse",))}
-        self.error_metrics = nn.ModuleDict(self.errors)
+        self.errors = nn.ModuleDict({split: TensorCollector(("mse",)) for split in ("val", "test")})
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         images = batch["image"]
@@ -255,8 +254,7 @@ class InspectorAutoThresh(_FrozenDetectorStage):
         self.test_attack = _attack_spec(test_attack, FGSM_TEST, "model.test_attack")
         self.attack_seed = int(attack_seed)
         names = ("correct", "adversarial")
-        self.scores = {"val": TensorCollector(names), "test": TensorCollector(names)}
-        self.score_metrics = nn.ModuleDict(self.scores)
+        self.scores = nn.ModuleDict({split: TensorCollector(names) for split in ("val", "test")})
 
     def _halves(
         self, batch: dict[str, Tensor], batch_idx: int, spec: Mapping[str, Any]
