@@ -4,7 +4,8 @@ Importing the package registers every family (``iresnet*``, ``ir50``/``ir_se50``
 ``ir_se50_infoswap``, ``adaface_ir*``, ``ir50_casia``/``ir_se50_casia`` (wujiyang CBAMResNet),
 ``mobilefacenet``, ``mobilefacenet_casia`` (wujiyang layout, 128-d), ``facenet_vggface2``, ``sphereface20``,
 ``dlib_resnet``);
-published weights load through :func:`load_recognizer_checkpoint` (key mappings, strict, sha256-pinned).
+published weights load through :func:`load_recognizer_checkpoint` (key mappings, strict, sha256-pinned);
+:func:`pretrained_recognizer` builds one with its weights, frozen (a ``_target_`` with ``name``, ``weights``).
 Papers that build recognizers under their own names (and weights) do so in their own package.
 """
 
@@ -16,6 +17,7 @@ from src.networks.recognizers import (
     irse,
     mobilefacenet,
     mobilefacenet_wujiyang,
+    pretrained,
     sphereface,
 )
 from src.networks.recognizers.base import RECOGNIZERS, FaceRecognizer, build_recognizer, register_recognizer
@@ -26,6 +28,7 @@ from src.networks.recognizers.checkpoints import (
     load_recognizer_checkpoint,
     to_published_state_dict,
 )
+from src.networks.recognizers.pretrained import pretrained_recognizer
 from src.networks.recognizers.stages import StagedRecognizer
 
 __all__ = [
@@ -44,6 +47,8 @@ __all__ = [
     "load_recognizer_checkpoint",
     "mobilefacenet",
     "mobilefacenet_wujiyang",
+    "pretrained",
+    "pretrained_recognizer",
     "register_recognizer",
     "sphereface",
     "to_published_state_dict",
