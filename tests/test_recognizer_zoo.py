@@ -728,3 +728,15 @@ def test_infoswap_head_is_its_own_format(tmp_path: Path) -> None:
     # so it loads into the plain IRNet as 'infoswap' (a refused load leaves the model untouched)
     assert load_recognizer_checkpoint(plain, path, format="infoswap").format == "infoswap"
     assert _same_state(source, plain)
+
+
+def test_ir_widths_shrink_every_stage_and_keep_the_published_layout_at_the_default() -> None:
+    narrow = build_recognizer("adaface_ir18", input_size=32, widths=(8, 16, 32, 64)).eval()
+    _, stages = narrow.forward_stages(torch.zeros(1, 3, 32, 32))
+    assert [tuple(s.shape[1:]) for s in stages.values()] == [(8, 16, 16), (16, 8, 8), (32, 4, 4), (64, 2, 2)]
+    assert narrow.head.fc.in_features == 64 * 2 * 2 and narrow.stem.conv.out_channels == 8
+    with torch.device("meta"):
+        published = build_recognizer("adaface_ir101")
+    assert sum(p.numel() for p in published.parameters()) == 65_150_912  # AdaFace IR-101
+    with pytest.raises(ValueError, match="four positive channel counts"):
+        build_recognizer("ir50", widths=(8, 16))

@@ -41,6 +41,7 @@ import bisect
 import itertools
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -160,6 +161,8 @@ class IRNet(StagedRecognizer):
     """IR / IR-SE backbone, TreB1eN / face.evoLVe layout (see the module docstring for conventions).
 
     ``input_size`` other than 112 (any multiple of 16; InfoSwap uses 128) changes only the FC width.
+    ``widths`` (the four stages' channels; published: 64, 128, 256, 512) shrinks the network for CPU demos
+    and tests; published weights load only at the published widths.
     Random init is PyTorch's default (as TreB1eN's ``Backbone``): the zoo is meant for published weights.
     """
 
@@ -188,6 +191,7 @@ class IRNet(StagedRecognizer):
         input_size: int = 112,
         dropout: float = 0.6,
         channel_order: str | None = None,
+        widths: Sequence[int] = WIDTHS,
     ) -> None:
         super().__init__(channel_order)
         if depth not in self.depth_table:
@@ -198,11 +202,19 @@ class IRNet(StagedRecognizer):
         self.input_size = (input_size, input_size)
         self.depth, self.se = depth, se
         self.units = self.depth_table[depth]
+        if len(widths) != 4 or min(int(w) for w in widths) < 1:
+            raise ValueError(
+                f"{type(self).__name__}: widths must be four positive channel counts, got {widths}"
+            )
+        self.widths = tuple(int(w) for w in widths)
+        stem = self.widths[0]
         self.stem = nn.Sequential(
-            OrderedDict(conv=nn.Conv2d(3, 64, 3, 1, 1, bias=False), bn=nn.BatchNorm2d(64), prelu=nn.PReLU(64))
+            OrderedDict(
+                conv=nn.Conv2d(3, stem, 3, 1, 1, bias=False), bn=nn.BatchNorm2d(stem), prelu=nn.PReLU(stem)
+            )
         )
-        stages, in_channels = [], 64
-        for count, width in zip(self.units, WIDTHS, strict=True):
+        stages, in_channels = [], stem
+        for count, width in zip(self.units, self.widths, strict=True):
             units = [IRUnit(in_channels, width, 2, se, self.mid_bn, self.project_first_shortcut)]
             units += [IRUnit(width, width, 1, se, self.mid_bn) for _ in range(count - 1)]
             stages.append(nn.Sequential(*units))
@@ -210,10 +222,10 @@ class IRNet(StagedRecognizer):
         self.stages = nn.ModuleList(stages)
         self.head = nn.Sequential(
             OrderedDict(
-                bn2d=nn.BatchNorm2d(512),
+                bn2d=nn.BatchNorm2d(self.widths[-1]),
                 dropout=nn.Dropout(dropout),
                 flatten=nn.Flatten(),
-                fc=nn.Linear(512 * final * final, self.embedding_dim),
+                fc=nn.Linear(self.widths[-1] * final * final, self.embedding_dim),
                 bn1d=nn.BatchNorm1d(self.embedding_dim, affine=self.affine_embedding_bn),
             )
         )
@@ -305,8 +317,9 @@ class AdaFaceIRNet(IRNet):
         input_size: int = 112,
         dropout: float = 0.4,
         channel_order: str | None = None,
+        widths: Sequence[int] = WIDTHS,
     ) -> None:
-        super().__init__(100 if depth == 101 else depth, se, input_size, dropout, channel_order)
+        super().__init__(100 if depth == 101 else depth, se, input_size, dropout, channel_order, widths)
 
     def _published_to_ours(self, key: str, head: dict[str, str] = HEAD) -> str | None:
         if key.startswith("head."):  # the AdaFace margin head (kernel, t, batch_mean, batch_std)

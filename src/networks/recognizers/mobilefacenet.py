@@ -11,7 +11,8 @@ the same BGR-ordered-training caveat applies, see :mod:`src.networks.recognizers
 Makeup-privacy, which feed it RGB [-1, 1] at 112 px.
 
 The 128-d CASIA MobileFaceNet PRO-Face uses (wujiyang/Face_Pytorch layout) has this body but a 1×1-conv
-embedding layer: :mod:`.mobilefacenet_wujiyang`. Not covered: the torchkit one of PRO-Face C's client.
+embedding layer: :mod:`.mobilefacenet_wujiyang`. The torchkit MobileFaceNet (PRO-Face C's client) has this
+body under other names (``input_layer``, ``body_0`` … ``body_7`` in the client's ``nn.Sequential``).
 
 Our names: ``stages.0.{conv,dw}``, ``stages.{1,2,3}.down`` / ``.blocks.{i}``
 (``expand``/``depthwise``/``project``), ``stages.3.expand``, ``head.{gdc,fc,bn}``.
