@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from src.preprocess.verification_bins import synthetic_verification_sets
 from src.preprocess.videos import FAILURE_COLUMNS, INDEX_COLUMNS
 
 CRLF = "\r\n"
@@ -446,6 +447,51 @@ def lfw_full_format(root: Path, folds: int = 10, per_fold: int = 3) -> Path:
     return make_lfw(root, people, lines, size=16, final_newline=False)
 
 
+# --- Image lists (torchkit format) -----------------------------------------------------------------------
+
+# ``<path> <label>`` rows as a torchkit list gives them: nested folders, JPEG and PNG, labels not renumbered.
+# Training labels 0, 1 and 3 (none has label 2: num_classes = 4 with 3 distinct labels); val and test use
+# their own labels.
+IMAGE_LIST_ROWS: dict[str, list[tuple[str, int]]] = {
+    "train": [
+        ("id_0000/0001.jpg", 0),
+        ("id_0000/0002.png", 0),
+        ("id_0001/0003.jpg", 1),
+        ("id_0001/more/0004.jpg", 1),
+        ("id_0001/0005.png", 1),
+        ("id_0003/0006.jpg", 3),
+        ("id_0003/0007.jpg", 3),
+    ],
+    "val": [("val/a/0008.jpg", 10), ("val/a/0009.jpg", 10), ("val/b/0010.png", 11), ("val/b/0011.jpg", 11)],
+    "test": [
+        ("test/c/0012.jpg", 20),
+        ("test/c/0013.jpg", 20),
+        ("test/d/0014.jpg", 21),
+        ("test/d/0015.png", 21),
+    ],
+}
+IMAGE_LIST_ODD_SIZE = "id_0001/more/0004.jpg"  # not the list's usual size: resized like the others
+
+
+def make_image_list(root: Path, size: int = 20, newline: str = "\n") -> dict[str, Any]:
+    """A torchkit-list copy laid out like CelebA's 112 px crops, with tiny images.
+
+    ``<root>/align_crop_112/<listed path>`` and ``<root>/Anno/loss/celebA_{train,val,test}.txt``; returns the
+    image folder (``images``), the list paths per split (``lists``) and the rows (``rows``).
+    """
+    images = root / "align_crop_112"
+    lists: dict[str, Path] = {}
+    seed = 700
+    for split, rows in IMAGE_LIST_ROWS.items():
+        for name, _ in rows:
+            side = size + 6 if name == IMAGE_LIST_ODD_SIZE else size
+            write_image(images / name, side, side, seed=seed)
+            seed += 1
+        lines = [f"{name} {label}" for name, label in rows]
+        lists[split] = write_text(root / "Anno" / "loss" / f"celebA_{split}.txt", lines, newline)
+    return {"images": images, "lists": lists, "rows": IMAGE_LIST_ROWS}
+
+
 # --- TINY_DATA ----------------------------------------------------------------------------------------
 
 
@@ -623,6 +669,10 @@ def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
     hq_files = make_celeba_hq(base / "celeba_hq", celeba["files"])  # type: ignore[arg-type]
     make_vggface2(base / "vggface2")
     make_lfw(base / "lfw")
+    image_list = make_image_list(base / "image_list")
+    synthetic_verification_sets(
+        base / "verification", ("lfw", "cfp_fp"), identities_per_set=20, pairs_per_fold=1, image_size=32
+    )
     make_cartoonset(base / "cartoonset")
     ffpp = make_preprocessed_frames(base / "frames", "ffpp")
     celeb_df = make_preprocessed_frames(base / "frames", "celeb_df")
@@ -665,6 +715,32 @@ def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
             *derived,
         ],
         "src.datamodules.lfw.LFWDataModule": [f"datamodule.root={base / 'lfw'}", *small],
+        "src.datamodules.verification_bins.VerificationBinsDataModule": [
+            f"datamodule.root={base / 'verification'}",
+            "datamodule.sets=[lfw,cfp_fp]",
+            "datamodule.image_size=32",
+            "datamodule.batch_size=8",
+            "datamodule.num_workers=0",
+        ],
+        # the training child's own keys (root, lists) come from the experiment or the paper's tiny settings
+        "src.datamodules.with_verification.TrainWithVerificationDataModule": [
+            "datamodule.train.image_size=32",
+            "datamodule.train.batch_size=2",
+            "datamodule.train.num_workers=0",
+            f"datamodule.verification.root={base / 'verification'}",
+            "datamodule.verification.sets=[lfw,cfp_fp]",
+            "datamodule.verification.image_size=32",
+            "datamodule.verification.batch_size=8",
+            "datamodule.verification.num_workers=0",
+        ],
+        "src.datamodules.image_list.ImageListDataModule": [
+            f"datamodule.root={image_list['images']}",
+            f"datamodule.list_file={image_list['lists']['train']}",
+            f"datamodule.val_list={image_list['lists']['val']}",
+            f"datamodule.test_list={image_list['lists']['test']}",
+            *small,
+            *derived,
+        ],
         "src.datamodules.ffpp.FFPPFramesDataModule": [f"datamodule.root={ffpp}", *small],
         "src.datamodules.self_blended.SelfBlendedFramesDataModule": [f"datamodule.root={ffpp}", *small],
         "src.datamodules.celeb_df.CelebDFFramesDataModule": [f"datamodule.root={celeb_df}", *small],

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from src.config.errors import ConfigError
 from src.config.instantiate import instantiate
 from src.datamodules.components.image_io import CorruptImageError
 from src.datamodules.components.layout import DatasetLayoutError
@@ -20,8 +21,11 @@ from src.datamodules.components.safe_pickle import (
     kfold_ids,
     load_verification_bin,
 )
+from src.datamodules.synthetic_faces import SyntheticFacesDataModule
 from src.datamodules.verification_bins import VerificationBinsDataModule
+from src.datamodules.with_verification import TrainWithVerificationDataModule
 from src.metrics.identity import verification_accuracy
+from src.preprocess.verification_bins import main, synthetic_verification_sets, write_verification_bin
 from tests.fixtures_datasets import compose_datamodule
 
 SIZE = 16
@@ -225,3 +229,66 @@ def test_config_composes_and_builds(tmp_path: Path) -> None:
     assert isinstance(dm, VerificationBinsDataModule) and dm.set_names == ["lfw"] and dm.image_size == 112
     dm.setup()
     assert next(iter(dm.pair_dataset()))["image_a"].shape == (3, 112, 112)
+
+
+# --- training data with verification sets (the composite DataModule) and the .bin writer ---------------
+
+
+def test_train_with_verification_delegates_each_loader(tmp_path: Path) -> None:
+    synthetic_verification_sets(tmp_path, ["lfw"], identities_per_set=20, pairs_per_fold=1, image_size=SIZE)
+    train = SyntheticFacesDataModule(
+        num_identities=12,
+        train_identities=4,
+        val_identities=4,
+        test_identities=4,
+        images_per_identity=2,
+        image_size=SIZE,
+        batch_size=4,
+    )
+    bins = VerificationBinsDataModule(str(tmp_path), sets=["lfw"], image_size=SIZE, batch_size=8)
+    dm = TrainWithVerificationDataModule(train, bins)
+    dm.setup("fit")
+    assert dm.num_classes == 4 and dm.image_size == SIZE
+    assert set(next(iter(dm.train_dataloader()))) >= {"image", "identity"}
+    val = list(dm.val_dataloader())
+    assert sum(len(b["index"]) for b in val) == 20 and "image_a" in val[0]
+    assert [len(b["index"]) for b in dm.test_dataloader()] == [8, 8, 4]
+    info = dm.describe()
+    assert info["train"]["dataset"] == "SyntheticFaces" and info["verification"]["pairs"] == 20
+    with pytest.raises(ConfigError, match="datamodule.verification must be a VerificationBinsDataModule"):
+        TrainWithVerificationDataModule(train, train)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="datamodule.train must be a face DataModule"):
+        TrainWithVerificationDataModule(object(), bins)  # type: ignore[arg-type]
+    missing = TrainWithVerificationDataModule(
+        train, VerificationBinsDataModule(str(tmp_path / "absent"), sets=["lfw"])
+    )
+    with pytest.raises(DatasetLayoutError, match="absent"):
+        missing.check_layout()
+
+
+def test_bin_writer_round_trips_through_the_restricted_reader(tmp_path: Path) -> None:
+    pairs = [(face(0), face(1)), (face(2), face(2))]
+    path = write_verification_bin(tmp_path / "x.bin", pairs, [False, True])
+    loaded = load_verification_bin(path, folds=1)
+    assert loaded.is_same.tolist() == [False, True]
+    assert np.array_equal(loaded.decode(1), face(1))  # PNG is lossless, RGB order kept
+    with pytest.raises(ValueError, match="one issame flag per pair"):
+        write_verification_bin(tmp_path / "y.bin", pairs, [True])
+    assert (
+        main(
+            [
+                "--out",
+                str(tmp_path / "cli"),
+                "--sets",
+                "calfw",
+                "--identities-per-set",
+                "20",
+                "--pairs-per-fold",
+                "1",
+                "--image-size",
+                "16",
+            ]
+        )
+        == 0
+    )
+    assert load_verification_bin(tmp_path / "cli" / "calfw.bin").is_same.sum() == 10
