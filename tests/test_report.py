@@ -120,6 +120,15 @@ def inspector_metrics() -> dict[str, float]:
     return metrics
 
 
+def proface_c_metrics() -> dict[str, float]:
+    metrics = {"test/clear/lfw": 0.99, "test/clear/cfp_fp": 0.95, "test/clear/mean": 0.97}
+    for obfuscation, drop in (("gaussian", 0.2), ("hybrid", 0.3)):
+        for name, value in (("lfw", 0.98), ("cfp_fp", 0.9), ("mean", 0.94)):
+            metrics[f"test/obfuscated/{obfuscation}/{name}"] = value - drop
+            metrics[f"test/compensated/{obfuscation}/{name}"] = value - drop / 10
+    return metrics | {"test/transmission/bits": 8.0, "test/transmission/prune_amount": 0.0}
+
+
 def detection_metrics() -> dict[str, float]:
     metrics = {
         "test/frame_auc": 0.91,
@@ -212,6 +221,12 @@ def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float]
             },
             inspector_metrics(),
             [f"model.autothresh_ckpt={ckpt}"],
+        ),
+        "proface_c": (
+            "proface_c/transmission_8bit",
+            {"_target_": target("proface_c"), "transmission": {"bits": 8, "prune_amount": 0.0}},
+            proface_c_metrics(),
+            ["ckpt_path=/w/proface_c.ckpt"],
         ),
         "proface_s": (
             "proface_s/demo_synthetic",
