@@ -724,12 +724,11 @@ def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
         ],
         # the training child's own keys (root, lists) come from the experiment or the paper's tiny settings
         "src.datamodules.with_verification.TrainWithVerificationDataModule": [
-            "datamodule.train.image_size=32",
+            "datamodule.image_size=32",
             "datamodule.train.batch_size=2",
             "datamodule.train.num_workers=0",
             f"datamodule.verification.root={base / 'verification'}",
             "datamodule.verification.sets=[lfw,cfp_fp]",
-            "datamodule.verification.image_size=32",
             "datamodule.verification.batch_size=8",
             "datamodule.verification.num_workers=0",
         ],

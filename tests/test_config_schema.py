@@ -93,7 +93,11 @@ def test_every_experiment_composes_and_validates() -> None:
         required = OmegaConf.missing_keys(result.config)
         if required:  # dummy values for the required ones, as test_config does
             result = compose(experiment, [f"{key}=x.ckpt" for key in sorted(required)])
-        for key in ("trainer.max_epochs", "datamodule.batch_size", "seed"):
+        # a datamodule made of a training one and verification sets has a batch size per part
+        batch = (
+            "datamodule.train.batch_size" if "train" in result.config.datamodule else "datamodule.batch_size"
+        )
+        for key in ("trainer.max_epochs", batch, "seed"):
             assert result.provenance[key].endswith(".yaml"), (experiment, key, result.provenance[key])
 
 

@@ -180,17 +180,22 @@ def test_tiny_data_overrides_set_up_every_datamodule(tmp_path: Path) -> None:
 
     names = {"ffhq": "ffhq", "CelebADataModule": "celeba", "CelebAHQDataModule": "celeba_hq"}
     names |= {"vggface2": "vggface2", "lfw": "lfw", "FFPPFrames": "ffpp", "SelfBlended": "ffpp_sbi"}
-    names |= {"CelebDF": "celeb_df"}
+    names |= {"CelebDF": "celeb_df", "ImageList": "image_list", "VerificationBins": "verification_bins"}
+    names |= {"TrainWithVerification": "train_with_verification"}
+    pairs = ("lfw", "verification_bins", "train_with_verification")  # test batches of image pairs
     overrides = tiny_data_overrides(tmp_path)
-    assert len(overrides) == 8
+    assert len(overrides) == len(names)
     for target, entries in overrides.items():
         key = next(k for k in names if k in target)
+        if names[key] == "train_with_verification":  # its training part's own keys: the tiny image list
+            image_list = overrides["src.datamodules.image_list.ImageListDataModule"]
+            entries = [*entries, *(e.replace("datamodule.", "datamodule.train.") for e in image_list[:2])]
         cfg = compose_datamodule(names[key], entries)
         assert cfg._target_ == target
         dm = instantiate(cfg)
         dm.setup()
         batch = next(iter(dm.test_dataloader()))
-        assert batch["image_a" if names[key] == "lfw" else "image"].shape[-1] == 32
+        assert batch["image_a" if names[key] in pairs else "image"].shape[-1] == 32
 
 
 def test_aligned_png_copy_and_pair_csv(tmp_path: Path) -> None:

@@ -255,6 +255,10 @@ def test_train_with_verification_delegates_each_loader(tmp_path: Path) -> None:
     assert [len(b["index"]) for b in dm.test_dataloader()] == [8, 8, 4]
     info = dm.describe()
     assert info["train"]["dataset"] == "SyntheticFaces" and info["verification"]["pairs"] == 20
+    with pytest.raises(
+        ConfigError, match=r"datamodule.image_size is 32 but \{'train': 16, 'verification': 16\}"
+    ):
+        TrainWithVerificationDataModule(train, bins, image_size=32)
     with pytest.raises(ConfigError, match="datamodule.verification must be a VerificationBinsDataModule"):
         TrainWithVerificationDataModule(train, train)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="datamodule.train must be a face DataModule"):

@@ -126,7 +126,8 @@ def proface_c_metrics() -> dict[str, float]:
         for name, value in (("lfw", 0.98), ("cfp_fp", 0.9), ("mean", 0.94)):
             metrics[f"test/obfuscated/{obfuscation}/{name}"] = value - drop
             metrics[f"test/compensated/{obfuscation}/{name}"] = value - drop / 10
-    return metrics | {"test/transmission/bits": 8.0, "test/transmission/prune_amount": 0.0}
+    transmission = {"bits": 8.0, "prune_amount": 0.0, "bytes_per_image": 376352.0}
+    return metrics | {f"test/transmission/{k}": v for k, v in transmission.items()}
 
 
 def detection_metrics() -> dict[str, float]:

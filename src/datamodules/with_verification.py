@@ -24,7 +24,9 @@ class TrainWithVerificationDataModule(FaceDataModule):
 
     dataset_name: ClassVar[str] = "train_with_verification"
 
-    def __init__(self, train: FaceDataModule, verification: VerificationBinsDataModule) -> None:
+    def __init__(
+        self, train: FaceDataModule, verification: VerificationBinsDataModule, image_size: int | None = None
+    ) -> None:
         if not isinstance(train, FaceDataModule):
             raise ConfigError(
                 f"datamodule.train must be a face DataModule (a _target_ under src.datamodules), got "
@@ -38,6 +40,15 @@ class TrainWithVerificationDataModule(FaceDataModule):
             )
         super().__init__(train.batch_size, train.num_workers, train.pin_memory)
         self.train_data, self.verification = train, verification
+        sizes = {"train": getattr(train, "image_size", None), "verification": verification.image_size}
+        if image_size is not None:
+            wrong = {k: v for k, v in sizes.items() if v is not None and int(v) != int(image_size)}
+            if wrong:
+                raise ConfigError(
+                    f"datamodule.image_size is {image_size} but {wrong} differ: the networks see one size "
+                    "(leave the parts' image_size at ${datamodule.image_size})"
+                )
+        self._image_size = int(image_size) if image_size is not None else verification.image_size
 
     def _share_trainer(self) -> None:
         """The children see this DataModule's trainer (world size and rank for the global batch)."""
@@ -68,8 +79,8 @@ class TrainWithVerificationDataModule(FaceDataModule):
 
     @property
     def image_size(self) -> int:
-        """The verification images' side (the size the networks are evaluated at)."""
-        return self.verification.image_size
+        """The side of every image the networks see (training and verification)."""
+        return self._image_size
 
     def train_dataloader(self) -> DataLoader:
         """The training DataModule's loader."""

@@ -302,8 +302,9 @@ class ProFaceCModule(LabModule):
             self.log(
                 name, value, rank_zero_only=False, sync_dist=False, prog_bar=name.endswith("hybrid/mean")
             )
-        if stage == "test" and self.transmission is not None:
-            for name, value in self.transmission.describe_cost(self.client).items():
+        if stage == "test":  # what the client sends per image (float32 maps unless the extension is on)
+            transmission = self.transmission or Transmission(bits=None)
+            for name, value in transmission.describe_cost(self.client, self.client.stage_shapes).items():
                 self.log(f"test/transmission/{name}", float(value), rank_zero_only=False, sync_dist=False)
 
     def on_validation_epoch_end(self) -> None:

@@ -58,21 +58,31 @@ def paper_table(runs: pd.DataFrame) -> pd.DataFrame:
         table = table_from_metrics(run, "test")
         if table.empty:
             continue
-        bits = run.get(f"{TRANSMISSION_PREFIX}bits")
-        pruned = run.get(f"{TRANSMISSION_PREFIX}prune_amount")
-        transmission = "float32 maps, unpruned (as the paper)"
-        if _present(bits):
-            transmission = f"{int(bits)}-bit maps, {float(pruned or 0.0):.0%} pruned (extension)"
+        transmission, sent = transmission_label(run)
         for entry in table.to_dict("records"):
+            compensated = entry["method"] == "compensated"
             out.append(
                 {
                     "experiment": run.get("experiment"),
                     "training data": training_data(run),
-                    "transmission": transmission if entry["method"] == "compensated" else "",
                     **entry,
+                    "transmission": transmission if compensated else "",
+                    "bytes/image": sent if compensated else math.nan,
                 }
             )
     return pd.DataFrame(out)
+
+
+def transmission_label(run: Mapping[str, Any]) -> tuple[str, float]:
+    """How the compensation maps were sent (the paper's float32, or the labelled extension) and the bytes
+    per image the client sends (NaN for runs that did not log it)."""
+    bits = run.get(f"{TRANSMISSION_PREFIX}bits")
+    pruned = float(run.get(f"{TRANSMISSION_PREFIX}prune_amount") or 0.0)
+    sent = run.get(f"{TRANSMISSION_PREFIX}bytes_per_image")
+    sent = float(sent) if _present(sent) else math.nan
+    if not _present(bits) or (int(bits) == 32 and pruned == 0.0):
+        return "float32 maps (as the paper)", sent
+    return f"{int(bits)}-bit maps, {pruned:.0%} of the client pruned (extension)", sent
 
 
 def training_data(run: Mapping[str, Any]) -> str:

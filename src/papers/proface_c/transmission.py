@@ -14,6 +14,9 @@ implements neither; this is our reconstruction with PyTorch's own tools, labelle
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
@@ -36,13 +39,9 @@ class Transmission:
             raise ConfigError(f"model.transmission.prune_amount must be in [0, 1), got {prune_amount}")
         self.bits = None if bits is None else int(bits)
         self.prune_amount = float(prune_amount)
-        self.map_elements = 0
-        self.map_count = 0
 
     def transmit(self, maps: list[Tensor]) -> list[Tensor]:
         """The maps as the server receives them (fake-quantised per image and map); records their size."""
-        self.map_elements = sum(int(m[0].numel()) for m in maps)
-        self.map_count = len(maps)
         if self.bits is None:
             return maps
         levels = 2**self.bits - 1
@@ -66,15 +65,17 @@ class Transmission:
         for module, name in convs:
             prune.remove(module, name)
 
-    def describe_cost(self, client: nn.Module) -> dict[str, float]:
-        """Bytes per image sent (maps), as float32 for comparison, and the client's non-zero parameters."""
-        value_bytes = self.map_elements * (4 if self.bits is None else self.bits / 8)
-        side = 0 if self.bits is None else self.map_count * SIDE_BYTES
-        params = [p for p in client.parameters()]
+    def describe_cost(self, client: nn.Module, map_shapes: Sequence[Sequence[int]]) -> dict[str, float]:
+        """Bytes sent per image (the maps of ``map_shapes``, plus scales and zero points when quantised), the
+        same as float32, and the client's parameters and non-zero parameters."""
+        elements = sum(math.prod(int(v) for v in shape) for shape in map_shapes)
+        values = elements * (4 if self.bits is None else self.bits / 8)
+        side = 0 if self.bits is None else len(map_shapes) * SIDE_BYTES
+        params = list(client.parameters())
         return {
             "bits": float(32 if self.bits is None else self.bits),
-            "bytes_per_image": value_bytes + side,
-            "float32_bytes_per_image": float(self.map_elements * 4),
+            "bytes_per_image": values + side,
+            "float32_bytes_per_image": float(elements * 4),
             "prune_amount": self.prune_amount,
             "client_params": float(sum(p.numel() for p in params)),
             "client_nonzero_params": float(sum(int(torch.count_nonzero(p)) for p in params)),
