@@ -379,12 +379,14 @@ def test_robustness_columns(trained: tuple, loop_metrics: dict[str, float]) -> N
         for i, std in enumerate((0.001, 0.005, 0.01)):
             noise = torch.randn(x_p.shape, generator=torch.Generator().manual_seed(seed + 10 + i))
             noisy.append(rec_psnr(x_p + std * noise, key))
+        # the noise reaches the recovery (its PSNR can move by less than 1e-4 dB after a tiny training)
+        moved = (model.net.inverse(x_p + 0.01 * noise, key)[0] - model.net.inverse(x_p, key)[0]).abs().max()
     metrics = loop_metrics
     assert metrics["test/blur/r_close_key_psnr"] == pytest.approx(close_psnr, abs=1e-3)
     assert metrics["test/blur/r_from_xo_psnr"] == pytest.approx(from_xo, abs=1e-3)
     for value, name in zip(noisy, ("1e-3", "5e-3", "1e-2"), strict=True):
         assert metrics[f"test/blur/r_noise{name}_psnr"] == pytest.approx(value, abs=1e-3)
-    assert close_psnr != pytest.approx(right, abs=1e-3) and noisy[2] != pytest.approx(right, abs=1e-4)
+    assert close_psnr != pytest.approx(right, abs=1e-3) and moved > 1e-3
     print(f"right {right:.2f} dB, close password {close_psnr:.2f}, from x_o {from_xo:.2f}, noise {noisy}")
 
 
