@@ -17,9 +17,13 @@ PAPERS = ["proface_s", "proface", "faceshield"]  # longest first, as paper_names
         ("tests/test_proface_s.py", "test_inverse", "proface_s"),
         ("tests/test_proface.py", "test_x", "proface"),
         ("tests/test_proface_network.py", "test_x", "proface"),
-        ("tests/test_train.py", "test_fast_dev_run_every_experiment[proface_s/hybrid_celeba]", "proface_s"),
+        (
+            "tests/test_experiments.py",
+            "test_fast_dev_run_every_experiment[proface_s/hybrid_celeba]",
+            "proface_s",
+        ),
         ("tests/test_papers.py", "test_paper_builds_and_takes_a_step[faceshield]", "faceshield"),
-        ("tests/test_train.py", "test_fast_dev_run_every_experiment[demo/recognizer]", None),
+        ("tests/test_experiments.py", "test_fast_dev_run_every_experiment[demo/recognizer]", None),
         ("tests/test_metrics_identity.py", "test_roc", None),
     ],
 )

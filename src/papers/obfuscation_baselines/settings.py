@@ -15,5 +15,8 @@ register_tiny_settings(
                 "datamodule.batch_size=16",
             ),
         },
+        # the real dlib network on the real LFW pair layout: tests/test_obfuscation_baselines.py runs this
+        # experiment in full by default, so its fast_dev_run repeat is a slow test
+        slow=("obfuscation_baselines/lfw_dlib",),
     ),
 )
