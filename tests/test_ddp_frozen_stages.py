@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli, run_dir_from_output, tiny_overrides
+from tests.helpers import run_cli, run_dir_from_output, run_experiment, tiny_overrides
 
 pytestmark = pytest.mark.ddp
 EXPERIMENT = "inspector/demo_synthetic/stage3_autothresh"
@@ -31,15 +31,16 @@ def test_a_frozen_parts_stage_trains_under_two_process_ddp(runs_dir: Path) -> No
 
 
 def test_a_client_against_a_frozen_server_trains_under_ddp_and_scores_every_pair_once(runs_dir: Path) -> None:
-    overrides = tiny_overrides(COMPENSATION, runs_dir, extra=["trainer=ddp_cpu", "trainer.max_epochs=1"])
+    limits = ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0"]
+    overrides = tiny_overrides(COMPENSATION, runs_dir, extra=["trainer=ddp_cpu", *limits])
     run_dir = run_dir_from_output(run_cli("src.train", [f"experiment={COMPENSATION}", *overrides]))
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "completed" and meta["world_size"] == 2
     ddp = json.loads((run_dir / "summary.json").read_text())
     checkpoint = next((run_dir / "checkpoints").glob("*.ckpt"))
     single = tiny_overrides(COMPENSATION, runs_dir, extra=[f"ckpt_path={checkpoint}"])
-    eval_dir = run_dir_from_output(run_cli("src.eval", [f"experiment={COMPENSATION}", *single]))
-    one = json.loads((eval_dir / "summary.json").read_text())
+    evaluated = run_experiment(COMPENSATION, single, task="eval")  # one process: this one
+    one = json.loads((evaluated.run_dir / "summary.json").read_text())
     table = {k: v for k, v in ddp.items() if k.startswith("test/") and "/transmission/" not in k}
     assert len(table) == 27  # clear + 4 obfuscations x 2 methods, each on 2 sets and their mean
     assert table == pytest.approx({k: one[k] for k in table}), "DDP gathered other pairs than one process"
