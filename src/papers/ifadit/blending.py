@@ -28,7 +28,7 @@ def blend_mask(mask: Tensor, grow: int = 5, feather: int = 15) -> Tensor:
         raise ValueError(f"blend_mask: grow and feather must be odd sizes, got {grow}, {feather}")
     grown = F.max_pool2d(mask, grow, stride=1, padding=grow // 2) if grow > 1 else mask
     sigmas = torch.full((mask.shape[0],), opencv_sigma(feather), dtype=torch.float64)
-    return gaussian_blur(grown, sigmas, feather)
+    return gaussian_blur(grown, sigmas, feather).clamp(0.0, 1.0)  # rounding must not leave [0, 1]
 
 
 def blend(generated: Tensor, original: Tensor, mask: Tensor, grow: int = 5, feather: int = 15) -> Tensor:
