@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.config.errors import ConfigError
 from src.evaluation.collector import TensorCollector
 from src.evaluation.identity_protocol import evaluate_identity, order_by_index, pair_scores
 from src.lightning_modules.base import LabModule
 from src.lightning_modules.figures import log_figure
+from src.lightning_modules.heads import size_head_from_data
 from src.metrics.plots import roc_curve_figure, similarity_histogram
 from src.papers.registry import register_paper
 
@@ -54,31 +54,8 @@ class FaceRecognizerModule(LabModule):
 
     def setup(self, stage: str) -> None:
         """Before fitting: size an unsized head from the training identities, or check a sized one fits."""
-        set_num_classes = getattr(self.head, "set_num_classes", None)
-        if stage != "fit" or not callable(set_num_classes):
-            return
-        datamodule = self.trainer.datamodule
-        current = getattr(self.head, "num_classes", None)
-        classes = getattr(datamodule, "num_classes", None)
-        if classes is None:
-            if current is None:
-                raise ConfigError(
-                    f"model.head.num_classes is null and {type(datamodule).__name__} does not say how many "
-                    "training identities it has: set model.head.num_classes"
-                )
-            return
-        if classes < 2:
-            raise ConfigError(
-                f"{type(datamodule).__name__} has {classes} training identities; the ArcFace head needs "
-                "identity-labelled training data with at least 2 identities"
-            )
-        if current is None:
-            set_num_classes(int(classes))
-        elif current != classes:
-            raise ConfigError(
-                f"model.head.num_classes={current} but the training split has {classes} identities: set "
-                "model.head.num_classes=null to size the head from the data (or the matching number)"
-            )
+        if stage == "fit":
+            size_head_from_data(self.head, self.trainer.datamodule)
 
     def forward(self, images: Tensor) -> Tensor:
         """Embeddings of images in [0, 1]."""

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from src.config.errors import ConfigError
 from src.evaluation.collector import TensorCollector
 from src.lightning_modules.base import LabModule
+from src.lightning_modules.heads import size_head_from_data
 from src.metrics.verification import verification_accuracy
 from src.networks.recognizers.stages import StagedRecognizer
 from src.obfuscators.base import Obfuscator
@@ -157,25 +158,8 @@ class ProFaceCModule(LabModule):
                 "verification pairs (datamodule=train_with_verification, or verification_bins for testing)"
             )
         self.set_names = list(names)
-        set_num_classes = getattr(self.head, "set_num_classes", None)
-        if stage != "fit" or not callable(set_num_classes):
-            return
-        classes = getattr(datamodule, "num_classes", None)
-        current = getattr(self.head, "num_classes", None)
-        if classes is None or classes < 2:
-            if current is None:
-                raise ConfigError(
-                    f"model.head.num_classes is null and {type(datamodule).__name__} states no training "
-                    "identities: set model.head.num_classes"
-                )
-            return
-        if current is None:
-            set_num_classes(int(classes))
-        elif current != classes:
-            raise ConfigError(
-                f"model.head.num_classes={current} but the training data has {classes} identities: set "
-                "model.head.num_classes=null to size it from the data"
-            )
+        if stage == "fit":
+            size_head_from_data(self.head, datamodule)
 
     def on_train_epoch_start(self) -> None:
         """The server stays frozen (eval mode); the training obfuscation draws random strengths."""
