@@ -111,6 +111,10 @@ register_tiny_settings(
                 "datamodule.train.augment=false",
             ),
         },
+        # with the tiny server, celeba_ir50's run is celeba_ir101's (only the server differs), and the two
+        # transmission rows differ only in bits / pruning (unit-tested): their runs are slow tests, and a
+        # covering subset of the experiments is still built by default
+        slow=("proface_c/celeba_ir50", "proface_c/transmission_4bit_pruned50"),
         files={TINY_CLIENT: write_tiny_client, TINY_CHECKPOINT: write_tiny_checkpoint},
     ),
 )
