@@ -144,7 +144,7 @@ def compensated(server: StagedRecognizer, maps: Sequence[Tensor], keys: Sequence
 
 
 def server_stage_shapes(server: StagedRecognizer) -> list[tuple[int, int, int]]:
-    """The server's stage output shapes (C, H, W) at its input size (one dry forward on the meta device)."""
+    """The server's stage output shapes (C, H, W) at its input size (a no-grad forward of a zero image)."""
     size = server.input_size
     with torch.no_grad():
         probe = torch.zeros(1, 3, *size, device=next(server.parameters()).device)
