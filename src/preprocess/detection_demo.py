@@ -1,8 +1,9 @@
 """The data of the CPU detection demos, and the steps they share: synthetic deepfake videos in the FF++ and
 Celeb-DF v2 layouts (:mod:`src.preprocess.synthetic_deepfakes`), generated once under
 ``$PROFACE_DATA/demo_detection/raw``, preprocessed (resumable) into ``processed`` (aligned crops) and
-``processed_sbi`` (face regions with landmarks, for self-blended training); running a project command and
-finding the run record it printed. Every detection paper's demo starts from here."""
+``processed_sbi`` (face regions with landmarks, for self-blended training); running a project command,
+finding the run record it printed and exporting the network a run trained (for demos that train a stand-in
+network first). Every detection paper's demo starts from here; the privacy demos share its steps."""
 
 from __future__ import annotations
 
@@ -123,3 +124,20 @@ def demo_main(experiment: str, what: str, argv: Sequence[str] | None = None) -> 
         )
     print(f"\nRun: {run}\nDemo wall time: {(time.perf_counter() - start) / 60:.1f} min")
     return 0
+
+
+def export_network(run_dir: Path, target: Path, prefix: str = "net.") -> Path:
+    """The ``prefix`` weights of a run's ``last.ckpt`` (e.g. a ``face_recognizer`` run's ``net.*``) saved as a
+    plain state dict at ``target`` (through a ``.part`` file, so an interrupted export leaves none)."""
+    import torch
+
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    network = {key.removeprefix(prefix): value for key, value in state.items() if key.startswith(prefix)}
+    if not network:
+        raise SystemExit(f"[demo] {checkpoint} holds no {prefix}* weights")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    torch.save(network, part)
+    part.replace(target)
+    return target

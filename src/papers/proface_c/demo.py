@@ -20,12 +20,10 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
-import torch
 
-from src.preprocess.detection_demo import data_dir, run_record, run_step
+from src.preprocess.detection_demo import data_dir, export_network, run_record, run_step
 from src.preprocess.verification_bins import STANDARD_SETS, synthetic_verification_sets
 from src.utils.tables import to_console
 
@@ -33,19 +31,6 @@ SERVER_EXPERIMENT = "proface_c/demo_server"
 EXPERIMENT = "proface_c/demo_synthetic"
 IMAGE_SIZE = 32
 SERVER_FILE = "demo_server.pth"
-
-
-def export_server(run_dir: Path, target: Path) -> Path:
-    """The server network of a ``face_recognizer`` run (its ``net.*`` weights) as a plain state dict."""
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    network = {key.removeprefix("net."): value for key, value in state.items() if key.startswith("net.")}
-    if not network:
-        raise SystemExit(f"[demo] {checkpoint} holds no net.* weights")
-    part = target.with_name(target.name + ".part")
-    torch.save(network, part)
-    part.replace(target)
-    return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             [sys.executable, "-m", "src.train", f"experiment={SERVER_EXPERIMENT}"],
             "training the stand-in server S (narrow AdaFace IR-18, synthetic identities)",
         )
-        export_server(run_record(output), server)
+        export_network(run_record(output), server)
     output = run_step(
         [sys.executable, "-m", "src.train", f"experiment={EXPERIMENT}", *overrides],
         "training the client A against the frozen server, then the verification table",
