@@ -527,6 +527,79 @@ def make_cartoonset(root: Path, count: int = 10) -> Path:
     return root
 
 
+# --- makeup transfer: MT-Dataset (training) and the test release (pairs, 1:N sets) ---------------------
+
+MT_MAKEUP = ("vFG112.png", "XYH-012.png", "vRX45.png")
+MT_NON_MAKEUP = ("vSYYZ306.png", "xfsy_0044.png", "vHX44.png", "vRX916.png")
+#: Label ids of the four quadrants of each label map (face-parsing ids of the MT segs, 0..14).
+MT_QUADRANT_LABELS = ((0, 1, 7, 9), (4, 5, 13, 14), (1, 6, 10, 12), (2, 3, 8, 11))
+
+
+def write_label_map(path: Path, size: int, labels: Sequence[int], palette: bool = False) -> Path:
+    """A one-channel PNG of class ids: four quadrants holding ``labels`` and a 1-px border of id 0.
+
+    ``palette``: saved as a palette (mode P) image, whose pixel values are the ids (as some segs are).
+    """
+    half = size // 2
+    ids = np.zeros((size, size), dtype=np.uint8)
+    ids[:half, :half], ids[:half, half:], ids[half:, :half], ids[half:, half:] = labels
+    ids[0, :] = ids[-1, :] = ids[:, 0] = ids[:, -1] = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(ids)
+    if palette:
+        image = image.convert("P")
+        image.putpalette([value for i in range(256) for value in ((i * 37) % 256, (i * 91) % 256, i)])
+    image.save(path)
+    return path
+
+
+def make_mt_dataset(root: Path, size: int = 32) -> dict[str, Any]:
+    """MT-Dataset as downloaded: ``makeup.txt`` / ``non-makeup.txt`` (``makeup/<file>.png`` lines, CRLF
+    in one), ``images/{makeup,non-makeup}/``, ``segs/`` label maps under the same names (palette PNGs for the
+    makeup side) and two target-identity photos under ``test_target_image/``. Returns the listed names."""
+    makeup = [f"makeup/{name}" for name in MT_MAKEUP]
+    non_makeup = [f"non-makeup/{name}" for name in MT_NON_MAKEUP]
+    for i, name in enumerate([*non_makeup, *makeup]):
+        write_image(root / "images" / name, size, size, seed=300 + i)
+        labels = MT_QUADRANT_LABELS[i % len(MT_QUADRANT_LABELS)]
+        write_label_map(root / "segs" / name, size, labels, palette=name.startswith("makeup/"))
+    write_text(root / "makeup.txt", makeup, newline=CRLF)
+    write_text(root / "non-makeup.txt", non_makeup, final_newline=False)
+    write_image(root / "test_target_image" / "target" / "085807.jpg", size, size, seed=320)
+    write_image(root / "test_target_image" / "test" / "047073.jpg", size, size, seed=321)
+    return {"makeup": makeup, "non_makeup": non_makeup}
+
+
+#: 1:N identities (LFW names) of the miniature ``lfw112x112_500``.
+ONE_TO_N_PEOPLE = ("Abel_Pacheco", "Dean_Barker", "Gray_Davis", "Zhu_Rongji")
+
+
+def make_makeup_test_release(root: Path, size: int = 32) -> dict[str, Any]:
+    """The makeup-transfer test release ``Dataset-test/`` in miniature: numbered ``CelebA-HQ/`` sources
+    (``2.jpg`` and ``10.jpg``, so numeric and name order differ), ``LADN/before/`` sources, ``reference/``
+    makeup photos (not square), ``lfw112x112_500/<Name>/<Name>_000{1,2}.jpg`` (the ``_0002`` file written
+    first) and a target photo. Returns the expected orders."""
+    sources = ["0.jpg", "1.jpg", "2.jpg", "10.jpg"]
+    for i, name in enumerate(reversed(sources)):
+        write_image(root / "CelebA-HQ" / name, size, size + 8, seed=400 + i)
+    ladn = ["ladn_a.png", "ladn_b.png"]
+    for i, name in enumerate(ladn):
+        write_image(root / "LADN" / "before" / name, size, size, seed=410 + i)
+    references = ["XMY-014.png", "vFG137.png", "vRX916.png"]
+    for i, name in enumerate(references):
+        write_image(root / "reference" / name, size + 4, size, seed=420 + i)
+    for i, person in enumerate(ONE_TO_N_PEOPLE):
+        for number in (2, 1):
+            write_image(
+                root / "lfw112x112_500" / person / f"{person}_{number:04d}.jpg",
+                size,
+                size,
+                seed=430 + 2 * i + number,
+            )
+    write_image(root / "test_target_image" / "test" / "047073.jpg", size, size, seed=440)
+    return {"sources": sources, "ladn": ladn, "references": references, "people": list(ONE_TO_N_PEOPLE)}
+
+
 # --- preprocessed video frames (the index `python -m src.preprocess.videos` writes) -----------------------
 FRAME_COLUMNS = INDEX_COLUMNS  # the index and failure files exactly as the preprocessing CLI writes them
 CROP = 64
@@ -662,6 +735,30 @@ def make_tiny_detector_checkpoint(path: Path, image_size: int = 32) -> Path:
     return write_weights_checkpoint(module, path)
 
 
+def makeup_tiny_data_overrides(base: Path) -> dict[str, list[str]]:
+    """Build the makeup-transfer miniatures under ``base``; return their TINY_DATA entries."""
+    make_mt_dataset(base / "MT-Dataset")
+    make_makeup_test_release(base / "Dataset-test")
+    small = ["datamodule.image_size=32", "datamodule.batch_size=2", "datamodule.num_workers=0"]
+    return {
+        "src.datamodules.mt_makeup.MTMakeupDataModule": [
+            f"datamodule.root={base / 'MT-Dataset'}",
+            "datamodule.eval_pairs=2",
+            *small,
+        ],
+        "src.datamodules.makeup_pairs.MakeupPairsDataModule": [
+            f"datamodule.root={base / 'Dataset-test'}",
+            "datamodule.max_sources=2",
+            *small,
+        ],
+        "src.datamodules.one_to_n.OneToNDataModule": [
+            f"datamodule.root={base / 'Dataset-test'}",
+            "datamodule.gallery_size=32",
+            *small,
+        ],
+    }
+
+
 def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
     """Build every miniature layout under ``base``; return the ``tests/helpers.py`` TINY_DATA entries."""
     make_ffhq(base / "ffhq", train=(0, 1, 2, 3), validation=(60000, 60001))
@@ -743,6 +840,7 @@ def tiny_data_overrides(base: Path) -> dict[str, list[str]]:
         "src.datamodules.ffpp.FFPPFramesDataModule": [f"datamodule.root={ffpp}", *small],
         "src.datamodules.self_blended.SelfBlendedFramesDataModule": [f"datamodule.root={ffpp}", *small],
         "src.datamodules.celeb_df.CelebDFFramesDataModule": [f"datamodule.root={celeb_df}", *small],
+        **makeup_tiny_data_overrides(base),
     }
 
 

@@ -182,6 +182,8 @@ def test_tiny_data_overrides_set_up_every_datamodule(tmp_path: Path) -> None:
     names |= {"vggface2": "vggface2", "lfw": "lfw", "FFPPFrames": "ffpp", "SelfBlended": "ffpp_sbi"}
     names |= {"CelebDF": "celeb_df", "ImageList": "image_list", "VerificationBins": "verification_bins"}
     names |= {"TrainWithVerification": "train_with_verification"}
+    names |= {"MTMakeup": "mt_makeup", "MakeupPairs": "makeup_pairs", "OneToN": "one_to_n"}
+    image_keys = {"mt_makeup": "source", "makeup_pairs": "source", "one_to_n": "query"}
     pairs = ("lfw", "verification_bins", "train_with_verification")  # test batches of image pairs
     overrides = tiny_data_overrides(tmp_path)
     assert len(overrides) == len(names)
@@ -195,7 +197,8 @@ def test_tiny_data_overrides_set_up_every_datamodule(tmp_path: Path) -> None:
         dm = instantiate(cfg)
         dm.setup()
         batch = next(iter(dm.test_dataloader()))
-        assert batch["image_a" if names[key] in pairs else "image"].shape[-1] == 32
+        image_key = image_keys.get(names[key], "image_a" if names[key] in pairs else "image")
+        assert batch[image_key].shape[-1] == 32
 
 
 def test_aligned_png_copy_and_pair_csv(tmp_path: Path) -> None:
