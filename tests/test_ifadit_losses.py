@@ -63,7 +63,9 @@ def test_a_zero_weight_drops_the_term_without_computing_it() -> None:
     }
     assert set(phase2_terms(z, z, observed, weights)) == {"anonymity", "recovery", "compensation"}
     images = torch.rand(2, 3, 8, 8)
-    terms = phase1_terms(images, images, z, never, None, {"l2": 1.0, "lpips": 0.0, "identity": 0.0})
+    terms = phase1_terms(
+        images, images, z, never, None, {"l2": 1.0, "lpips": 0.0, "identity": 0.0, "swap_identity": 0.0}
+    )
     assert list(terms) == ["l2"] and terms["l2"].item() == 0.0
     with pytest.raises(ConfigError, match="no perceptual network"):
         phase1_terms(images, images, z, never, None, PHASE1_WEIGHTS)
@@ -81,8 +83,12 @@ def test_phase1_identity_term_and_weight_checks() -> None:
         lambda: unit([0.0, 1.0], [0.0, 1.0]),
         lambda a, b: (a - b).abs(),
         PHASE1_WEIGHTS,
+        swapped=lambda: (unit([1.0, 0.0], [1.0, 0.0]), unit([1.0, 0.0], [-1.0, 0.0])),
     )
     assert terms["identity"].item() == pytest.approx(0.5)  # cos 0 then cos 1
+    assert terms["swap_identity"].item() == pytest.approx(1.0)  # cos 1 then cos -1
+    with pytest.raises(ConfigError, match="no swapped faces"):
+        phase1_terms(images, images, z, lambda: z, lambda a, b: (a - b).abs(), PHASE1_WEIGHTS)
     assert terms["lpips"].item() == pytest.approx((images * 0.5).mean().item())
     with pytest.raises(ConfigError, match="unknown loss term 'idd'"):
         check_weights({"idd": 1.0}, PHASE1_WEIGHTS, "model.phase1")

@@ -130,6 +130,23 @@ def proface_c_metrics() -> dict[str, float]:
     return metrics | {f"test/transmission/{k}": v for k, v in transmission.items()}
 
 
+def ifadit_metrics() -> dict[str, float]:
+    metrics = {}
+    for version, (quality, cos) in {
+        "anonymised": (24.0, 0.1),
+        "recovered": (30.0, 0.8),
+        "wrong": (22.0, 0.05),
+    }.items():
+        metrics |= {f"test/{version}/psnr": quality, f"test/{version}/ssim": 0.9, f"test/{version}/mae": 0.02}
+        metrics |= {f"test/identity/{judge}/{version}": cos for judge in ("encoder", "dlib")}
+    metrics |= {f"test/identity/{judge}/diversity": 0.2 for judge in ("encoder", "dlib")}
+    return metrics | {
+        "test/detection/detected": 1.0,
+        "test/detection/box_iou": 0.9,
+        "test/detection/landmark_nme": 0.05,
+    }
+
+
 def detection_metrics() -> dict[str, float]:
     metrics = {
         "test/frame_auc": 0.91,
@@ -222,6 +239,12 @@ def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float]
             },
             inspector_metrics(),
             [f"model.autothresh_ckpt={ckpt}"],
+        ),
+        "ifadit": (
+            "ifadit/phase2_ffhq",
+            {"_target_": target("ifadit"), "flow_weights": None},
+            ifadit_metrics(),
+            [f"model.disentangle_ckpt={ckpt}"],
         ),
         "proface_c": (
             "proface_c/transmission_8bit",

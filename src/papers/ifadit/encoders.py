@@ -48,8 +48,12 @@ class GradualStyleBlock(nn.Module):
 
 @buildable
 class AttributeEncoder(nn.Module):
-    """pSp ``GradualStyleEncoder(50, 'ir_se')``: images ``[B, 3, 256, 256]`` → codes ``[B, n_styles, 512]``.
+    """pSp ``GradualStyleEncoder(50, 'ir_se')``: images ``[B, 3, S, S]`` → codes ``[B, n_styles, 512]``.
 
+    ``units`` (IR-SE units per stage; 3, 4, 14, 3 = IR-SE-50) shrinks the body's depth for CPU demos
+    (published weights load only at the published depth and widths). ``image_size`` S is 256 in the paper;
+    the pyramid levels the style blocks read are S/16, S/8 and S/4 (16², 32², 64² at 256), so smaller powers
+    of two (down to 32) give the same network for CPU demos and tests.
     ``widths`` (the body's four stage widths; published 64, 128, 256, 512, the last being the code size)
     shrinks it for CPU tests (209,450,688 parameters at the published widths).
 
@@ -62,10 +66,17 @@ class AttributeEncoder(nn.Module):
     coarse, middle = 3, 7
 
     def __init__(
-        self, n_styles: int = 14, start_from_latent_avg: bool = False, widths: Sequence[int] = WIDTHS
+        self,
+        n_styles: int = 14,
+        start_from_latent_avg: bool = False,
+        widths: Sequence[int] = WIDTHS,
+        image_size: int = 256,
+        units: Sequence[int] = IR50_UNITS,
     ) -> None:
         super().__init__()
-        self.n_styles = int(n_styles)
+        if image_size < 32 or image_size & (image_size - 1):
+            raise ValueError(f"AttributeEncoder: image_size must be a power of two >= 32, got {image_size}")
+        self.n_styles, self.image_size = int(n_styles), int(image_size)
         self.start_from_latent_avg = bool(start_from_latent_avg)
         if len(widths) != 4:
             raise ValueError(f"AttributeEncoder: widths must be four channel counts, got {widths}")
@@ -77,14 +88,18 @@ class AttributeEncoder(nn.Module):
             )
         )
         stages, in_channels = [], w[0]
-        for count, width in zip(IR50_UNITS, w, strict=True):
-            units = [IRUnit(in_channels, width, 2, se=True, mid_bn=False)]
-            units += [IRUnit(width, width, 1, se=True, mid_bn=False) for _ in range(count - 1)]
-            stages.append(nn.Sequential(*units))
+        if len(units) != 4 or min(units) < 1:
+            raise ValueError(f"AttributeEncoder: units must be four counts >= 1, got {units}")
+        for count, width in zip(units, w, strict=True):
+            stage = [IRUnit(in_channels, width, 2, se=True, mid_bn=False)]
+            stage += [IRUnit(width, width, 1, se=True, mid_bn=False) for _ in range(count - 1)]
+            stages.append(nn.Sequential(*stage))
             in_channels = width
         self.stages = nn.ModuleList(stages)
         self.styles = nn.ModuleList(
-            GradualStyleBlock(w[3], w[3], 16 if i < self.coarse else 32 if i < self.middle else 64)
+            GradualStyleBlock(
+                w[3], w[3], image_size // (16 if i < self.coarse else 8 if i < self.middle else 4)
+            )
             for i in range(self.n_styles)
         )
         self.latlayer1 = nn.Conv2d(w[2], w[3], 1)
@@ -98,6 +113,10 @@ class AttributeEncoder(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """Attribute codes ``[B, n_styles, 512]``."""
+        if tuple(images.shape[-2:]) != (self.image_size, self.image_size):
+            raise ValueError(
+                f"AttributeEncoder: built for {self.image_size}-px images, got {tuple(images.shape)}"
+            )
         x = self.stages[0](self.stem(images))
         c1 = self.stages[1](x)
         c2 = self.stages[2](c1)
@@ -113,7 +132,7 @@ class AttributeEncoder(nn.Module):
 
 
 @functools.cache
-def _ir_se50_mapping() -> KeyMapping:
+def ir_se50_mapping() -> KeyMapping:
     """The zoo's TreB1eN IR-SE-50 key mapping (of a network built on the meta device: names only)."""
     with torch.device("meta"):
         return IRNet(depth=50, se=True).key_mapping("treb1en")
@@ -133,7 +152,7 @@ def psp_to_ours(key: str) -> str | None:
     key = key.removeprefix("encoder.")
     if key.startswith(("styles.", "latlayer1.", "latlayer2.")):
         return key
-    return _ir_se50_mapping().to_ours(key)
+    return ir_se50_mapping().to_ours(key)
 
 
 def convert_psp_state_dict(encoder: AttributeEncoder, state: dict[str, Tensor]) -> dict[str, Tensor]:

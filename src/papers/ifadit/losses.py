@@ -6,7 +6,10 @@ the term (it is then not computed). Identities are L2-normalised 512-d vectors; 
 
 Phase 1 (attribute encoder + mapper; identity encoder and generator frozen), on
 ``x̂ = G(M([E_id(x); E_attr(x)]))``: ``l2`` MSE(x̂, x), ``lpips`` LPIPS(x̂, x), ``identity``
-1 − cos(E_id(x̂), E_id(x)).
+1 − cos(E_id(x̂), E_id(x)); and ``swap_identity`` 1 − cos(E_id(x̂_s), E_id(y)) on
+``x̂_s = G(M([E_id(y); E_attr(x)]))`` with ``y`` another image of the batch (the identity/attribute swap of
+ID-disentanglement, whose data format iFADIT uses: without it nothing makes the generator follow the identity
+input rather than the attribute codes).
 
 Phase 2 (flow + ICL; phase-1 networks frozen), with keys ``c1`` (right) and ``c2`` (another), ``x_a`` the
 anonymised images and ``u = ICL(E_id(x_a1))``: ``anonymity`` ReLU(cos(E_id(x_a1), z) − margin);
@@ -27,7 +30,7 @@ from torch import Tensor
 from src.config.errors import ConfigError
 
 #: phase-1 weights: the pSp options the authors vendored (L2 1.0, LPIPS 0.8); the identity weight is ours
-PHASE1_WEIGHTS = {"l2": 1.0, "lpips": 0.8, "identity": 0.1}
+PHASE1_WEIGHTS = {"l2": 1.0, "lpips": 0.8, "identity": 0.1, "swap_identity": 0.1}
 #: phase-2 weights (reconstructed, unconfirmed: the paper's values are not in the released code)
 PHASE2_WEIGHTS = {
     "anonymity": 1.0,
@@ -73,8 +76,10 @@ def phase1_terms(
     reconstructed_identity: Callable[[], Tensor],
     perceptual: Callable[[Tensor, Tensor], Tensor] | None,
     weights: Mapping[str, float],
+    swapped: Callable[[], tuple[Tensor, Tensor]] | None = None,
 ) -> dict[str, Tensor]:
-    """Phase-1 terms with a non-zero weight (``reconstructed_identity`` is only called when needed)."""
+    """Phase-1 terms with a non-zero weight (``reconstructed_identity`` and ``swapped`` — giving
+    ``(E_id(x̂_s), E_id(y))`` — are only called when needed)."""
     terms: dict[str, Tensor] = {}
     if weights["l2"]:
         terms["l2"] = F.mse_loss(reconstructed, images)
@@ -84,6 +89,11 @@ def phase1_terms(
         terms["lpips"] = perceptual(reconstructed, images).mean()
     if weights["identity"]:
         terms["identity"] = (1.0 - cosine(reconstructed_identity(), identity)).mean()
+    if weights["swap_identity"]:
+        if swapped is None:
+            raise ConfigError("the swap_identity term has a weight but no swapped faces were given")
+        observed, donor = swapped()
+        terms["swap_identity"] = (1.0 - cosine(observed, donor)).mean()
     return terms
 
 

@@ -112,14 +112,15 @@ def mlp(widths: tuple[int, ...], slope: float = 0.2) -> nn.Sequential:
 
 @buildable
 class LatentMapper(nn.Module):
-    """``M``: each row of the fused code ``[identity; attributes]`` (1024) → a StyleGAN2 W+ row (512)."""
+    """``M``: each row of the fused code ``[identity; attributes]`` (512 + 512 in the paper) → a StyleGAN2 W+
+    row (512). ``attribute_dim`` (the attribute encoder's code size) may be smaller for CPU demos."""
 
-    def __init__(self) -> None:
+    def __init__(self, attribute_dim: int = IDENTITY_DIM) -> None:
         super().__init__()
-        self.model = mlp((2 * IDENTITY_DIM, 512, 512))
+        self.model = mlp((IDENTITY_DIM + int(attribute_dim), 512, 512))
 
     def forward(self, fused: Tensor) -> Tensor:
-        """``[B, rows, 1024]`` → ``[B, rows, 512]``."""
+        """``[B, rows, 512 + attribute_dim]`` → ``[B, rows, 512]``."""
         return self.model(fused)
 
 

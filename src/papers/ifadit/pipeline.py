@@ -5,7 +5,8 @@
 - recover with ``c``: ``ẑ = F⁻¹(ICL(E_id(x_a)); c)``,
   ``x_r = blend(G(M([ẑ; E_attr(x_a)])), background, mask)``; a wrong key gives another face, not ``x``.
 
-Images are in [0, 1], 256 px. ``E_id`` sees pSp's crop of the [-1, 1] image (:func:`psp_identity_crop`),
+Images are in [0, 1], 256 px in the paper (any power of two from 32 works, for CPU demos). ``E_id`` sees
+pSp's crop of the [-1, 1] image (:func:`identity_crop`),
 ``E_attr`` the [0, 1] image (both as the authors feed them), ``G`` returns [-1, 1], mapped back to [0, 1]
 before blending. The key condition is the key through ``G`` 's mapping network.
 """
@@ -24,18 +25,43 @@ from src.papers.ifadit.encoders import AttributeEncoder
 from src.papers.ifadit.networks import IdentityCompensation, IdentityFlow, LatentMapper, fuse
 from src.papers.ifadit.stylegan2 import StyleGAN2Generator
 
+#: pSp's identity crop of a 256-px FFHQ-aligned face: rows 35:223, cols 32:220 (as fractions of the side)
+CROP_ROWS, CROP_COLS = (35 / 256, 223 / 256), (32 / 256, 220 / 256)
+
+
+def identity_crop(images: Tensor, output_size: int) -> Tensor:
+    """pSp's identity crop at any image size, area-pooled to ``output_size``: exactly
+    :func:`psp_identity_crop` for 256-px images and a 112-px recognizer, the same box scaled otherwise."""
+    side = images.shape[-1]
+    if images.ndim != 4 or images.shape[-2] != side:
+        raise ValueError(f"identity_crop expects square [B, C, S, S] images, got {tuple(images.shape)}")
+    if side == 256 and output_size == 112:
+        return psp_identity_crop(images)
+    r0, r1 = (round(f * side) for f in CROP_ROWS)
+    c0, c1 = (round(f * side) for f in CROP_COLS)
+    return F.adaptive_avg_pool2d(images[:, :, r0:r1, c0:c1], (output_size, output_size))
+
+
+def recognizer_side(recognizer: nn.Module) -> int:
+    """The square input side a zoo recognizer declares (``input_size``)."""
+    size = getattr(recognizer, "input_size", None)
+    size = size[0] if isinstance(size, tuple | list) else size
+    if not isinstance(size, int):
+        raise ValueError(f"{type(recognizer).__name__} declares no input_size")
+    return size
+
 
 class IdentityEncoder(nn.Module):
-    """``E_id``: a zoo recognizer (TreB1eN IR-SE-50 in the paper) on pSp's crop of a 256-px face → the
-    L2-normalised identity (the authors' ``id_loss.extract_feats``)."""
+    """``E_id``: a zoo recognizer (TreB1eN IR-SE-50 in the paper) on pSp's crop of the face → the
+    L2-normalised identity (the authors' ``id_loss.extract_feats``; their faces are 256 px)."""
 
     def __init__(self, recognizer: FaceRecognizer) -> None:
         super().__init__()
         self.recognizer = recognizer
 
     def forward(self, images: Tensor) -> Tensor:
-        """Identities ``[B, 512]`` of [0, 1] images ``[B, 3, 256, 256]``."""
-        crop = psp_identity_crop(images * 2.0 - 1.0)
+        """Identities ``[B, D]`` of [0, 1] images ``[B, 3, S, S]``."""
+        crop = identity_crop(images * 2.0 - 1.0, recognizer_side(self.recognizer))
         return F.normalize(
             self.recognizer.forward_features(self.recognizer.preprocess(crop, "[-1,1]")), dim=1
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 from torch import nn
 
 from src.networks.recognizers.checkpoints import KeyMapping, convert_state_dict, read_checkpoint
-from src.papers.ifadit.encoders import AttributeEncoder, convert_psp_state_dict
+from src.papers.ifadit.encoders import AttributeEncoder, convert_psp_state_dict, ir_se50_mapping
 from src.papers.ifadit.stylegan2 import StyleGAN2Generator, g_ema_state_dict
 from src.weights import resolve_spec
 
@@ -51,3 +51,23 @@ def load_into(network: nn.Module, weights: str | Path) -> nn.Module:
         converted, *_ = convert_state_dict(network, state, mapping, str(path))
     network.load_state_dict(converted, strict=True)
     return network
+
+
+def authors_file_state(network: nn.Module) -> dict:
+    """What the authors' file for ``network`` holds, in their layout (stand-in files for tests and demos):
+    ``{"g_ema": ...}`` for the generator, a pSp ``{"state_dict": encoder.* + latent_avg}`` for the attribute
+    encoder, FrEIA's ``module_list.*`` for the flow, the module's own names for the MLPs."""
+    state = network.state_dict()
+    if isinstance(network, StyleGAN2Generator):
+        return {"g_ema": dict(state)}
+    if isinstance(network, AttributeEncoder):
+        mapping = ir_se50_mapping()
+        psp = {
+            f"encoder.{mapping.to_theirs(k) if k.startswith(('stem.', 'stages.')) else k}": v
+            for k, v in state.items()
+            if k != "latent_avg"
+        }
+        return {"state_dict": {**psp, "latent_avg": state["latent_avg"].clone()}}
+    if any(k.startswith("inn.") for k in state):
+        return {FLOW_KEYS.to_theirs(k): v for k, v in state.items()}
+    return dict(state)
