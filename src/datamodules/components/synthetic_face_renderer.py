@@ -6,6 +6,8 @@ glasses/beard) drawn from ``numpy.random.default_rng([seed, identity])``; every 
 ``default_rng([seed, identity, sample])``. :func:`render_face` paints the pair with vectorised numpy on a
 continuous coordinate grid: every part is a signed-distance shape whose edge is anti-aliased over one
 pixel, so the same face renders at any resolution and the same inputs always give identical bytes.
+:func:`face_parsing` returns the parts of a render from the same shapes (per-class coverage, a label map in
+the face-parsing ids of makeup-transfer data, soft zones around the eyes and on the cheeks).
 
 Coordinates: the image spans ``[-1, 1]`` on both axes (x right, y down). Face coordinates ``(u, v)``
 are the image coordinates after undoing the pose (shift, rotation, scale); the face oval is centred at
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -397,8 +400,9 @@ class _Canvas:
         self.pw = 2.0 / size / self.scale
         self.img = np.empty((3, size, size), dtype=np.float32)
 
-    def window(self, x0: float, y0: float, x1: float, y1: float) -> _Region | None:
-        """The pixels covering the face-space box ``[x0, x1] x [y0, y1]`` (None when off-image)."""
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int] | None:
+        """Pixel rows ``r0:r1`` and columns ``c0:c1`` covering the face-space box ``[x0, x1] x [y0, y1]``
+        (None when off-image): the extent every drawing step (and the label maps) works in."""
         cols, rows = [], []
         for fx, fy in ((x0, y0), (x1, y0), (x0, y1), (x1, y1)):
             cols.append(
@@ -413,6 +417,14 @@ class _Canvas:
         r1 = min(math.ceil(max(rows)) + 2, self.size)
         if c0 >= c1 or r0 >= r1:
             return None
+        return r0, r1, c0, c1
+
+    def window(self, x0: float, y0: float, x1: float, y1: float) -> _Region | None:
+        """The pixels covering the face-space box ``[x0, x1] x [y0, y1]`` (None when off-image)."""
+        box = self.box(x0, y0, x1, y1)
+        if box is None:
+            return None
+        r0, r1, c0, c1 = box
         return _Region(self.u[r0:r1, c0:c1], self.v[r0:r1, c0:c1], self.img[:, r0:r1, c0:c1], self.pw)
 
 
@@ -483,27 +495,202 @@ def _hair_outer(u: np.ndarray, v: np.ndarray, tr: IdentityTraits) -> np.ndarray:
     )
 
 
+# --- part geometry, shared by the drawing steps and :func:`face_parsing` ----------------------------------
+
+Box = tuple[float, float, float, float]
+
+
+def _neck_box(tr: IdentityTraits) -> Box:
+    """Face-space box of the neck (it runs off the bottom of the image)."""
+    neck_w = tr.face_width * 0.52
+    return (-neck_w, 0.1, neck_w, 3.0)
+
+
+def _neck_sdf(u: np.ndarray, v: np.ndarray, tr: IdentityTraits) -> np.ndarray:
+    """Signed distance to the neck: a vertical band below the jaw, as wide as the neck."""
+    return np.maximum(np.abs(u) - tr.face_width * 0.52, 0.1 - v)
+
+
+def _body_box(tr: IdentityTraits) -> Box:
+    """Face-space box of the shoulders/clothing ellipse."""
+    body_y = tr.face_height + 0.62
+    return (-1.0, body_y - 0.42, 1.0, body_y + 0.42)
+
+
+def _clothing_sdf(u: np.ndarray, v: np.ndarray, tr: IdentityTraits) -> np.ndarray:
+    """Signed distance to the shoulders/clothing ellipse."""
+    return _ellipse(u, v, 0.0, tr.face_height + 0.62, 1.0, 0.42)
+
+
+def _collar_sdf(u: np.ndarray, v: np.ndarray, tr: IdentityTraits) -> np.ndarray:
+    """Signed distance to the bare skin of the neckline, drawn over the clothing."""
+    return _ellipse(u, v, 0.0, tr.face_height + 0.62 - 0.42, tr.face_width * 0.52 * 1.05, 0.09)
+
+
+def _long_hair_box(tr: IdentityTraits) -> Box:
+    """Face-space box of the long hair behind the head (only drawn when ``hair_side_length > 0.05``)."""
+    a_h = tr.face_width * tr.forehead + tr.hair_volume
+    return (-a_h - 0.05, -tr.face_height - tr.hair_volume, a_h + 0.05, tr.hair_side_length)
+
+
+def _long_hair_sdf(u: np.ndarray, v: np.ndarray, tr: IdentityTraits) -> np.ndarray:
+    """Signed distance to the hair behind the head: the skull silhouette plus strands falling to the sides."""
+    a_h = tr.face_width * tr.forehead + tr.hair_volume
+    flare = a_h + 0.06 * np.maximum(v, 0.0)
+    d_long = np.maximum(np.maximum(np.abs(u) - flare, v - tr.hair_side_length), -v)
+    return np.minimum(d_long, _hair_outer(u, v, tr))
+
+
+def _ear_layout(tr: IdentityTraits, var: ImageVariation) -> tuple[float, float, float, Box]:
+    """Ear centre distance ``ear_x`` from the midline ``mid``, their height ``ear_y`` and the window box."""
+    ear_x, ear_y, mid = tr.face_width * 0.97, tr.eye_y + 0.07, -var.yaw * 0.03
+    return ear_x, ear_y, mid, (mid - ear_x - 0.08, ear_y - 0.13, mid + ear_x + 0.08, ear_y + 0.13)
+
+
+def _ear_sdf(au: np.ndarray, v: np.ndarray, tr: IdentityTraits, ear_x: float, ear_y: float) -> np.ndarray:
+    """Signed distance to both ears in the mirrored coordinate ``au = |u - mid|``."""
+    return _ellipse(au, v, ear_x, ear_y, 0.055 * tr.ear_size, 0.1 * tr.ear_size)
+
+
+def _face_box(tr: IdentityTraits) -> Box:
+    """Face-space box of the face oval."""
+    return (-tr.face_width - 0.02, -tr.face_height - 0.02, tr.face_width + 0.02, tr.face_height + 0.02)
+
+
+def _cheek_centre(u: np.ndarray, tr: IdentityTraits, var: ImageVariation) -> tuple[np.ndarray, float, float]:
+    """The mirrored coordinate of the cheeks (``|u - shift|``) and the centre ``(x, y)`` of each cheek."""
+    return np.abs(u - var.yaw * 0.06), tr.eye_spacing * 1.1, tr.mouth_y - 0.1
+
+
+@dataclass(frozen=True)
+class _EyeLayout:
+    """Where both eyes sit in one image: the shared mirrored frame of :func:`_draw_eyes`.
+
+    ``ew`` / ``eh``: half width / half height of the eye opening, ``ey``: eye line, ``mid``: midline between
+    the eyes, ``fore`` / ``spacing``: per side (-1 image left, +1 image right) foreshortening and distance
+    of the eye centre from ``mid``, ``rim``: the glasses' radius, ``box``: the drawing window.
+    """
+
+    ew: float
+    ey: float
+    eh: float
+    mid: float
+    fore: dict[float, float]
+    spacing: dict[float, float]
+    rim: float
+    box: Box
+
+    @classmethod
+    def of(cls, tr: IdentityTraits, var: ImageVariation) -> _EyeLayout:
+        """The layout of ``tr``'s eyes under ``var``'s pose and expression."""
+        yaw = var.yaw
+        ew = tr.eye_width
+        ey = tr.eye_y + var.pitch * 0.025
+        eh = ew * tr.eye_height * max(var.eye_open, 0.02)
+        mid = yaw * 0.07
+        fore = {s: 1.0 - 0.22 * yaw * s for s in (-1.0, 1.0)}
+        spacing = {s: tr.eye_spacing * (1.0 - 0.12 * yaw * s) for s in (-1.0, 1.0)}
+        rim = ew * tr.glasses_radius
+        span = max(ew * 1.6, tr.brow_length + 0.02, rim + 0.01 if tr.glasses else 0.0)
+        reach = max(spacing[s] + span * fore[s] for s in (-1.0, 1.0))
+        box = (mid - reach, ey - 0.2, mid + reach, ey + max(0.07, rim * 0.8 + 0.01))
+        return cls(ew, ey, eh, mid, fore, spacing, rim, box)
+
+    def local(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(du, right, xl, yl)``: offset from the midline, the image-right side, and the mirrored eye frame
+        (``xl`` outwards from each eye centre over its foreshortening, ``yl`` down from the eye line)."""
+        du = u - self.mid
+        right = du > 0
+        xl = np.abs(du)
+        xl -= np.where(right, self.spacing[1.0], self.spacing[-1.0])
+        xl *= np.where(right, 1.0 / self.fore[1.0], 1.0 / self.fore[-1.0])
+        yl = v - self.ey
+        return du, right, xl, yl
+
+    def brow_sdf(self, xl: np.ndarray, yl: np.ndarray, tr: IdentityTraits, var: ImageVariation) -> np.ndarray:
+        """Signed distance to the eyebrows: capsules tilted by ``brow_angle`` (negative: inner end lower)."""
+        by = -self.eh - tr.brow_gap - var.brow_raise
+        dy = math.sin(tr.brow_angle) * tr.brow_length
+        return _segment(
+            xl, yl, (-tr.brow_length * 0.9, by + dy), (tr.brow_length, by - dy + 0.012), tr.brow_thickness / 2
+        )
+
+
+@dataclass(frozen=True)
+class _MouthLayout:
+    """Centre ``(mx, my)`` and half width ``mw`` of the mouth in one image, and its drawing window."""
+
+    mx: float
+    my: float
+    mw: float
+    box: Box
+
+    @classmethod
+    def of(cls, tr: IdentityTraits, var: ImageVariation) -> _MouthLayout:
+        """The layout of ``tr``'s mouth under ``var``'s pose and smile."""
+        mx = var.yaw * 0.085
+        my = tr.mouth_y + var.pitch * 0.03
+        mw = tr.mouth_width * (1.0 + 0.15 * var.smile)
+        return cls(mx, my, mw, (mx - mw - 0.04, my - 0.08, mx + mw + 0.04, my + 0.1))
+
+    def shapes(
+        self, u: np.ndarray, v: np.ndarray, tr: IdentityTraits, var: ImageVariation
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(off, outside, opening, thick)``: signed vertical offset from the (smiling) mouth line, distance
+        outside the corners, half height of the opening and lip thickness along the mouth."""
+        xn = (u - self.mx) * (1.0 / self.mw)
+        np.maximum(xn, -1.0, out=xn)
+        np.minimum(xn, 1.0, out=xn)
+        xx = xn * xn
+        profile = np.sqrt(1.0 - xx)
+        off = v - (self.my - var.smile * 0.035 * xx)
+        outside = np.abs(u - self.mx) - self.mw
+        opening = (var.mouth_open * 0.05) * profile
+        thick = tr.lip_thickness * (0.4 + 0.6 * profile)
+        return off, outside, opening, thick
+
+
+def _nose_layout(tr: IdentityTraits, var: ImageVariation) -> tuple[float, float, float, Box]:
+    """Nose tip position ``(nx, ny)``, width ``nw`` and the drawing window."""
+    nx = var.yaw * 0.1
+    ny = tr.eye_y + tr.nose_length + var.pitch * 0.03
+    nw = tr.nose_width
+    return nx, ny, nw, (nx - nw * 1.2, tr.eye_y, nx + nw * 1.2, ny + 0.05)
+
+
+def _hair_front_box(tr: IdentityTraits) -> Box:
+    """Face-space box of the hair over the forehead and down the sides of the face."""
+    vol = tr.hair_volume
+    a = tr.face_width * tr.forehead + vol
+    return (-a - 0.02, -tr.face_height - vol - 0.05, a + 0.02, max(tr.hair_side_length, 0.0) + 0.02)
+
+
+def _hair_front_sdf(u: np.ndarray, v: np.ndarray, tr: IdentityTraits) -> np.ndarray:
+    """Signed distance to the front hair: inside the skull silhouette, above the hairline or at the sides."""
+    un = u * (1.0 / tr.face_width)
+    uu = un * un
+    line = tr.hairline + (tr.fringe_tilt * 0.3) * un + tr.fringe_dip * np.exp(-4.0 * uu) + tr.temple * uu
+    sides = np.maximum(tr.face_width * (1.0 - tr.hair_side_thickness) - np.abs(u), v - tr.hair_side_length)
+    return np.maximum(_hair_outer(u, v, tr), np.minimum(v - line, sides))
+
+
+# --- drawing ------------------------------------------------------------------------------------------------
+
+
 def _draw_back(cv: _Canvas, tr: IdentityTraits, var: ImageVariation) -> None:
     """Neck, shoulders/clothing and long hair falling behind the head."""
     skin = np.asarray(tr.skin_rgb, dtype=np.float32)
-    neck_w = tr.face_width * 0.52
-    reg = cv.window(-neck_w, 0.1, neck_w, 3.0)
+    reg = cv.window(*_neck_box(tr))
     if reg is not None:
-        d_neck = np.maximum(np.abs(reg.u) - neck_w, 0.1 - reg.v)
-        reg.paint(reg.cover(d_neck), skin * 0.72)
-    body_y = tr.face_height + 0.62
-    reg = cv.window(-1.0, body_y - 0.42, 1.0, body_y + 0.42)
+        reg.paint(reg.cover(_neck_sdf(reg.u, reg.v, tr)), skin * 0.72)
+    reg = cv.window(*_body_box(tr))
     if reg is not None:
-        reg.paint(reg.cover(_ellipse(reg.u, reg.v, 0.0, body_y, 1.0, 0.42)), var.clothing_rgb)
-        collar = _ellipse(reg.u, reg.v, 0.0, body_y - 0.42, neck_w * 1.05, 0.09)
-        reg.paint(reg.cover(collar), skin * 0.72)
+        reg.paint(reg.cover(_clothing_sdf(reg.u, reg.v, tr)), var.clothing_rgb)
+        reg.paint(reg.cover(_collar_sdf(reg.u, reg.v, tr)), skin * 0.72)
     if tr.hair_side_length > 0.05:
-        a_h = tr.face_width * tr.forehead + tr.hair_volume
-        reg = cv.window(-a_h - 0.05, -tr.face_height - tr.hair_volume, a_h + 0.05, tr.hair_side_length)
+        reg = cv.window(*_long_hair_box(tr))
         if reg is not None:
-            flare = a_h + 0.06 * np.maximum(reg.v, 0.0)
-            d_long = np.maximum(np.maximum(np.abs(reg.u) - flare, reg.v - tr.hair_side_length), -reg.v)
-            d_back = np.minimum(d_long, _hair_outer(reg.u, reg.v, tr))
+            d_back = _long_hair_sdf(reg.u, reg.v, tr)
             reg.paint(reg.cover(d_back), _hair_shade(reg, tr.hair_rgb, -tr.face_height) * 0.75)
 
 
@@ -516,18 +703,14 @@ def _draw_head(
     """
     yaw = var.yaw
     skin = np.asarray(tr.skin_rgb, dtype=np.float32)
-    ear_x, ear_y, mid = tr.face_width * 0.97, tr.eye_y + 0.07, -yaw * 0.03
-    reg = cv.window(mid - ear_x - 0.08, ear_y - 0.13, mid + ear_x + 0.08, ear_y + 0.13)
+    ear_x, ear_y, mid, ear_box = _ear_layout(tr, var)
+    reg = cv.window(*ear_box)
     if reg is not None:
         au = np.abs(reg.u - mid)
-        reg.paint(
-            reg.cover(_ellipse(au, reg.v, ear_x, ear_y, 0.055 * tr.ear_size, 0.1 * tr.ear_size)), skin * 0.85
-        )
+        reg.paint(reg.cover(_ear_sdf(au, reg.v, tr, ear_x, ear_y)), skin * 0.85)
         d_in = _ellipse(au, reg.v, ear_x + 0.012, ear_y, 0.025 * tr.ear_size, 0.06 * tr.ear_size)
         reg.paint(reg.cover(d_in, soft=0.02), skin * 0.55, 0.6)
-    reg = cv.window(
-        -tr.face_width - 0.02, -tr.face_height - 0.02, tr.face_width + 0.02, tr.face_height + 0.02
-    )
+    reg = cv.window(*_face_box(tr))
     if reg is None:
         return
     u, v = reg.u, reg.v
@@ -538,8 +721,8 @@ def _draw_head(
     shade = 0.8 + 0.2 * dome
     shade += u * (strength * 0.6 * lx / tr.face_width) + v * (strength * 0.6 * ly / tr.face_height)
     reg.paint(reg.cover(d_face), skin[:, None, None] * shade)
-    cheek = _ellipse(np.abs(u - yaw * 0.06), v, tr.eye_spacing * 1.1, tr.mouth_y - 0.1, 0.07, 0.05)
-    reg.paint(reg.cover(cheek, soft=0.08), (0.85, 0.35, 0.35), 0.08)
+    cu, cx, cy = _cheek_centre(u, tr, var)
+    reg.paint(reg.cover(_ellipse(cu, v, cx, cy, 0.07, 0.05), soft=0.08), (0.85, 0.35, 0.35), 0.08)
     if tr.mole is not None:
         d = _ellipse(u, v, tr.mole[0] + yaw * 0.07, tr.mole[1], 0.012, 0.012)
         reg.paint(reg.cover(d), skin * 0.4, 0.9)
@@ -558,25 +741,13 @@ def _draw_eyes(cv: _Canvas, tr: IdentityTraits, var: ImageVariation) -> None:
     narrower), so one set of shapes draws the pair.
     """
     yaw = var.yaw
-    ew = tr.eye_width
-    ey = tr.eye_y + var.pitch * 0.025
-    eh = ew * tr.eye_height * max(var.eye_open, 0.02)
-    mid = yaw * 0.07
-    fore = {s: 1.0 - 0.22 * yaw * s for s in (-1.0, 1.0)}
-    spacing = {s: tr.eye_spacing * (1.0 - 0.12 * yaw * s) for s in (-1.0, 1.0)}
-    rim = ew * tr.glasses_radius
-    span = max(ew * 1.6, tr.brow_length + 0.02, rim + 0.01 if tr.glasses else 0.0)
-    reach = max(spacing[s] + span * fore[s] for s in (-1.0, 1.0))
-    reg = cv.window(mid - reach, ey - 0.2, mid + reach, ey + max(0.07, rim * 0.8 + 0.01))
+    eyes = _EyeLayout.of(tr, var)
+    ew, eh, fore, spacing, rim = eyes.ew, eyes.eh, eyes.fore, eyes.spacing, eyes.rim
+    reg = cv.window(*eyes.box)
     if reg is None:
         return
     skin = np.asarray(tr.skin_rgb, dtype=np.float32)
-    du = reg.u - mid
-    right = du > 0
-    xl = np.abs(du)
-    xl -= np.where(right, spacing[1.0], spacing[-1.0])
-    xl *= np.where(right, 1.0 / fore[1.0], 1.0 / fore[-1.0])
-    yl = reg.v - ey
+    du, right, xl, yl = eyes.local(reg.u, reg.v)
     reg.paint(reg.cover(_ellipse(xl, yl, 0.0, -0.01, ew * 1.5, ew * 0.9), soft=0.04), skin * 0.7, 0.35)
     d_white = _ellipse(xl, yl, 0.0, 0.0, ew, eh, exact=True)
     white = reg.cover(d_white)
@@ -594,12 +765,7 @@ def _draw_eyes(cv: _Canvas, tr: IdentityTraits, var: ImageVariation) -> None:
     lid = reg.cover(np.abs(d_white) - 0.006)
     lid *= np.where(yl < 0, np.float32(0.95), np.float32(0.35))
     reg.paint(lid, skin * 0.25)
-    # Eyebrows: capsules tilted by brow_angle (a negative angle lowers the inner end).
-    by = -eh - tr.brow_gap - var.brow_raise
-    dy = math.sin(tr.brow_angle) * tr.brow_length
-    brow = _segment(
-        xl, yl, (-tr.brow_length * 0.9, by + dy), (tr.brow_length, by - dy + 0.012), tr.brow_thickness / 2
-    )
+    brow = eyes.brow_sdf(xl, yl, tr, var)
     reg.paint(reg.cover(brow, soft=0.006), np.asarray(tr.hair_rgb, dtype=np.float32) * 0.75, 0.95)
     if tr.glasses:
         ring = np.abs(_ellipse(xl, yl, 0.0, 0.0, rim, rim * 0.8, exact=True)) - 0.008
@@ -615,10 +781,8 @@ def _draw_nose(
 ) -> None:
     """Nose: bridge shadow on the side away from the light, a lit tip, the shadow below and nostrils."""
     skin = np.asarray(tr.skin_rgb, dtype=np.float32)
-    nx = var.yaw * 0.1
-    ny = tr.eye_y + tr.nose_length + var.pitch * 0.03
-    nw = tr.nose_width
-    reg = cv.window(nx - nw * 1.2, tr.eye_y, nx + nw * 1.2, ny + 0.05)
+    nx, ny, nw, nose_box = _nose_layout(tr, var)
+    reg = cv.window(*nose_box)
     if reg is None:
         return
     u, v = reg.u, reg.v
@@ -635,25 +799,17 @@ def _draw_nose(
 
 def _draw_mouth(cv: _Canvas, tr: IdentityTraits, var: ImageVariation) -> None:
     """Moustache, lips and the mouth line/opening shaped by the smile and mouth-open expression."""
-    mx = var.yaw * 0.085
-    my = tr.mouth_y + var.pitch * 0.03
-    mw = tr.mouth_width * (1.0 + 0.15 * var.smile)
-    reg = cv.window(mx - mw - 0.04, my - 0.08, mx + mw + 0.04, my + 0.1)
+    mouth = _MouthLayout.of(tr, var)
+    mx, my, mw = mouth.mx, mouth.my, mouth.mw
+    reg = cv.window(*mouth.box)
     if reg is None:
         return
     u, v = reg.u, reg.v
     if tr.moustache:
         d = _ellipse(u, v, mx, my - 0.038, mw * 1.05, 0.024)
         reg.paint(reg.cover(d, soft=0.01), _hair_shade(reg, tr.beard_rgb, 10.0), 0.95)
-    xn = (u - mx) * (1.0 / mw)
-    np.maximum(xn, -1.0, out=xn)
-    np.minimum(xn, 1.0, out=xn)
-    xx = xn * xn
-    profile = np.sqrt(1.0 - xx)
-    dist = np.abs(v - (my - var.smile * 0.035 * xx))
-    outside = np.abs(u - mx) - mw
-    opening = (var.mouth_open * 0.05) * profile
-    thick = tr.lip_thickness * (0.4 + 0.6 * profile)
+    off, outside, opening, thick = mouth.shapes(u, v, tr, var)
+    dist = np.abs(off)
     reg.paint(reg.cover(np.maximum(dist - opening - thick, outside)), tr.lip_rgb)
     if var.mouth_open > 0:
         reg.paint(reg.cover(np.maximum(dist - opening, outside)), (0.25, 0.05, 0.06))
@@ -663,17 +819,10 @@ def _draw_mouth(cv: _Canvas, tr: IdentityTraits, var: ImageVariation) -> None:
 
 def _draw_hair_front(cv: _Canvas, tr: IdentityTraits) -> None:
     """Hair over the forehead (hairline, fringe, parting) and down the sides of the face."""
-    vol = tr.hair_volume
-    a = tr.face_width * tr.forehead + vol
-    reg = cv.window(-a - 0.02, -tr.face_height - vol - 0.05, a + 0.02, max(tr.hair_side_length, 0.0) + 0.02)
+    reg = cv.window(*_hair_front_box(tr))
     if reg is None:
         return
-    u, v = reg.u, reg.v
-    un = u * (1.0 / tr.face_width)
-    uu = un * un
-    line = tr.hairline + (tr.fringe_tilt * 0.3) * un + tr.fringe_dip * np.exp(-4.0 * uu) + tr.temple * uu
-    sides = np.maximum(tr.face_width * (1.0 - tr.hair_side_thickness) - np.abs(u), v - tr.hair_side_length)
-    d = np.maximum(_hair_outer(u, v, tr), np.minimum(v - line, sides))
+    d = _hair_front_sdf(reg.u, reg.v, tr)
     reg.paint(reg.cover(d), _hair_shade(reg, tr.hair_rgb, -tr.face_height * 0.75))
 
 
@@ -766,3 +915,210 @@ def render_synthetic_face(seed: int, identity: int, sample: int, size: int) -> n
     return render_face(
         IdentityTraits.sample(seed, identity), ImageVariation.sample(seed, identity, sample), size
     )
+
+
+# --- face parsing -------------------------------------------------------------------------------------------
+
+#: Class ids of :func:`face_parsing`'s label maps: the face-parsing ids of makeup-transfer data (MT-Dataset's
+#: ``segs/``). "Image left" is the side of smaller face coordinate ``u``; 14 (unnamed in that data) is never
+#: used. Glasses are no class (their pixels keep the label beneath), and beards, moustaches and moles count
+#: as face skin.
+PARSING_LABELS: tuple[str, ...] = (
+    "background",
+    "face skin",
+    "eyebrow (image left)",
+    "eyebrow (image right)",
+    "eye (image left)",
+    "eye (image right)",
+    "nose",
+    "upper lip",
+    "teeth (mouth interior)",
+    "lower lip",
+    "hair",
+    "ear (image left)",
+    "ear (image right)",
+    "neck",
+    "unused",
+)
+(
+    LABEL_BACKGROUND,
+    LABEL_SKIN,
+    LABEL_BROW_LEFT,
+    LABEL_BROW_RIGHT,
+    LABEL_EYE_LEFT,
+    LABEL_EYE_RIGHT,
+    LABEL_NOSE,
+    LABEL_UPPER_LIP,
+    LABEL_MOUTH_INTERIOR,
+    LABEL_LOWER_LIP,
+    LABEL_HAIR,
+    LABEL_EAR_LEFT,
+    LABEL_EAR_RIGHT,
+    LABEL_NECK,
+) = range(14)
+
+
+@dataclass(frozen=True, eq=False)
+class FaceParsing:
+    """The parts of one render, from the renderer's own geometry (no parser involved).
+
+    ``coverage``: float32 ``[len(PARSING_LABELS), S, S]``, the fraction of each pixel every class covers after
+    occlusion (anti-aliased like the render; sums to 1 per pixel). ``eye_zone`` / ``cheek_zone``: float32
+    ``[S, S]`` soft weights in [0, 1] of the lids and sockets around both eyes and of both cheeks, whatever
+    covers them (multiply by :meth:`visible` of the skin for the skin there).
+    """
+
+    coverage: np.ndarray
+    eye_zone: np.ndarray
+    cheek_zone: np.ndarray
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``uint8 [S, S]`` label map: the class covering most of each pixel."""
+        return np.argmax(self.coverage, axis=0).astype(np.uint8)
+
+    def visible(self, *labels: int) -> np.ndarray:
+        """float32 ``[S, S]``: the fraction of each pixel covered by any of ``labels``."""
+        return self.coverage[list(labels)].sum(axis=0)
+
+
+def _label(reg: _Region, cover: np.ndarray, label: int) -> None:
+    """Occlude the coverage planes of ``reg`` by ``cover`` and give it to ``label``."""
+    reg.img *= 1.0 - cover
+    reg.img[label] += cover
+
+
+def _label_sides(
+    reg: _Region, cover: np.ndarray, right: np.ndarray, left_label: int, right_label: int
+) -> None:
+    """:func:`_label` for a left/right pair: ``right`` marks the pixels of ``right_label``."""
+    reg.img *= 1.0 - cover
+    reg.img[left_label] += np.where(right, 0.0, cover)
+    reg.img[right_label] += np.where(right, cover, 0.0)
+
+
+def _zone(cv: _Canvas, zone: np.ndarray, box: Box, weight: Callable[[_Region], np.ndarray]) -> None:
+    """Raise ``zone`` to ``weight(region)`` over the window of ``box``."""
+    extent, reg = cv.box(*box), cv.window(*box)
+    if extent is None or reg is None:
+        return
+    r0, r1, c0, c1 = extent
+    np.maximum(zone[r0:r1, c0:c1], weight(reg), out=zone[r0:r1, c0:c1])
+
+
+def _parse_back(cv: _Canvas, tr: IdentityTraits) -> None:
+    """Neck (13), clothing (background: no class of its own) and the collar's skin (neck), long hair (10)."""
+    reg = cv.window(*_neck_box(tr))
+    if reg is not None:
+        _label(reg, reg.cover(_neck_sdf(reg.u, reg.v, tr)), LABEL_NECK)
+    reg = cv.window(*_body_box(tr))
+    if reg is not None:
+        _label(reg, reg.cover(_clothing_sdf(reg.u, reg.v, tr)), LABEL_BACKGROUND)
+        _label(reg, reg.cover(_collar_sdf(reg.u, reg.v, tr)), LABEL_NECK)
+    if tr.hair_side_length > 0.05:
+        reg = cv.window(*_long_hair_box(tr))
+        if reg is not None:
+            _label(reg, reg.cover(_long_hair_sdf(reg.u, reg.v, tr)), LABEL_HAIR)
+
+
+def _parse_head(cv: _Canvas, tr: IdentityTraits, var: ImageVariation, cheek_zone: np.ndarray) -> None:
+    """Ears (11 / 12) and the face oval (1); the cheek zone: the drawn cheeks' ellipses, a little larger."""
+    ear_x, ear_y, mid, ear_box = _ear_layout(tr, var)
+    reg = cv.window(*ear_box)
+    if reg is not None:
+        au = np.abs(reg.u - mid)
+        cover = reg.cover(_ear_sdf(au, reg.v, tr, ear_x, ear_y))
+        _label_sides(reg, cover, reg.u - mid > 0, LABEL_EAR_LEFT, LABEL_EAR_RIGHT)
+    reg = cv.window(*_face_box(tr))
+    if reg is not None:
+        _label(reg, reg.cover(_face_sdf(reg.u, reg.v, tr)[0]), LABEL_SKIN)
+
+    def cheeks(reg: _Region) -> np.ndarray:
+        cu, cx, cy = _cheek_centre(reg.u, tr, var)
+        return reg.cover(_ellipse(cu, reg.v, cx, cy, 0.085, 0.06), soft=0.06)
+
+    _zone(cv, cheek_zone, _face_box(tr), cheeks)
+
+
+def _parse_nose(cv: _Canvas, tr: IdentityTraits, var: ImageVariation) -> None:
+    """Nose (6): the bridge from below the eye line to the tip, and the tip with the nostrils.
+
+    The drawing only shades the nose, so its outline is this labelling's choice; it is labelled before the
+    eyes, which keep their pixels where the two meet.
+    """
+    nx, ny, nw, nose_box = _nose_layout(tr, var)
+    reg = cv.window(*nose_box)
+    if reg is None:
+        return
+    bridge = _segment(reg.u, reg.v, (nx, tr.eye_y + 0.04), (nx, ny - 0.01), nw * 0.35)
+    base = _ellipse(reg.u, reg.v, nx, ny + 0.005, nw * 0.85, nw * 0.4)
+    _label(reg, reg.cover(np.minimum(bridge, base)), LABEL_NOSE)
+
+
+def _parse_eyes(cv: _Canvas, tr: IdentityTraits, var: ImageVariation, eye_zone: np.ndarray) -> None:
+    """Eyes (4 / 5: the opening with its lid line) and eyebrows (2 / 3); the eye zone: the lids and sockets
+    from the lash line up towards the brow, swept a little outwards."""
+    eyes = _EyeLayout.of(tr, var)
+    reg = cv.window(*eyes.box)
+    if reg is not None:
+        _, right, xl, yl = eyes.local(reg.u, reg.v)
+        d_eye = _ellipse(xl, yl, 0.0, 0.0, eyes.ew, eyes.eh, exact=True) - 0.006
+        _label_sides(reg, reg.cover(d_eye), right, LABEL_EYE_LEFT, LABEL_EYE_RIGHT)
+        brow = reg.cover(eyes.brow_sdf(xl, yl, tr, var), soft=0.006)
+        _label_sides(reg, brow, right, LABEL_BROW_LEFT, LABEL_BROW_RIGHT)
+    ew = eyes.ew
+    reach = max(eyes.spacing[s] + 2.2 * ew * eyes.fore[s] for s in (-1.0, 1.0))
+    box = (eyes.mid - reach, eyes.ey - 2.2 * ew, eyes.mid + reach, eyes.ey + 1.2 * ew)
+
+    def lids(reg: _Region) -> np.ndarray:
+        _, _, xl, yl = eyes.local(reg.u, reg.v)
+        return reg.cover(_ellipse(xl, yl, ew * 0.15, -ew * 0.35, ew * 1.45, ew * 1.05), soft=ew * 0.6)
+
+    _zone(cv, eye_zone, box, lids)
+
+
+def _parse_mouth(cv: _Canvas, tr: IdentityTraits, var: ImageVariation) -> None:
+    """Upper (7) and lower (9) lip, split along the (smiling) mouth line, and an open mouth's inside (8)."""
+    mouth = _MouthLayout.of(tr, var)
+    reg = cv.window(*mouth.box)
+    if reg is None:
+        return
+    off, outside, opening, thick = mouth.shapes(reg.u, reg.v, tr, var)
+    dist = np.abs(off)
+    # the lips and the mouth line between them (at low resolution the line is thicker than thin lips)
+    lips = reg.cover(np.maximum(np.minimum(dist - opening - thick, dist - max(0.004, cv.pw * 0.5)), outside))
+    _label_sides(reg, lips, off > 0, LABEL_UPPER_LIP, LABEL_LOWER_LIP)
+    if var.mouth_open > 0:
+        _label(reg, reg.cover(np.maximum(dist - opening, outside)), LABEL_MOUTH_INTERIOR)
+
+
+def face_parsing(traits: IdentityTraits, variation: ImageVariation, size: int) -> FaceParsing:
+    """The parts of ``render_face(traits, variation, size)``: per-class coverage, label map and makeup zones.
+
+    Every class is the shape the drawing uses (same windows, same signed distances, painted in the same
+    order), so a label map from here matches the render pixel for pixel; see :data:`PARSING_LABELS` for the
+    ids. Deterministic, resolution-independent like the render, and independent of it (nothing is shared).
+    """
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"size must be an integer in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}")
+    size = int(size)
+    tr, var = traits, variation
+    cv = _Canvas(size, var, tr.face_size)
+    cv.img = np.zeros((len(PARSING_LABELS), size, size), dtype=np.float32)
+    cv.img[LABEL_BACKGROUND] = 1.0
+    eye_zone = np.zeros((size, size), dtype=np.float32)
+    cheek_zone = np.zeros((size, size), dtype=np.float32)
+    _parse_back(cv, tr)
+    _parse_head(cv, tr, var, cheek_zone)
+    _parse_nose(cv, tr, var)
+    _parse_eyes(cv, tr, var, eye_zone)
+    _parse_mouth(cv, tr, var)
+    reg = cv.window(*_hair_front_box(tr))
+    if reg is not None:
+        _label(reg, reg.cover(_hair_front_sdf(reg.u, reg.v, tr)), LABEL_HAIR)
+    return FaceParsing(cv.img, eye_zone, cheek_zone)
+
+
+def face_label_map(traits: IdentityTraits, variation: ImageVariation, size: int) -> np.ndarray:
+    """The ``uint8 [size, size]`` label map of ``render_face(traits, variation, size)`` (see face_parsing)."""
+    return face_parsing(traits, variation, size).labels
