@@ -147,6 +147,19 @@ def ifadit_metrics() -> dict[str, float]:
     }
 
 
+def makeup_privacy_metrics() -> dict[str, float]:
+    metrics: dict[str, float] = {"test/psnr": 28.0, "test/ssim": 0.85, "test/fid": 12.5}
+    for model, computed in (("ir152", 0.0), ("dlib_resnet", 1.0)):
+        metrics[f"test/threshold/{model}/computed"] = computed
+        for far, threshold in (("0.1", 0.09), ("0.01", 0.17), ("0.001", 0.23)):
+            metrics[f"test/threshold/{model}/far{far}"] = threshold
+            for variant, rate in (("source", 0.01), ("protected", 0.6), ("jpeg", 0.4)):
+                metrics[f"test/asr/{variant}/{model}/far{far}"] = rate
+        for variant, cos in (("source", 0.05), ("protected", 0.3), ("jpeg", 0.25)):
+            metrics[f"test/cos/{variant}/{model}"] = cos
+    return metrics
+
+
 def detection_metrics() -> dict[str, float]:
     metrics = {
         "test/frame_auc": 0.91,
@@ -245,6 +258,18 @@ def examples(ckpt: str) -> dict[str, tuple[str, dict[str, Any], dict[str, float]
             {"_target_": target("ifadit"), "flow_weights": None},
             ifadit_metrics(),
             [f"model.disentangle_ckpt={ckpt}"],
+        ),
+        "makeup_privacy": (
+            "makeup_privacy/celebahq_1to1",
+            {
+                "_target_": target("makeup_privacy"),
+                "target_path": "/data/MT-Dataset/test_target_image/target/085807.jpg",
+                "generator_weights": None,
+                "faithful_bugs": False,
+                "robustness": ["jpeg"],
+            },
+            makeup_privacy_metrics(),
+            ["ckpt_path=/w/makeup_privacy.ckpt"],
         ),
         "proface_c": (
             "proface_c/transmission_8bit",

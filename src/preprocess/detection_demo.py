@@ -141,3 +141,13 @@ def export_network(run_dir: Path, target: Path, prefix: str = "net.") -> Path:
     torch.save(network, part)
     part.replace(target)
     return target
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    """A run's best checkpoint (``best*.ckpt``), else its ``last.ckpt``; an error names the folder."""
+    folder = run_dir / "checkpoints"
+    best = sorted(folder.glob("best*.ckpt"))
+    chosen = best[-1] if best else folder / "last.ckpt"
+    if not chosen.is_file():
+        raise SystemExit(f"[demo] {run_dir} has no checkpoint (neither best*.ckpt nor last.ckpt in {folder})")
+    return chosen

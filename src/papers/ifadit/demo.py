@@ -26,25 +26,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.preprocess.detection_demo import data_dir, export_network, run_record, run_step
+from src.preprocess.detection_demo import best_checkpoint, data_dir, export_network, run_record, run_step
 from src.utils.tables import to_console
 
 ENCODER_EXPERIMENT = "ifadit/demo_identity_encoder"
 PHASE1_EXPERIMENT = "ifadit/demo_phase1"
 PHASE2_EXPERIMENT = "ifadit/demo_phase2"
 ENCODER_FILE = Path("demo_ifadit") / "identity_encoder.pth"
-
-
-def checkpoint_of(run_dir: Path) -> Path:
-    """The run's best checkpoint (``best*.ckpt``), else ``last.ckpt``."""
-    folder = run_dir / "checkpoints"
-    best = sorted(folder.glob("best*.ckpt"))
-    chosen = best[-1] if best else folder / "last.ckpt"
-    if not chosen.is_file():
-        raise SystemExit(
-            f"[demo] {run_dir} has no checkpoint (looked for best*.ckpt and last.ckpt in {folder})"
-        )
-    return chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [sys.executable, "-m", "src.train", f"experiment={PHASE1_EXPERIMENT}"],
         "phase 1 (reconstructed): attribute encoder, mapper and the demo's generator learn to reconstruct",
     )
-    phase1 = checkpoint_of(run_record(output))
+    phase1 = best_checkpoint(run_record(output))
     output = run_step(
         [
             sys.executable,
