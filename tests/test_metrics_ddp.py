@@ -26,7 +26,9 @@ import src.metrics
 from src.evaluation.collector import TensorCollector
 from src.metrics import MAE, MSE, PSNR, SSIM, EmbeddingCollector
 from src.metrics.detection import DetectionMetrics
+from src.metrics.fid import FID
 from src.metrics.image_quality import MSSSIM
+from src.metrics.impersonation import ImpersonationSuccessRate
 from src.metrics.perceptual import LPIPS, STLPIPS
 from src.metrics.robustness import RejectionAwareAccuracy
 from src.metrics.verification import ProtectionSuccessRate, VerificationMetrics
@@ -53,7 +55,26 @@ COVERED = {
     "ProtectionSuccessRate",
     "DetectionMetrics",
     "RejectionAwareAccuracy",
+    "ImpersonationSuccessRate",
+    "FID",
 }
+
+
+class _Features(torch.nn.Module):
+    """A fixed random conv net → 6-d features: FID's statistics without the Inception weights."""
+
+    num_features = 6
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(7)
+        self.conv = torch.nn.Conv2d(3, 6, kernel_size=3, stride=2)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.3)
+            self.conv.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(x)).mean(dim=(2, 3))
 
 
 def _data() -> dict[str, torch.Tensor]:
@@ -99,6 +120,8 @@ def _metrics() -> dict[str, Metric]:
         "psnr_pooled": PSNR(reduction="pooled"),
         "tensors": TensorCollector(["emb", "labels", "is_same"]),
         "rejection": RejectionAwareAccuracy(),
+        "impersonation": ImpersonationSuccessRate(threshold=0.2),
+        "fid": FID(feature=_Features()),
         "psnr_rank1_only": PSNR(),
         "collected_rank1_only": EmbeddingCollector(),
         "verification_rank1_only": VerificationMetrics(fars=(0.1,), num_folds=None),
@@ -128,6 +151,11 @@ def _update(name: str, metric: Metric, d: dict[str, torch.Tensor], idx: torch.Te
         metric.update(emb=d["emb"][idx], labels=d["labels"][idx], is_same=d["is_same"][idx])
     elif kind == "rejection":
         metric.update(d["is_same"][idx], d["labels"][idx] == 0)
+    elif kind == "impersonation":
+        metric.update(d["scores"][idx])
+    elif kind == "fid":
+        metric.update(d["target"][idx], real=True)
+        metric.update(d["preds"][idx], real=False)
     else:
         raise AssertionError(f"no update rule for {name}")
 
@@ -188,7 +216,7 @@ def test_metrics_sync_over_uneven_shards(tmp_path: Path) -> None:
         res = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         for name in expected:
             # conv networks may pick other kernels for other batch sizes / thread counts: 1e-5 there
-            rtol = 1e-5 if name in ("lpips", "stlpips") else 1e-6
+            rtol = 1e-5 if name in ("lpips", "stlpips", "fid") else 1e-6
             _assert_same(res[name], expected[name], f"rank {rank}: {name}", rtol)
         lo, hi = SHARDS[rank]
         assert res["local_count_after_compute"] == hi - lo
@@ -198,6 +226,7 @@ def test_metrics_sync_over_uneven_shards(tmp_path: Path) -> None:
     assert torch.equal(labels, d["labels"]) and labels.dtype == torch.long
     assert torch.isfinite(expected["psnr"])  # the identical pair (inf dB) is capped, not averaged as inf
     assert 0 < float(expected["psr"]) < 1 and 0 < expected["verification"]["auc"] < 1
+    assert 0 < float(expected["impersonation"]) < 1 and float(expected["fid"]) > 0
     assert "video_auc" in expected["detection"]
     # the evaluation collector keeps dtypes and shapes when rank 0 contributed nothing
     for rank in range(WORLD_SIZE):
