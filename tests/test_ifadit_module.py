@@ -91,6 +91,8 @@ def test_phase2_reads_phase1_parts_strictly(phase1_ckpt: Path, tmp_path: Path) -
         assert torch.equal(value, saved[f"attribute_encoder.{name}"])
     assert torch.equal(module.generator.input.input, saved["generator.input.input"])
     assert all(not p.requires_grad for p in module.attribute_encoder.parameters())
+    table = module.results_table({"test/recovered/psnr": 30.0})
+    assert table.loc[0, "training"].startswith("reconstructed") and table.loc[1, "PSNR"] == 30.0
     other = write_weights_checkpoint(IdentityFlow(), tmp_path / "flow_only.ckpt")
     with pytest.raises(ConfigError, match="holds no 'attribute_encoder.\\*' weights"):
         phase2(other)

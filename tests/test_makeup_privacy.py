@@ -19,9 +19,11 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from src.config.compose import compose
+from src.config.errors import ConfigError
 from src.datamodules.components.makeup_io import load_target_image
 from src.metrics.fid import FID
 from src.metrics.impersonation import published_threshold
+from src.metrics.perceptual import LPIPS
 from src.metrics.protection_rank import protection_rank_success_rate
 from src.papers.makeup_privacy import module as M
 from src.papers.makeup_privacy.generator import SPADEGenerator
@@ -325,6 +327,26 @@ def test_fid_compares_the_saved_protected_images_with_their_sources(
     metrics = module._pair_metrics()
     assert math.isfinite(metrics["test/fid"]) and metrics["test/fid"] > 0
     assert metrics["test/fid"] == pytest.approx(float(reference_fid.compute()), rel=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:.*RANDOM alex trunk.*")
+def test_lpips_compares_the_saved_protected_images_with_their_sources(target_file: Path) -> None:
+    module = tiny_module(target_file, fr_test=["ir_se50"]).eval()  # LPIPS-alex, random trunk (tiny)
+    module.on_test_start()
+    reference = LPIPS(net="alex", random_backbone=True)
+    g = torch.Generator().manual_seed(3)
+    batch = {
+        "source": torch.rand(2, 3, TINY_SIZE, TINY_SIZE, generator=g),
+        "reference": torch.rand(2, 3, TINY_SIZE, TINY_SIZE, generator=g),
+        "index": torch.arange(2),
+        "source_index": torch.arange(2),
+    }
+    module.test_step(batch, 0)
+    reference.update(M.as_saved(module.protect_images(batch["source"], batch["reference"])), batch["source"])
+    metrics = module._pair_metrics()
+    assert metrics["test/lpips_alex_RANDOM"] == pytest.approx(float(reference.compute()), rel=1e-5)
+    with pytest.raises(ConfigError, match="model.lpips must be one of"):
+        tiny_module(target_file, lpips="resnet")
 
 
 # --- 1:N evaluation -----------------------------------------------------------------------------------------

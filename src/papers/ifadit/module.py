@@ -61,7 +61,7 @@ from src.papers.ifadit.networks import (
     fuse,
 )
 from src.papers.ifadit.pipeline import IdentityEncoder, IFaditPipeline, identity_crop, recognizer_side
-from src.papers.ifadit.report import RECONSTRUCTED_NOTE, flow_table, reconstruction_table
+from src.papers.ifadit.report import RECONSTRUCTED_NOTE, RELEASED_NOTE, flow_table, reconstruction_table
 from src.papers.ifadit.stylegan2 import StyleGAN2Generator
 from src.papers.ifadit.weights import load_into
 from src.papers.registry import register_paper
@@ -286,8 +286,12 @@ class IFaditDisentangle(_IFaditModule):
         self._report("test")
 
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
-        """One row: reconstruction PSNR / SSIM / MAE and identity cosines (labelled reconstructed)."""
-        return reconstruction_table(metrics)
+        """One row: reconstruction PSNR / SSIM / MAE and identity cosines, labelled reconstructed (the run
+        record's ``results.csv`` says how the networks were trained)."""
+        table = reconstruction_table(metrics)
+        if not table.empty:
+            table.insert(0, "training", RECONSTRUCTED_NOTE)
+        return table
 
     def configure_optimizers(self) -> Any:
         """Adam over ``E_attr`` and ``M`` (and ``G`` when ``train_generator``); pSp's default Ranger is not a
@@ -644,8 +648,13 @@ class IFaditFlow(_IFaditModule):
             self.figure_batch = None
 
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
-        """Rows: anonymised, recovered (right key), wrong key; columns: image scores and identity cosines."""
-        return flow_table(metrics)
+        """Rows: anonymised, recovered (right key), wrong key; columns: how the flow was trained (released
+        weights or the reconstructed recipe), image scores and identity cosines."""
+        table = flow_table(metrics)
+        if not table.empty:
+            released = self.hparams.flow_weights is not None
+            table.insert(0, "training", RELEASED_NOTE if released else RECONSTRUCTED_NOTE)
+        return table
 
     def configure_optimizers(self) -> Any:
         """Adam over ``F`` and ``ICL`` (reconstructed: the authors' optimiser is not published)."""

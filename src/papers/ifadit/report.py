@@ -20,6 +20,7 @@ import pandas as pd
 from src.papers.registry import register_report
 
 RECONSTRUCTED_NOTE = "reconstructed training: the authors released inference code only"
+RELEASED_NOTE = "released weights (authors' flow and ICL)"
 VERSIONS = {"anonymised": "anonymised (key 1)", "recovered": "recovered (right key)", "wrong": "wrong key"}
 IMAGE_SCORES = ("psnr", "ssim", "mae")
 DETECTION = {"detected": "detected", "box_iou": "box IoU", "landmark_nme": "landmark NME"}
@@ -84,7 +85,7 @@ def training_label(run: Mapping[str, Any]) -> str:
     """``released weights`` when the run evaluated the authors' flow, else the reconstructed note."""
     flow = run.get("config.model.flow_weights")
     if isinstance(flow, str) and flow.strip():
-        return "released weights (authors' flow and ICL)"
+        return RELEASED_NOTE
     return RECONSTRUCTED_NOTE
 
 

@@ -113,7 +113,13 @@ register_tiny_settings(
         },
         # the no-ICL row differs from phase2_ffhq by one network and one weight (unit-tested), the released
         # row by where the weights come from (their loading is unit-tested): their runs are slow tests
-        slow=("ifadit/phase2_no_icl_ffhq", "ifadit/released_ffhq"),
+        # and the demo's two phases repeat phase1_ffhq / phase2_ffhq on SyntheticFaces (the demo runs them)
+        slow=(
+            "ifadit/phase2_no_icl_ffhq",
+            "ifadit/released_ffhq",
+            "ifadit/demo_phase1",
+            "ifadit/demo_phase2",
+        ),
         files={
             TINY_PHASE1: write_tiny_phase1,
             TINY_RELEASED["attribute"]: _released_writer(

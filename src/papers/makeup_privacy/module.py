@@ -67,6 +67,7 @@ from src.metrics.impersonation import (
     published_threshold,
     target_similarities,
 )
+from src.metrics.perceptual import LPIPS, LPIPS_NETS
 from src.metrics.protection_rank import protection_rank_success_rate
 from src.metrics.verification import threshold_at_far
 from src.networks.recognizers.base import FaceRecognizer
@@ -271,6 +272,8 @@ class MakeupPrivacyModule(LabModule):
         robustness_params: Mapping[str, Mapping[str, float]] | None = None,
         fid: bool = False,
         noise_seed: int = 0,
+        lpips: str | None = "alex",
+        lpips_random: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -283,6 +286,8 @@ class MakeupPrivacyModule(LabModule):
             )
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"model.optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        if lpips is not None and lpips not in LPIPS_NETS:
+            raise ConfigError(f"model.lpips must be one of {LPIPS_NETS} or null, got {lpips!r}")
         if int(d_every) < 1:
             raise ConfigError(f"model.d_every must be >= 1, got {d_every}")
         if int(niter_decay) < 0:
@@ -369,6 +374,7 @@ class MakeupPrivacyModule(LabModule):
         self.rank_embeddings = TensorCollector(["index", "gallery", SOURCE, PROTECTED])
         self.psnr, self.ssim = PSNR(), SSIM()
         self.__dict__["fid_metric"] = None
+        self.__dict__["lpips_metric"] = None
         self._target_embeddings: dict[str, Tensor] = {}
 
     # --- frozen networks ------------------------------------------------------------------------------
@@ -581,6 +587,9 @@ class MakeupPrivacyModule(LabModule):
         self._target_embeddings = {}
         if self.hparams.fid:
             self.__dict__["fid_metric"] = FID().to(self.device)
+        if self.hparams.lpips is not None:  # the trunk comes through the weights manifest
+            metric = LPIPS(net=self.hparams.lpips, random_backbone=bool(self.hparams.lpips_random))
+            self.__dict__["lpips_metric"] = metric.to(self.device)
 
     def _noise_seeds(self, batch: Mapping[str, Tensor]) -> list[int]:
         """One noise seed per image: ``noise_seed`` mixed with the image's dataset index."""
@@ -622,6 +631,8 @@ class MakeupPrivacyModule(LabModule):
         if self.fid_metric is not None:
             self.fid_metric.update(source, real=True)
             self.fid_metric.update(saved, real=False)
+        if self.lpips_metric is not None:
+            self.lpips_metric.update(saved, source)
 
     @torch.no_grad()
     def _rank_step(self, batch: Mapping[str, Tensor]) -> None:
@@ -678,6 +689,8 @@ class MakeupPrivacyModule(LabModule):
         metrics[metric_name("ssim")] = float(self.ssim.compute())
         if self.fid_metric is not None:
             metrics[metric_name("fid")] = float(self.fid_metric.compute())
+        if self.lpips_metric is not None:  # lpips_<net> (lpips_<net>_RANDOM with a random trunk)
+            metrics[metric_name(self.lpips_metric.report_name)] = float(self.lpips_metric.compute())
         return metrics
 
     def _rank_metrics(self) -> dict[str, float]:
@@ -714,6 +727,7 @@ class MakeupPrivacyModule(LabModule):
         for metric in (self.pair_scores, self.rank_embeddings, self.psnr, self.ssim):
             metric.reset()
         self.__dict__["fid_metric"] = None
+        self.__dict__["lpips_metric"] = None
 
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
         """One row per (protocol, variant, model): ASR per FAR, cosine to the target, threshold source, PSR

@@ -8,7 +8,8 @@ Logged names (:func:`metric_name`):
   the mean cosine similarity to the target; ``test/threshold/<model>/far<FAR>`` and
   ``test/threshold/<model>/computed`` (1: computed on the clean sources, 0: the published AMT-GAN value);
 - ``test/psr/<variant>/<model>/top<k>``: 1:N protection success rate at top-k;
-- ``test/psnr``, ``test/ssim``, ``test/fid``: image quality of the protected images against their sources.
+- ``test/psnr``, ``test/ssim``, ``test/fid``, ``test/lpips_<net>``: image quality of the protected images
+  against their sources.
 
 Variants: ``source`` (the unprotected images: the baseline), ``protected`` (the made-up images) and the
 robustness variants ``blur``, ``noise``, ``jpeg`` (the protected images degraded before recognition).
@@ -25,12 +26,16 @@ from typing import Any
 import pandas as pd
 
 from src.analysis.runs import dataset_label
+from src.metrics.perceptual import LPIPS_NETS
 from src.papers.registry import register_report
 from src.utils.tables import is_missing
 
 #: the order of the variants in a table
 VARIANT_ORDER = ("source", "protected", "blur", "noise", "jpeg")
 QUALITY = {"psnr": "PSNR", "ssim": "SSIM", "fid": "FID"}
+#: LPIPS columns: ``lpips_<net>``, and ``lpips_<net>_RANDOM`` for a random trunk (tests and the CPU demo)
+QUALITY |= {f"lpips_{net}": f"LPIPS-{net}" for net in LPIPS_NETS}
+QUALITY |= {f"lpips_{net}_RANDOM": f"LPIPS-{net} (RANDOM trunk)" for net in LPIPS_NETS}
 _ASR = re.compile(r"^test/asr/([^/]+)/([^/]+)/far(.+)$")
 _COS = re.compile(r"^test/cos/([^/]+)/([^/]+)$")
 _PSR = re.compile(r"^test/psr/([^/]+)/([^/]+)/top(\d+)$")

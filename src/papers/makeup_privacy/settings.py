@@ -82,6 +82,7 @@ def tiny_module(target_path: str | Path, **options: Any) -> MakeupPrivacyModule:
         "published_thresholds": PUBLISHED,
         "parser_weights": None,
         "parse_size": TINY_SIZE,
+        "lpips_random": True,
         **options,
     }
     return MakeupPrivacyModule(**kwargs)
@@ -114,6 +115,7 @@ register_tiny_settings(
             f"model.parse_size={TINY_SIZE}",
             f"model.target_path={{tiny_data}}/{TINY_TARGET}",
             "model.fid=false",
+            "model.lpips_random=true",
         ),
         experiments={
             # the paper's rows attack the AMT-GAN set: random and narrow here
@@ -144,7 +146,8 @@ register_tiny_settings(
         },
         # tiny runs that repeat another's: CelebA 1:N is LFW 1:N on the same miniature folder, and the
         # CelebA-HQ 1:1 run is the robustness row's (which inherits it) without the degraded variants
-        slow=("makeup_privacy/celeba_1toN", "makeup_privacy/celebahq_1to1"),
+        # (the demo's pair row repeats the robustness row's path without the variants; the demo runs it)
+        slow=("makeup_privacy/celeba_1toN", "makeup_privacy/celebahq_1to1", "makeup_privacy/demo_test_pairs"),
         files={TINY_CHECKPOINT: write_tiny_checkpoint, TINY_GENERATOR_FILE: write_tiny_generator},
     ),
 )
