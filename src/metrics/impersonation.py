@@ -21,16 +21,14 @@ Definitions and measured agreement: ``docs/metrics.md`` ("Impersonation").
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
-import torch
 from torch import Tensor
-from torchmetrics import Metric
 
-from src.metrics._checks import check_embeddings, check_finite, check_tensor
+from src.metrics._checks import check_embeddings, check_tensor
 from src.metrics.identity_settings import pair_scores
+from src.metrics.verification import ThresholdShare, _check_rate_inputs
 
 __all__ = [
     "PUBLISHED_FAR_THRESHOLDS",
@@ -103,63 +101,23 @@ def target_similarities(protected_emb: Tensor, target_emb: Tensor) -> Tensor:
     return pair_scores(protected, target.expand(protected.shape[0], -1), "cosine")
 
 
-def _check_scores_threshold(name: str, scores: object, threshold: object) -> tuple[Tensor, float]:
-    """1-D, non-empty, finite floating ``scores`` (as CPU float64) and a finite threshold."""
-    scores = check_tensor(name, "scores", scores)
-    if scores.ndim != 1 or scores.numel() == 0 or not scores.is_floating_point():
-        raise ValueError(
-            f"{name}: `scores` must be a non-empty 1-D floating tensor, got shape {tuple(scores.shape)} "
-            f"and dtype {scores.dtype}"
-        )
-    check_finite(name, "scores", scores)
-    try:
-        value = float(threshold)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: threshold must be a number, got {threshold!r}") from None
-    if math.isnan(value):
-        raise ValueError(f"{name}: threshold is NaN")
-    return scores.detach().to("cpu", torch.float64), value
-
-
 def impersonation_success_rate(scores: Tensor, threshold: float) -> float:
     """Share of protected images verified as the target: ``mean(score > threshold)`` in float64.
 
     ``threshold``: :func:`published_threshold` for the released benchmark weights, or
     :func:`src.metrics.verification.threshold_at_far` on clean impostor scores of the recognizer in use.
     """
-    s, t = _check_scores_threshold("impersonation_success_rate", scores, threshold)
+    s, t = _check_rate_inputs("impersonation_success_rate", scores, threshold)
     return float((s > t).double().mean())
 
 
-class ImpersonationSuccessRate(Metric):
+class ImpersonationSuccessRate(ThresholdShare):
     """:func:`impersonation_success_rate` over batches and ranks (``sum`` states, exact under DDP).
 
     ``threshold`` is fixed at construction; ``update(scores)`` takes one batch of protected-vs-target
     similarities; ``compute()`` returns the float64 share with ``score > threshold``.
     """
 
-    is_differentiable = False
-    full_state_update = False
-
-    successes: Tensor
-    total: Tensor
-
-    def __init__(self, threshold: float, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        _, self.threshold = _check_scores_threshold("ImpersonationSuccessRate", torch.zeros(1), threshold)
-        self.add_state("successes", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, scores: Tensor) -> None:
-        """Count one batch of protected-vs-target scores (1-D, finite, floating)."""
-        s, _ = _check_scores_threshold("ImpersonationSuccessRate", scores, self.threshold)
-        self.successes += int((s > self.threshold).sum())
-        self.total += s.numel()
-
-    def compute(self) -> Tensor:
-        """Share of protected images verified as the target, over all ranks (float64 scalar)."""
-        if int(self.total) == 0:
-            raise ValueError(
-                "ImpersonationSuccessRate: compute() called on an empty state (no scores on any rank)"
-            )
-        return self.successes.double() / self.total.double()
+    def counts(self, scores: Tensor) -> Tensor:
+        """Verified as the target: ``score > threshold`` (strict, as the published evaluation code)."""
+        return scores > self.threshold

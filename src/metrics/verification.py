@@ -23,6 +23,7 @@ Definitions and measured agreement with the references: ``docs/metrics.md`` ("Ve
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -503,36 +504,53 @@ class VerificationMetrics(GatherMetric):
         return verification_summary(scores, is_same, num_folds=self.num_folds, fars=self.fars)
 
 
-class ProtectionSuccessRate(Metric):
-    """:func:`protection_success_rate` accumulated over batches and ranks (``sum`` states, exact under DDP).
+class ThresholdShare(Metric):
+    """The share of scores on one side of a threshold fixed at construction, over batches and ranks (``sum``
+    states, exact under DDP). Subclasses say which side counts (:meth:`counts`) and name themselves."""
+
+    is_differentiable = False
+    full_state_update = False
+    #: what an empty ``compute()`` error calls the scores
+    described = "scores"
+
+    hits: Tensor
+    total: Tensor
+
+    def __init__(self, threshold: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        _, self.threshold = _check_rate_inputs(type(self).__name__, torch.zeros(1), threshold)
+        self.add_state("hits", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    @abstractmethod
+    def counts(self, scores: Tensor) -> Tensor:
+        """Which of the float64 ``scores`` count (a boolean mask)."""
+
+    def update(self, scores: Tensor) -> None:
+        """Count one batch of scores (1-D, finite, floating)."""
+        s, _ = _check_rate_inputs(type(self).__name__, scores, self.threshold)
+        self.hits += int(self.counts(s).sum())
+        self.total += s.numel()
+
+    def compute(self) -> Tensor:
+        """The share of counted scores over all ranks (float64 scalar)."""
+        if int(self.total) == 0:
+            raise ValueError(
+                f"{type(self).__name__}: compute() called on an empty state (no {self.described} on any rank)"
+            )
+        return self.hits.double() / self.total.double()
+
+
+class ProtectionSuccessRate(ThresholdShare):
+    """:func:`protection_success_rate` accumulated over batches and ranks.
 
     ``threshold`` is fixed at construction (e.g. :func:`threshold_at_far` on clean impostor pairs);
     ``update(scores)`` takes the similarities of protected images to their own identity; ``compute()``
     returns the float64 share with ``score < threshold`` (compared in float64).
     """
 
-    is_differentiable = False
-    full_state_update = False
+    described = "scores"
 
-    protected: Tensor
-    total: Tensor
-
-    def __init__(self, threshold: float, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        _, self.threshold = _check_rate_inputs("ProtectionSuccessRate", torch.zeros(1), threshold)
-        self.add_state("protected", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, scores: Tensor) -> None:
-        """Count one batch of protected-vs-own-identity scores (1-D, finite, floating)."""
-        s, _ = _check_rate_inputs("ProtectionSuccessRate", scores, self.threshold)
-        self.protected += int((s < self.threshold).sum())
-        self.total += s.numel()
-
-    def compute(self) -> Tensor:
-        """Share of protected images not matched, over all ranks (float64 scalar)."""
-        if int(self.total) == 0:
-            raise ValueError(
-                "ProtectionSuccessRate: compute() called on an empty state (no scores on any rank)"
-            )
-        return self.protected.double() / self.total.double()
+    def counts(self, scores: Tensor) -> Tensor:
+        """Protected: not matched to their own identity (``score < threshold``)."""
+        return scores < self.threshold
