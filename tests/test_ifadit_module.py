@@ -80,6 +80,8 @@ def test_phase2_refuses_parts_that_do_not_fit(phase1_ckpt: Path) -> None:
     with pytest.raises(ConfigError, match="model.mapper.attribute_dim=128"):
         parts = tiny_networks()
         IFaditFlow(**{**parts, "mapper": LatentMapper()}, flow=IdentityFlow(), masker=EllipseMask())
+    with pytest.raises(ConfigError, match="model.compensation_weights too"):
+        phase2(phase1_ckpt, flow_weights="G_net.pth")  # the released flow with a random ICL: refused
     with pytest.raises(ConfigError, match="recover_onto"):
         phase2(phase1_ckpt, recover_onto="elsewhere")
 

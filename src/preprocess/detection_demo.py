@@ -127,11 +127,12 @@ def demo_main(experiment: str, what: str, argv: Sequence[str] | None = None) -> 
 
 
 def export_network(run_dir: Path, target: Path, prefix: str = "net.") -> Path:
-    """The ``prefix`` weights of a run's ``last.ckpt`` (e.g. a ``face_recognizer`` run's ``net.*``) saved as a
-    plain state dict at ``target`` (through a ``.part`` file, so an interrupted export leaves none)."""
+    """The ``prefix`` weights of a run's selected checkpoint (:func:`best_checkpoint`; e.g. a
+    ``face_recognizer`` run's ``net.*``) saved as a plain state dict at ``target`` (through a ``.part`` file,
+    so an interrupted export leaves none)."""
     import torch
 
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = best_checkpoint(run_dir)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     network = {key.removeprefix(prefix): value for key, value in state.items() if key.startswith(prefix)}
     if not network:

@@ -249,7 +249,7 @@ class IFaditDisentangle(_IFaditModule):
         identity = self.identity_encoder(images)
         attributes = self.attribute_encoder(images)
         reconstructed = self.synthesise(identity, attributes)
-        donor = identity.roll(1, dims=0)
+        donor = identity.roll(1, dims=0)  # within the batch: a batch of one has no other identity (NaN)
         swapped = self.synthesise(donor, attributes)
         scores = image_scores("r", reconstructed, images)
         self.outputs[stage].update(
@@ -258,7 +258,9 @@ class IFaditDisentangle(_IFaditModule):
             ssim=scores["r__ssim"],
             mae=scores["r__mae"],
             identity=cosine(self.identity_encoder(reconstructed), identity),
-            swap_identity=cosine(self.identity_encoder(swapped), donor),
+            swap_identity=cosine(self.identity_encoder(swapped), donor)
+            if images.shape[0] > 1
+            else torch.full((1,), math.nan, device=images.device),
         )
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -275,7 +277,9 @@ class IFaditDisentangle(_IFaditModule):
         for name in ("psnr", "ssim", "mae"):
             self.log(f"{stage}/reconstruction/{name}", outputs[name].float().mean(), sync_dist=False)
         self.log(f"{stage}/identity/reconstruction", outputs["identity"].float().mean(), sync_dist=False)
-        self.log(f"{stage}/identity/swap", outputs["swap_identity"].float().mean(), sync_dist=False)
+        swap = outputs["swap_identity"].float()
+        swap = swap[torch.isfinite(swap)]  # batches of one have no donor
+        self.log(f"{stage}/identity/swap", swap.mean() if swap.numel() else math.nan, sync_dist=False)
 
     def on_validation_epoch_end(self) -> None:
         """Mean reconstruction scores over every rank's images."""
@@ -418,6 +422,12 @@ class IFaditFlow(_IFaditModule):
         freeze(self.attribute_encoder)
         freeze(self.mapper)
         self.flow, self.compensation = flow, compensation
+        if flow_weights is not None and compensation is not None and compensation_weights is None:
+            raise ConfigError(
+                "model.flow_weights loads the released flow but the ICL would stay random: give "
+                "model.compensation_weights too (manifest:ifadit-compensation), or model.compensation=null "
+                "for the flow alone"
+            )
         if flow_weights is not None:
             load_into(self.flow, flow_weights)
         if compensation_weights is not None:
@@ -455,6 +465,11 @@ class IFaditFlow(_IFaditModule):
     def judges(self) -> dict[str, FaceRecognizer]:
         """The recognizers judging identities (held outside the module tree: never trained or saved)."""
         return self.__dict__["_judges"]
+
+    @property
+    def training_label(self) -> str:
+        """How the flow and ICL were trained: released weights (both loaded) or the reconstructed recipe."""
+        return RELEASED_NOTE if self.hparams.flow_weights is not None else RECONSTRUCTED_NOTE
 
     @property
     def requires_checkpoint(self) -> bool:
@@ -632,8 +647,10 @@ class IFaditFlow(_IFaditModule):
                 metric = f"{stage}/detection/{rest[0]}"
             else:
                 metric = f"{stage}/{kind}/{rest[0]}"
-            finite = values.float()[torch.isfinite(values.float())]
-            value = finite.mean() if finite.numel() else torch.tensor(math.nan)
+            values = values.float()
+            if kind == "det":  # NaN = no face in one of the two images: counted by the detection rate only
+                values = values[torch.isfinite(values)]
+            value = values.mean() if values.numel() else torch.tensor(math.nan)
             self.log(metric, value, sync_dist=False, prog_bar=metric == f"{stage}/recovered/psnr")
 
     def on_validation_epoch_end(self) -> None:
@@ -644,7 +661,7 @@ class IFaditFlow(_IFaditModule):
         """Mean scores over every rank's images, and the grid figure."""
         self._report("test")
         if self.figure_batch is not None:
-            log_figure(self, "test/grid", grid_figure(self.figure_batch))
+            log_figure(self, "test/grid", grid_figure(self.figure_batch, self.training_label))
             self.figure_batch = None
 
     def results_table(self, metrics: Mapping[str, float]) -> pd.DataFrame:
@@ -652,8 +669,7 @@ class IFaditFlow(_IFaditModule):
         weights or the reconstructed recipe), image scores and identity cosines."""
         table = flow_table(metrics)
         if not table.empty:
-            released = self.hparams.flow_weights is not None
-            table.insert(0, "training", RELEASED_NOTE if released else RECONSTRUCTED_NOTE)
+            table.insert(0, "training", self.training_label)
         return table
 
     def configure_optimizers(self) -> Any:
@@ -664,8 +680,8 @@ class IFaditFlow(_IFaditModule):
         return torch.optim.Adam(params, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
 
 
-def grid_figure(columns: Mapping[str, Tensor]) -> Figure:
-    """Images in rows, one column per version (the authors' test grid), with a reconstructed-training note."""
+def grid_figure(columns: Mapping[str, Tensor], training: str = RECONSTRUCTED_NOTE) -> Figure:
+    """Images in rows, one column per version (the authors' test grid), titled with how it was trained."""
     names = list(columns)
     rows = next(iter(columns.values())).shape[0]
     fig = Figure(figsize=(2.0 * len(names), 2.0 * rows + 0.4))
@@ -678,6 +694,6 @@ def grid_figure(columns: Mapping[str, Tensor]) -> Figure:
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(name, fontsize=9)
-    fig.suptitle(f"iFADIT ({RECONSTRUCTED_NOTE})", fontsize=9)
+    fig.suptitle(f"iFADIT ({training})", fontsize=9)
     fig.tight_layout()
     return fig

@@ -36,8 +36,9 @@ ONE_HOT_SHARPNESS = 13.0
 def soft_one_hot(labels: Tensor, num_classes: int, sharpness: float = ONE_HOT_SHARPNESS) -> Tensor:
     """Integer label maps ``[B, 1, H, W]`` → soft class maps ``[B, num_classes, H, W]``: the softmax over
     classes of ``sharpness · one_hot`` (≈ 0.99 on the true class for 15 classes). Labels outside
-    ``[0, num_classes)`` get the uniform distribution. The original converts label maps so before the
-    correspondence (its ``one2multi_chanels``; the constant shift it adds cancels in the softmax)."""
+    ``[0, num_classes)`` get the uniform distribution. The original converts MT label maps so when it tests
+    on MT data (its ``one2multi_chanels``; the constant shift it adds cancels in the softmax); in training it
+    feeds the raw label map (the ``faithful_bugs`` path)."""
     if labels.ndim != 4 or labels.shape[1] != 1:
         raise ValueError(f"soft_one_hot: expected labels [B, 1, H, W], got {tuple(labels.shape)}")
     classes = torch.arange(num_classes, device=labels.device).view(1, num_classes, 1, 1)

@@ -98,7 +98,7 @@ from src.papers.makeup_privacy.report import metric_name, table_from_metrics
 from src.papers.makeup_privacy.vgg import VGG19Features
 from src.papers.registry import register_paper
 from src.utils.seeding import derive_seed
-from src.weights import resolve_spec
+from src.weights import resolve, resolve_spec
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +288,8 @@ class MakeupPrivacyModule(LabModule):
             raise ConfigError(f"model.optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if lpips is not None and lpips not in LPIPS_NETS:
             raise ConfigError(f"model.lpips must be one of {LPIPS_NETS} or null, got {lpips!r}")
+        if lpips is not None and not lpips_random:  # fail now, not after training: the trunk is a download
+            resolve(f"lpips-{lpips}-backbone")
         if int(d_every) < 1:
             raise ConfigError(f"model.d_every must be >= 1, got {d_every}")
         if int(niter_decay) < 0:
@@ -587,9 +589,9 @@ class MakeupPrivacyModule(LabModule):
         self._target_embeddings = {}
         if self.hparams.fid:
             self.__dict__["fid_metric"] = FID().to(self.device)
-        if self.hparams.lpips is not None:  # the trunk comes through the weights manifest
+        if self.hparams.lpips is not None:  # the trunk comes through the weights manifest (checked at build)
             metric = LPIPS(net=self.hparams.lpips, random_backbone=bool(self.hparams.lpips_random))
-            self.__dict__["lpips_metric"] = metric.to(self.device)
+            self.__dict__["lpips_metric"] = metric.to(self.device)  # used by 1:1 pairs only
 
     def _noise_seeds(self, batch: Mapping[str, Tensor]) -> list[int]:
         """One noise seed per image: ``noise_seed`` mixed with the image's dataset index."""
