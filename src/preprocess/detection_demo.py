@@ -91,14 +91,19 @@ def run_record(stdout: str) -> Path:
 SUMMARY_COLUMNS = ("frame_auc", "frame_ap", "video_auc", "video_ap", "n_videos", "failed_frames")
 
 
-def start_demo(argv: Sequence[str] | None = None) -> tuple[list[str], float]:
-    """What every detection demo does first: read ``[--fresh] [key=value ...]``, silence W&B and prepare
-    the shared data (once, or again with ``--fresh``); returns the overrides and the start time."""
+def demo_args(argv: Sequence[str] | None = None) -> tuple[list[str], bool, float]:
+    """What every demo does first: read ``[--fresh] [key=value ...]`` and silence W&B; returns the
+    overrides, whether ``--fresh`` was given and the start time."""
     args = list(sys.argv[1:] if argv is None else argv)
-    overrides = [a for a in args if a != "--fresh"]
     os.environ.setdefault("WANDB_SILENT", "true")
-    start = time.perf_counter()
-    prepare_data(data_dir() / "demo_detection", "--fresh" in args)
+    return [a for a in args if a != "--fresh"], "--fresh" in args, time.perf_counter()
+
+
+def start_demo(argv: Sequence[str] | None = None) -> tuple[list[str], float]:
+    """What every detection demo does first: :func:`demo_args`, then the shared data (once, or again with
+    ``--fresh``); returns the overrides and the start time."""
+    overrides, fresh, start = demo_args(argv)
+    prepare_data(data_dir() / "demo_detection", fresh)
     return overrides, start
 
 
@@ -152,3 +157,12 @@ def best_checkpoint(run_dir: Path) -> Path:
     if not chosen.is_file():
         raise SystemExit(f"[demo] {run_dir} has no checkpoint (neither best*.ckpt nor last.ckpt in {folder})")
     return chosen
+
+
+def train_standin(experiment: str, target: Path, what: str, fresh: bool = False) -> Path:
+    """Train ``experiment`` (a stand-in network a demo needs, e.g. a recognizer on synthetic faces) and
+    export its network to ``target`` (:func:`export_network`), unless ``target`` exists and not ``fresh``."""
+    if fresh or not target.is_file():
+        output = run_step([sys.executable, "-m", "src.train", f"experiment={experiment}"], what)
+        export_network(run_record(output), target)
+    return target

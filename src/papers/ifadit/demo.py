@@ -18,7 +18,6 @@ Step 1 is skipped when its file exists (``--fresh`` redoes it).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -26,7 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.preprocess.detection_demo import best_checkpoint, data_dir, export_network, run_record, run_step
+from src.preprocess.detection_demo import (
+    best_checkpoint,
+    data_dir,
+    demo_args,
+    run_record,
+    run_step,
+    train_standin,
+)
 from src.utils.tables import to_console
 
 ENCODER_EXPERIMENT = "ifadit/demo_identity_encoder"
@@ -37,18 +43,13 @@ ENCODER_FILE = Path("demo_ifadit") / "identity_encoder.pth"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the three steps and print the table."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    fresh = "--fresh" in args
-    overrides = [a for a in args if a != "--fresh"]
-    os.environ.setdefault("WANDB_SILENT", "true")
-    start = time.perf_counter()
-    encoder = data_dir() / ENCODER_FILE
-    if fresh or not encoder.is_file():
-        output = run_step(
-            [sys.executable, "-m", "src.train", f"experiment={ENCODER_EXPERIMENT}"],
-            "training the stand-in identity encoder E_id (narrow AdaFace IR-18, synthetic identities)",
-        )
-        export_network(run_record(output), encoder)
+    overrides, fresh, start = demo_args(argv)
+    train_standin(
+        ENCODER_EXPERIMENT,
+        data_dir() / ENCODER_FILE,
+        "training the stand-in identity encoder E_id (narrow AdaFace IR-18, synthetic identities)",
+        fresh,
+    )
     output = run_step(
         [sys.executable, "-m", "src.train", f"experiment={PHASE1_EXPERIMENT}"],
         "phase 1 (reconstructed): attribute encoder, mapper and the demo's generator learn to reconstruct",

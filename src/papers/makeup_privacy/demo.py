@@ -17,7 +17,6 @@ Steps 1 and 2 are skipped when their files exist (``--fresh`` redoes them).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -25,7 +24,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.preprocess.detection_demo import best_checkpoint, data_dir, export_network, run_record, run_step
+from src.preprocess.detection_demo import (
+    best_checkpoint,
+    data_dir,
+    demo_args,
+    run_record,
+    run_step,
+    train_standin,
+)
 from src.preprocess.synthetic_makeup import write_synthetic_makeup_data
 from src.utils.tables import to_console
 
@@ -45,21 +51,16 @@ def show(run_dir: Path, title: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the steps and print the tables."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    fresh = "--fresh" in args
-    overrides = [a for a in args if a != "--fresh"]
-    os.environ.setdefault("WANDB_SILENT", "true")
-    start = time.perf_counter()
+    overrides, fresh, start = demo_args(argv)
     root = data_dir() / FOLDER
     print(f"[demo] synthetic makeup-transfer data (NOT real data) in {root}", flush=True)
     write_synthetic_makeup_data(root, image_size=IMAGE_SIZE, progress=False, force=fresh)
-    recognizer = root / "recognizer.pth"
-    if fresh or not recognizer.is_file():
-        output = run_step(
-            [sys.executable, "-m", "src.train", f"experiment={RECOGNIZER_EXPERIMENT}"],
-            "training the stand-in recognizer (narrow AdaFace IR-18, synthetic identities)",
-        )
-        export_network(run_record(output), recognizer)
+    train_standin(
+        RECOGNIZER_EXPERIMENT,
+        root / "recognizer.pth",
+        "training the stand-in recognizer (narrow AdaFace IR-18, synthetic identities)",
+        fresh,
+    )
     output = run_step(
         [sys.executable, "-m", "src.train", f"experiment={EXPERIMENT}", *overrides],
         "training the makeup generator against the stand-in, then the 1:1 test on MT's fixed pairs",

@@ -16,14 +16,13 @@ Steps 1 and 2 are skipped when their files exist (``--fresh`` redoes them).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Sequence
 
 import pandas as pd
 
-from src.preprocess.detection_demo import data_dir, export_network, run_record, run_step
+from src.preprocess.detection_demo import data_dir, demo_args, run_record, run_step, train_standin
 from src.preprocess.verification_bins import STANDARD_SETS, synthetic_verification_sets
 from src.utils.tables import to_console
 
@@ -35,22 +34,17 @@ SERVER_FILE = "demo_server.pth"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the three steps and print the table."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    fresh = "--fresh" in args
-    overrides = [a for a in args if a != "--fresh"]
-    os.environ.setdefault("WANDB_SILENT", "true")
-    start = time.perf_counter()
+    overrides, fresh, start = demo_args(argv)
     root = data_dir() / "demo_verification"
     if fresh or not all((root / f"{name}.bin").is_file() for name in STANDARD_SETS):
         print(f"[demo] writing synthetic verification sets (.bin) to {root}", flush=True)
         synthetic_verification_sets(root, image_size=IMAGE_SIZE, pairs_per_fold=3)
-    server = root / SERVER_FILE
-    if fresh or not server.is_file():
-        output = run_step(
-            [sys.executable, "-m", "src.train", f"experiment={SERVER_EXPERIMENT}"],
-            "training the stand-in server S (narrow AdaFace IR-18, synthetic identities)",
-        )
-        export_network(run_record(output), server)
+    train_standin(
+        SERVER_EXPERIMENT,
+        root / SERVER_FILE,
+        "training the stand-in server S (narrow AdaFace IR-18, synthetic identities)",
+        fresh,
+    )
     output = run_step(
         [sys.executable, "-m", "src.train", f"experiment={EXPERIMENT}", *overrides],
         "training the client A against the frozen server, then the verification table",
