@@ -5,9 +5,11 @@ What a paper needs to be tiny is declared by the paper itself (``src/papers/<pap
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
 import functools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,8 +42,10 @@ TINY_DATA: dict[str, list[str]] = {
     ],
 }
 
-# Miniature copies of the real layouts (FFHQ, VGGFace2, CelebA, CelebA-HQ, LFW), built once per session.
+# Miniature copies of the real layouts (FFHQ, VGGFace2, CelebA, CelebA-HQ, LFW), built once per session and
+# removed when the process ends (each test process builds its own: hundreds of MB a run left behind else).
 TINY_DATA_ROOT = Path(tempfile.mkdtemp(prefix="lab_tiny_data_"))
+atexit.register(shutil.rmtree, TINY_DATA_ROOT, ignore_errors=True)
 TINY_DATA.update(tiny_data_overrides(TINY_DATA_ROOT))
 
 PAPERS = discover()
