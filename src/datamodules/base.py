@@ -143,3 +143,27 @@ class FaceDataModule(pl.LightningDataModule):
     def describe(self) -> dict[str, Any]:
         """Counts (images, identities, videos, ...) and skipped files for the run record."""
         return {"skipped_files": list(self.skipped_files)}
+
+
+class EvaluationSetDataModule(FaceDataModule):
+    """A DataModule of evaluation data only: validation and test both yield every item of :meth:`dataset`
+    once, in its order; asking for training data is an error saying why (:attr:`no_training`)."""
+
+    #: completes "<dataset_name> ..." in the error a training request raises
+    no_training = "is evaluation data; it has no training split"
+
+    def dataset(self) -> Dataset:
+        """The evaluation items (subclasses build them, setting up on first use)."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        """Evaluation data has no training split."""
+        raise ValueError(f"{self.dataset_name} {self.no_training}")
+
+    def val_dataloader(self) -> DataLoader:
+        """Every item once."""
+        return self.make_loader(self.dataset(), train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Every item once."""
+        return self.make_loader(self.dataset(), train=False)

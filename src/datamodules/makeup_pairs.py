@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from src.config.errors import ConfigError
-from src.datamodules.base import FaceDataModule
+from src.datamodules.base import EvaluationSetDataModule
 from src.datamodules.components.layout import DatasetLayoutError
 from src.datamodules.components.makeup_io import ImageFolder, list_image_folder, load_rgb
 
@@ -65,10 +65,14 @@ class AllPairs(Dataset):
         }
 
 
-class MakeupPairsDataModule(FaceDataModule):
+class MakeupPairsDataModule(EvaluationSetDataModule):
     """Sources × references for makeup-transfer evaluation (val = test; no training split)."""
 
     dataset_name = "makeup_pairs"
+    no_training = (
+        "is evaluation data (sources x references); train on a makeup-transfer training set "
+        "(datamodule=mt_makeup)"
+    )
 
     def __init__(
         self,
@@ -133,21 +137,6 @@ class MakeupPairsDataModule(FaceDataModule):
             self.setup()
         assert self.pairs is not None
         return self.pairs
-
-    def train_dataloader(self) -> DataLoader:
-        """Test pairs are evaluation data."""
-        raise ValueError(
-            f"{self.dataset_name} is evaluation data (sources x references); train on a makeup-transfer "
-            "training set (datamodule=mt_makeup)"
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        """Every pair once, source-major."""
-        return self.make_loader(self.dataset(), train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Every pair once, source-major."""
-        return self.make_loader(self.dataset(), train=False)
 
     def describe(self) -> dict[str, Any]:
         """Folders, images found and used, the limits and the number of pairs."""

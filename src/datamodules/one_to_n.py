@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from src.config.errors import ConfigError
-from src.datamodules.base import FaceDataModule
+from src.datamodules.base import EvaluationSetDataModule
 from src.datamodules.components.layout import DatasetLayoutError
 from src.datamodules.components.makeup_io import ImageFolder, list_image_folder, load_rgb
 from src.utils.seeding import derive_seed
@@ -160,10 +160,11 @@ class QueryGalleryDataset(Dataset):
         return item
 
 
-class OneToNDataModule(FaceDataModule):
+class OneToNDataModule(EvaluationSetDataModule):
     """A 1:N query/gallery set (evaluation only: val = test), optionally with makeup references."""
 
     dataset_name = "one_to_n"
+    no_training = "is a 1:N evaluation set (query and gallery); it has no training split"
 
     def __init__(
         self,
@@ -240,20 +241,6 @@ class OneToNDataModule(FaceDataModule):
             self.setup()
         assert self.data is not None
         return self.data
-
-    def train_dataloader(self) -> DataLoader:
-        """1:N sets are evaluation data."""
-        raise ValueError(
-            f"{self.dataset_name} is a 1:N evaluation set (query and gallery); it has no training split"
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        """Every identity once, in folder order."""
-        return self.make_loader(self.dataset(), train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Every identity once, in folder order."""
-        return self.make_loader(self.dataset(), train=False)
 
     def describe(self) -> dict[str, Any]:
         """Folder, identities, sizes, the reference folder and seed."""
