@@ -10,7 +10,8 @@ shared file (see ``docs/adding-a-paper.md``):
 * its report layout (run records → the paper's table), with ``@register_report("name")``;
 * its cost-benchmark entries (:class:`CostEntry`), with :func:`register_cost`;
 * its weights-manifest fragment: a ``weights.yaml`` file next to its module, read by :mod:`src.weights`;
-* its own obfuscators with :func:`src.obfuscators.base.register_obfuscator`.
+* its own obfuscators with :func:`src.obfuscators.base.register_obfuscator`;
+* the methods it serves to people (SDK, CLI, web portal; :class:`MethodEntry`), with :func:`register_method`.
 
 :func:`discover` imports every module of every paper package; shared code reads the registries, never a paper
 name.
@@ -125,10 +126,39 @@ class CostEntry:
     passes: Passes
 
 
+MethodBuild = Callable[..., Any]
+"""``build(checkpoint, device, **options)`` → a :class:`src.inference.methods.ServedMethod`; ``checkpoint``
+is a :class:`src.inference.checkpoints.MethodCheckpoint` (None for methods that need no training)."""
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A method a paper serves: applied to people's photos and videos by ``src.sdk.load(name, ckpt=...)``."""
+
+    #: the name users load it by (``proface_s``, ``blur``, ...); unique across papers
+    name: str
+    #: the registered paper it belongs to
+    paper: str
+    #: ``protect`` (privacy) or ``detect`` (forgery detection)
+    kind: str
+    #: ``build(checkpoint, device, **options)`` → the served method
+    build: MethodBuild
+    #: one line shown in method lists
+    summary: str
+    #: whether it needs a trained checkpoint (False: e.g. a fixed obfuscator)
+    needs_checkpoint: bool = True
+    #: an experiment whose checkpoints it serves: the tests build a tiny untrained checkpoint from it
+    experiment: str | None = None
+    #: keyword options ``build`` accepts → one-line help (the CLI's ``--option key=value``)
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+METHOD_KINDS = ("protect", "detect")
 PAPERS: dict[str, PaperInfo] = {}
 TINY_SETTINGS: dict[str, TinySettings] = {}
 REPORT_LAYOUTS: dict[str, ReportLayout] = {}
 COST_ENTRIES: dict[str, tuple[CostEntry, ...]] = {}
+METHODS: dict[str, MethodEntry] = {}
 
 
 def register_paper(
@@ -193,6 +223,17 @@ def register_cost(name: str, *entries: CostEntry) -> tuple[CostEntry, ...]:
     return COST_ENTRIES[name]
 
 
+def register_method(entry: MethodEntry) -> MethodEntry:
+    """Declare a method a paper serves (its ``paper`` must be registered by :func:`discover`'s end)."""
+    if entry.kind not in METHOD_KINDS:
+        raise ValueError(f"method '{entry.name}': kind must be one of {METHOD_KINDS}, got {entry.kind!r}")
+    existing = METHODS.get(entry.name)
+    if existing is not None and existing != entry:
+        raise ValueError(f"method '{entry.name}' is already registered by paper '{existing.paper}'")
+    METHODS[entry.name] = entry
+    return entry
+
+
 def tiny_settings(name: str) -> TinySettings:
     """Paper ``name``'s tiny settings (empty ones when it needs none)."""
     return TINY_SETTINGS.get(name, TinySettings())
@@ -211,6 +252,7 @@ def discover() -> dict[str, PaperInfo]:
         ("tiny settings", TINY_SETTINGS),
         ("a report layout", REPORT_LAYOUTS),
         ("cost entries", COST_ENTRIES),
+        ("served methods", {entry.paper: entry for entry in METHODS.values()}),
     ):
         unknown = sorted(set(registry) - set(PAPERS))
         if unknown:

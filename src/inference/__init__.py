@@ -1,0 +1,1 @@
+"""Face-level interface of served methods, and rebuilding a method from its checkpoint."""

@@ -1,0 +1,1 @@
+"""Serving trained methods to people: SDK engine, command line, web portal (docs/serving.md)."""
