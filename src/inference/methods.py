@@ -53,8 +53,8 @@ class FaceCrop:
 
     ``scale``: side of the square / the larger side of the detector box (the margin the method was trained
     with: tight crops ~1.2, CelebA-like crops with hair and chin ~1.8). ``shift``: vertical shift of the
-    square's centre, in box heights (negative moves it up, toward the forehead). ``feather``: width of the soft edge
-    used when pasting the result back, as a fraction of the crop side (0: a hard edge).
+    square's centre, in box heights (negative moves it up, toward the forehead). ``feather``: width of the
+    soft edge used when pasting the result back, as a fraction of the crop side (0: a hard edge).
     """
 
     scale: float = 1.6
