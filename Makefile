@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo demo-detection demo-detection-papers notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks clean clean-runs
+.PHONY: help install serve bench-serving demo demo-detection demo-detection-papers notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,6 +18,7 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
 	$(PY) -m pip install --quiet --no-deps grad-cam==1.5.7
+	$(PY) -m pip install --quiet --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the pinned stack (works offline from the package index)
@@ -64,7 +65,7 @@ test-all: lint ## every test
 sweep-demo: $(STAMP) ## run the example sweep (4 short demo trainings)
 	$(PY) -m src.sweep experiments/sweeps/demo_recognizer_lr.yaml trainer.max_epochs=2
 
-bench: bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks ## every speed/memory benchmark (prints ratios; not a test)
+bench: bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks bench-serving ## every speed/memory benchmark (prints ratios; not a test)
 
 bench-metrics: $(STAMP) ## metrics suite vs torchmetrics; retrieval vs a bare matrix product
 	$(PY) -m benchmarks.bench_metrics
@@ -84,6 +85,12 @@ bench-attacks: $(STAMP) ## PGD-10 / FGSM images/s through the attack suite vs pl
 
 bench-dpp: $(STAMP) ## spherical DP samplers of the identity perturbator: draws/s at d = 512 (target >= 1e5)
 	$(PY) -m benchmarks.bench_dp_samplers
+
+bench-serving: $(STAMP) ## the web portal under 1, 4 and 16 concurrent clients on 127.0.0.1: p50/p95 latency, errors, 503s
+	$(PY) -m benchmarks.bench_serving
+
+serve: $(STAMP) ## the web portal on http://127.0.0.1:8000 with every method and every checkpoint found under runs/
+	$(PY) -m src.serving.portal --runs $${PROFACE_RUNS:-$(CURDIR)/runs}
 
 clean: ## remove caches
 	rm -rf .pytest_cache .ruff_cache
