@@ -219,3 +219,34 @@ def _relative(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+SERVING_ACTIONS = ("protect", "recover", "detect", "methods")
+ENTRY_USAGE = """usage: python -m src.cli {train,eval} experiment=<name> [key=value ...]
+       python -m src.cli {protect,recover} IN [IN ...] OUT --method NAME [--ckpt FILE] [--faces detect|whole]
+       python -m src.cli detect IN [IN ...] OUT --method NAME --ckpt FILE
+       python -m src.cli methods
+(python -m src.cli <action> --help says more; docs/serving.md)"""
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m src.cli <action> ...``: train/eval a config, or protect/recover/detect files."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("train", "eval"):
+        return main(argv[0], argv[1:])
+    if not argv or argv[0] not in SERVING_ACTIONS:
+        print(ENTRY_USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    from src.serving.cli import PASSWORD_ENV
+    from src.serving.cli import main as serving_main
+
+    env_var = argv[argv.index("--password-env") + 1] if "--password-env" in argv[:-1] else PASSWORD_ENV
+    hidden = [value for value in (os.environ.get(env_var),) if value]
+    try:
+        return serving_main(argv)
+    except expected_errors() as exc:  # e.g. missing weights for a method's networks, a bad checkpoint
+        return report_error(exc, lambda text: redact_text(text, hidden, []), "--debug" in argv)
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main())

@@ -1,0 +1,127 @@
+"""``python -m src.cli protect|recover|detect``: folders in, outputs mirrored, every failure listed, passwords
+only from the environment."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from torch import Tensor
+
+from src.cli import cli_main
+from src.datamodules.components.synthetic_face_renderer import render_synthetic_face
+from src.inference.methods import FaceCrop, ProtectionMethod
+from src.papers.registry import METHODS, MethodEntry
+from src.serving.inputs import as_image
+from tests.helpers import run_cli
+
+SECRET = "tr0ub4dor&3"
+
+
+class Negative(ProtectionMethod):
+    """A keyed, reversible stand-in: an affine negative whose contrast the password picks (exactly invertible
+    before rounding, and linear, so resizing does not get in the way)."""
+
+    reversible = True
+    needs_password = True
+
+    def _contrast(self, password: str | None) -> float:
+        return 0.5 + 0.4 * hashlib.sha256((password or "").encode()).digest()[0] / 255
+
+    def protect_faces(self, faces: Tensor, password: str | None = None) -> Tensor:
+        return 0.5 + self._contrast(password) * (0.5 - faces)
+
+    def recover_faces(self, faces: Tensor, password: str | None = None) -> Tensor:
+        return (0.5 - (faces - 0.5) / self._contrast(password)).clamp(0, 1)
+
+
+def _build(checkpoint: Any, device: Any = "cpu", **options: Any) -> Negative:
+    return Negative("negative", "obfuscation_baselines", 256, crop=FaceCrop(scale=1.5, feather=0.0))
+
+
+@pytest.fixture
+def negative(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = MethodEntry("negative", "obfuscation_baselines", "protect", _build, "test stand-in", False)
+    monkeypatch.setitem(METHODS, "negative", entry)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(render_synthetic_face(0, 1, 0, 160)).save(folder / "a.jpg", quality=95)
+    Image.fromarray(render_synthetic_face(0, 2, 0, 160)).save(folder / "sub" / "b.png")
+    Image.fromarray(np.full((100, 100, 3), 128, np.uint8)).save(folder / "blank.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (folder / "notes.txt").write_text("hello")
+    return folder
+
+
+def test_folder_run_writes_every_output_and_lists_every_failure(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    code = cli_main(["protect", str(photos), str(out), "--method", "pixelate", "--no-progress"])
+    assert code == 3
+    assert (out / "a.jpg").is_file() and (out / "sub" / "b.png").is_file()
+    assert json.loads((out / "a.jpg.faces.json").read_text())["faces"][0]["side"] > 0
+    with (out / "failures.csv").open() as handle:
+        failures = {Path(row["file"]).name: row["reason"] for row in csv.DictReader(handle)}
+    assert set(failures) == {"blank.png", "broken.jpg", "notes.txt"}
+    assert "no face found" in failures["blank.png"] and "corrupt image" in failures["broken.jpg"]
+    err = capsys.readouterr()
+    assert "protect: 2 of 5 input(s) done" in err.out and "3 input(s) failed" in err.err
+
+
+def test_passwords_never_come_from_the_command_line(photos: Path, tmp_path: Path, negative: None) -> None:
+    args = ["protect", str(photos / "a.jpg"), str(tmp_path / "o.png"), "--method", "negative"]
+    assert cli_main([*args, "--password", SECRET]) == 2
+    assert cli_main([*args, f"--password={SECRET}"]) == 2
+
+
+def test_protect_then_recover_with_the_password_from_the_environment(
+    photos: Path,
+    tmp_path: Path,
+    negative: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    protected, recovered = tmp_path / "p.png", tmp_path / "r.png"
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert cli_main(["protect", str(photos / "sub" / "b.png"), str(protected), "--method", "negative"]) == 2
+    assert "needs a password: set $PROFACE_PASSWORD" in capsys.readouterr().err
+    monkeypatch.setenv("MY_PASSWORD", SECRET)
+    common = ["--method", "negative", "--password-env", "MY_PASSWORD", "--no-progress"]
+    assert cli_main(["protect", str(photos / "sub" / "b.png"), str(protected), *common]) == 0
+    # recover reads the faces file protect wrote next to its output: exactly the protected square
+    assert cli_main(["recover", str(protected), str(recovered), *common]) == 0
+    original, back = as_image(photos / "sub" / "b.png"), as_image(recovered)
+    error = np.abs(back.astype(int) - original.astype(int))
+    print(f"recovery error: mean {error.mean():.2f}, max {error.max()}")
+    assert error.mean() < 2.5  # resampling the face square to the method's size and back blurs sharp edges
+    monkeypatch.setenv("MY_PASSWORD", "not the password")
+    assert cli_main(["recover", str(protected), str(tmp_path / "w.png"), *common]) == 0
+    assert np.abs(as_image(tmp_path / "w.png").astype(int) - original.astype(int)).mean() > 5
+    assert SECRET not in capsys.readouterr().out
+
+
+def test_wrong_kind_of_method_and_unknown_method_are_usage_errors(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert cli_main(["detect", str(photos / "a.jpg"), str(tmp_path / "d.csv"), "--method", "blur"]) == 2
+    assert "detect needs a forgery detector" in capsys.readouterr().err
+    assert cli_main(["recover", str(photos / "a.jpg"), str(tmp_path / "r.png"), "--method", "blur"]) == 3
+    assert "not reversible" in (tmp_path / "failures.csv").read_text()
+    assert cli_main(["protect", str(photos / "a.jpg"), str(tmp_path / "x.png"), "--method", "nope"]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_the_module_entry_point_lists_methods() -> None:
+    output = run_cli("src.cli", ["methods"])
+    assert "blur" in output and "dp_pix" in output
