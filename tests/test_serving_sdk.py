@@ -138,7 +138,7 @@ def test_square_region_follows_the_crop_settings() -> None:
 
     region = square_region(Detection(), FaceCrop(scale=1.5, shift=-0.1))  # type: ignore[arg-type]
     assert region.side == 90
-    assert (region.left, region.top) == (25, round(70 - 6 - 45))
+    assert (region.left, region.top) == (25, 70 - 6 - 45)
 
 
 # --------------------------------------------------------------------------------------------------- SDK
