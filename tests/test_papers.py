@@ -103,9 +103,12 @@ SHARED_PLACES = [
             "evaluation",
             "analysis",
             "lightning_modules",
+            "inference",
+            "serving",
         )
     ),
     PROJECT_ROOT / "src" / "tasks.py",
+    PROJECT_ROOT / "src" / "sdk.py",
     PROJECT_ROOT / "tests" / "helpers.py",
     PROJECT_ROOT / "tests" / "conftest.py",
     PROJECT_ROOT / "Makefile",

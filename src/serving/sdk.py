@@ -1,10 +1,10 @@
 """The Python SDK: load a trained method by name and apply it to photos and videos.
 
 >>> from src.sdk import load
->>> method = load("proface_s", ckpt="runs/.../checkpoints/best.ckpt")
+>>> method = load("<method>", ckpt="runs/<experiment>/<run>/checkpoints/best-003.ckpt")
 >>> result = method.protect("me.jpg", password="...")[0]
 >>> result.save("me_protected.png"); result.privacy
->>> detector = load("detection_baselines", ckpt="runs/.../best.ckpt")
+>>> detector = load(ckpt="runs/<detector experiment>/<run>/checkpoints/best-001.ckpt")
 >>> detector.detect("clip.mp4").score
 
 Methods are found in the registry (:data:`src.papers.registry.METHODS`); each paper builds its own
