@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from torch import Tensor
 
 from src.cli import cli_main
 from src.datamodules.components.synthetic_face_renderer import render_synthetic_face
-from src.inference.methods import FaceCrop, ProtectionMethod
+from src.inference.methods import DetectionMethod, FaceCrop, ProtectionMethod
 from src.papers.registry import METHODS, MethodEntry
+from src.sdk import load
 from src.serving.inputs import as_image
+from src.serving.video import VideoWriter
 from tests.helpers import run_cli
 
 SECRET = "tr0ub4dor&3"
@@ -125,3 +128,37 @@ def test_wrong_kind_of_method_and_unknown_method_are_usage_errors(
 def test_the_module_entry_point_lists_methods() -> None:
     output = run_cli("src.cli", ["methods"])
     assert "blur" in output and "dp_pix" in output
+
+
+class Brightness(DetectionMethod):
+    """A stand-in detector: the face's mean brightness as its fake probability (independent of the CLI)."""
+
+    def detect_faces(self, faces: Tensor) -> Tensor:
+        return faces.mean(dim=(1, 2, 3))
+
+
+def test_detect_writes_one_row_per_face_and_a_video_score(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = lambda checkpoint, device="cpu", **options: Brightness("brightness", "obfuscation_baselines", 64)  # noqa: E731
+    entry = MethodEntry("brightness", "obfuscation_baselines", "detect", build, "test stand-in", False)
+    monkeypatch.setitem(METHODS, "brightness", entry)
+    clip = photos / "clip.mp4"
+    with VideoWriter(clip, Fraction(5)) as writer:
+        for identity in (1, 2):
+            writer.write(render_synthetic_face(0, identity, 0, 160))
+    out = tmp_path / "scores.csv"
+    code = cli_main(["detect", str(photos), str(out), "--method", "brightness", "--no-progress"])
+    assert code == 3  # broken.jpg and notes.txt fail; the blank image is scored as "no face"
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    by_file = {}
+    for row in rows:
+        by_file.setdefault(Path(row["file"]).name, []).append(row)
+    assert set(by_file) == {"a.jpg", "b.png", "blank.png", "clip.mp4"}
+    assert by_file["blank.png"][0]["score"] == ""  # no face: no score, but listed
+    video = [row for row in by_file["clip.mp4"] if row["face"] == "video"]
+    frames = [float(row["score"]) for row in by_file["clip.mp4"] if row["face"] == "0"]
+    assert len(frames) == 2 and float(video[0]["score"]) == pytest.approx(sum(frames) / 2, abs=1e-5)
+    direct = load("brightness").detect(photos / "a.jpg")[0].score  # the SDK on the same file
+    assert float(by_file["a.jpg"][0]["score"]) == pytest.approx(direct, abs=1e-6)
