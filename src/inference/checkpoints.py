@@ -93,7 +93,9 @@ class MethodCheckpoint:
         module = instantiate_untrusted(model_cfg, source=str(self.path), key="model")
         if not isinstance(module, pl.LightningModule):
             raise CheckpointError(f"checkpoint {self.path}: model built a {type(module).__name__}")
-        state = self.checkpoint["state_dict"]
+        # keys under ignore_prefixes are not loaded at all: a network the edit shrank or dropped may have
+        # other shapes, which load_state_dict refuses even with strict=False
+        state = {k: v for k, v in self.checkpoint["state_dict"].items() if not k.startswith(ignore_prefixes)}
         missing, unexpected = module.load_state_dict(state, strict=False)
         missing = [key for key in missing if not key.startswith(ignore_prefixes)]
         unexpected = [key for key in unexpected if not key.startswith(ignore_prefixes)]

@@ -315,7 +315,13 @@ class Protector(_Served):
                 result.frames = index + 1
                 if progress is not None:
                     progress(index + 1)
-        result.privacy = {**self.method.privacy_record(), "action": "recover" if recover else "protect"}
+        result.privacy = {
+            **self.method.privacy_record(),
+            "action": "recover" if recover else "protect",
+            # each frame with a face is one release of that face (a DP method's epsilon composes over them)
+            "frames": result.frames,
+            "frames_with_faces": result.frames - len(result.frames_without_face),
+        }
         return result
 
 
