@@ -5,6 +5,8 @@
 >>> blur.protect("photo.jpg")[0].save("photo_blurred.png")
 """
 
+from src.inference.faces import FaceRegion
+from src.inference.inputs import InputError, InputLimits
 from src.inference.methods import (
     FaceCrop,
     NoFaceError,
@@ -12,8 +14,6 @@ from src.inference.methods import (
     PasswordError,
     ServingError,
 )
-from src.serving.faces import FaceRegion
-from src.serving.inputs import InputError, InputLimits
 from src.serving.results import DetectionResult, FaceScore, ImageResult, VideoResult
 from src.serving.sdk import Detector, Protector, available_methods, load
 

@@ -17,10 +17,10 @@ from torch import Tensor
 
 from src.cli import cli_main
 from src.datamodules.components.synthetic_face_renderer import render_synthetic_face
+from src.inference.inputs import as_image
 from src.inference.methods import DetectionMethod, FaceCrop, ProtectionMethod
 from src.papers.registry import METHODS, MethodEntry
 from src.sdk import load
-from src.serving.inputs import as_image
 from src.serving.video import VideoWriter
 from tests.helpers import run_cli
 

@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from src.inference.checkpoints import open_method_checkpoint
+from src.inference.faces import FaceFinder, crop_faces
+from src.inference.inputs import to_tensor
 from src.inference.methods import PasswordError, ServingError
 from src.papers.makeup_privacy.module import as_saved
 from src.papers.makeup_privacy.serving import (
@@ -27,8 +29,6 @@ from src.papers.makeup_privacy.serving import (
     synthetic_reference,
 )
 from src.preprocess.synthetic_makeup import STYLES, render_makeup_face
-from src.serving.faces import FaceFinder, crop_faces
-from src.serving.inputs import to_tensor
 from tests.test_serving_methods import write_tiny_checkpoint
 
 

@@ -30,10 +30,10 @@ from PIL import Image
 from torch import Tensor
 
 from src.datamodules.components.synthetic_face_renderer import render_synthetic_face
+from src.inference.inputs import InputLimits
 from src.inference.methods import DetectionMethod, FaceCrop, ProtectionMethod
 from src.papers.registry import METHODS, MethodEntry, discover
 from src.serving.catalog import Catalog, UnknownMethodError, find_run_checkpoints
-from src.serving.inputs import InputLimits
 from src.serving.portal import PortalSettings, create_app
 from src.serving.portal.__main__ import main as portal_main
 from src.serving.portal.__main__ import parse_args, settings_from_args
@@ -237,7 +237,7 @@ def test_protect_returns_json_data_url_and_file(api: TestClient) -> None:
     raw = api.post("/api/protect?download=1", **upload(encoded(image), method="blur"))
     assert raw.headers["content-type"] == "image/png" and raw.content.startswith(b"\x89PNG")
     assert "attachment" in raw.headers["content-disposition"]
-    assert json.loads(raw.headers["x-proface-record"])["faces"][0]["side"] > 0
+    assert json.loads(raw.headers["x-privacy-record"])["faces"][0]["side"] > 0
     accept = api.post("/api/protect", headers={"Accept": "image/*"}, **upload(encoded(image), method="blur"))
     assert accept.headers["content-type"] == "image/png"
     assert answer.headers["cache-control"] == "no-store"
@@ -543,7 +543,7 @@ def test_full_pool_answers_503_at_once(catalog: Catalog, tmp_path: Path) -> None
     SlowInvert.scratch_root = None
     # while the method ran, its upload was in a per-request folder; afterwards nothing is left
     assert any("upload" in names for names in SlowInvert.seen)
-    assert all(any(name.startswith("proface-portal-") for name in names) for names in SlowInvert.seen)
+    assert all(any(name.startswith("lab-portal-") for name in names) for names in SlowInvert.seen)
     assert not list(scratch.iterdir())
 
 

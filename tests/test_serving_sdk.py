@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from src.datamodules.components.synthetic_face_renderer import render_synthetic_face
+from src.inference.faces import FaceRegion, crop_faces, paste_faces, square_region
+from src.inference.inputs import as_image, as_images, decode_image, encode_image, to_tensor
 from src.inference.methods import FaceCrop
 from src.sdk import InputError, InputLimits, load
-from src.serving.faces import FaceRegion, crop_faces, paste_faces, square_region
-from src.serving.inputs import as_image, as_images, decode_image, encode_image, to_tensor
 from src.serving.video import VideoWriter, read_video_frames
 
 SIZE = 160

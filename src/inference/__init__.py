@@ -1,1 +1,2 @@
-"""Face-level interface of served methods, and rebuilding a method from its checkpoint."""
+"""What served methods share below the papers: their face-level interface, rebuilding them from a checkpoint,
+inputs decoded within limits, and face squares cut and pasted back."""

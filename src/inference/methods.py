@@ -4,9 +4,9 @@ method.
 A paper serves its method by registering a builder (:func:`src.papers.registry.register_method`) that turns a
 checkpoint into one of the classes below. They work on **face tensors**: ``[B, 3, S, S]`` float images in
 ``[0, 1]``, each a square face crop of side :attr:`ServedMethod.face_size` made the way the method saw faces
-in training (:attr:`ServedMethod.crop`). Everything around them — reading files, finding faces, cropping,
-pasting the result back, videos, limits — is the serving layer's (``src.serving``), written once for every
-method.
+in training (:attr:`ServedMethod.crop`). Everything around them is written once for every method: reading
+inputs within limits (:mod:`src.inference.inputs`), finding, cutting and pasting back faces
+(:mod:`src.inference.faces`), batching and videos (:mod:`src.serving`).
 """
 
 from __future__ import annotations

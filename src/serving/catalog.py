@@ -25,10 +25,10 @@ from typing import Any
 
 import yaml
 
+from src.inference.faces import FaceFinder
+from src.inference.inputs import DEFAULT_LIMITS, InputLimits
 from src.inference.methods import ProtectionMethod, ServingError
 from src.papers.registry import METHODS, MethodEntry, discover
-from src.serving.faces import FaceFinder
-from src.serving.inputs import DEFAULT_LIMITS, InputLimits
 from src.serving.sdk import Detector, Protector, load
 from src.utils.checkpoint_files import CheckpointError, CheckpointInfo, open_checkpoint
 

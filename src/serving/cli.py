@@ -24,9 +24,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from src.inference.faces import FaceRegion
+from src.inference.inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError, iter_media
 from src.inference.methods import ServingError
-from src.serving.faces import FaceRegion
-from src.serving.inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError, iter_media
 from src.serving.sdk import Detector, Protector, available_methods, is_video, load
 from src.utils.checkpoint_files import CheckpointError
 

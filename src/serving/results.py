@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from src.serving.faces import FaceRegion
-from src.serving.inputs import write_image
+from src.inference.faces import FaceRegion
+from src.inference.inputs import write_image
 
 __all__ = ["DetectionResult", "FaceScore", "ImageResult", "VideoResult"]
 

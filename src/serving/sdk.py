@@ -24,10 +24,17 @@ import torch
 from torch import Tensor
 
 from src.inference.checkpoints import open_method_checkpoint
+from src.inference.faces import FaceFinder, FaceRegion, crop_faces, paste_faces, whole_image_region
+from src.inference.inputs import (
+    DEFAULT_LIMITS,
+    VIDEO_SUFFIXES,
+    InputLimits,
+    as_images,
+    from_tensor,
+    to_tensor,
+)
 from src.inference.methods import DetectionMethod, NoFaceError, ProtectionMethod, ServedMethod, ServingError
 from src.papers.registry import METHODS, MethodEntry, discover
-from src.serving.faces import FaceFinder, FaceRegion, crop_faces, paste_faces, whole_image_region
-from src.serving.inputs import DEFAULT_LIMITS, VIDEO_SUFFIXES, InputLimits, as_images, from_tensor, to_tensor
 from src.serving.results import DetectionResult, FaceScore, ImageResult, VideoResult
 from src.serving.video import VideoWriter, probe_video, read_video_frames
 
@@ -376,6 +383,6 @@ class Detector(_Served):
 
 def iter_inputs(paths: Iterable[str | Path]) -> list[Path]:
     """Files named by ``paths`` (folders walked recursively, sorted)."""
-    from src.serving.inputs import iter_media
+    from src.inference.inputs import iter_media
 
     return iter_media(Path(p) for p in paths)

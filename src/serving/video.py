@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.serving.inputs import DEFAULT_LIMITS, InputError, InputLimits
+from src.inference.inputs import DEFAULT_LIMITS, InputError, InputLimits
 
 __all__ = ["VideoWriter", "probe_video", "read_video_frames"]
 

@@ -33,12 +33,12 @@ from torch import Tensor
 
 from src.datamodules.components.synthetic_face_renderer import IdentityTraits
 from src.inference.checkpoints import MethodCheckpoint
+from src.inference.faces import FaceFinder, crop_faces, whole_image_region
+from src.inference.inputs import as_image, to_tensor
 from src.inference.methods import FaceCrop, ProtectionMethod, ServingError
 from src.papers.makeup_privacy.module import MakeupPrivacyModule
 from src.papers.registry import MethodEntry, register_method
 from src.preprocess.synthetic_makeup import IDENTITY_BASES, STYLES, render_makeup_face
-from src.serving.faces import FaceFinder, crop_faces, whole_image_region
-from src.serving.inputs import as_image, to_tensor
 
 __all__ = ["CROP", "DEFAULT_REFERENCE", "MakeupMethod", "build", "reference_face"]
 

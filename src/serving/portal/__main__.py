@@ -16,9 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from src.inference.inputs import InputLimits
 from src.inference.methods import ServingError
 from src.serving.catalog import parse_method_spec
-from src.serving.inputs import InputLimits
 from src.serving.portal.settings import DEFAULT_TOKEN_ENV, ExposureError, PortalSettings, tokens_from_env
 
 DEFAULTS = InputLimits()

@@ -45,7 +45,7 @@ FACE_MODES = ("detect", "whole")
 MAX_PASSWORD = 1024
 #: the record header of a file answer is kept small (clients limit header sizes)
 MAX_RECORD_HEADER = 8 * 1024
-RECORD_HEADER = "X-ProFace-Record"
+RECORD_HEADER = "X-Privacy-Record"
 PROTECT_FIELDS = ("method", "password", "faces", "regions")
 DETECT_FIELDS = ("method", "faces")
 

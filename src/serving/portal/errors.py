@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from src.inference.inputs import InputError
 from src.inference.methods import NoFaceError, NotReversibleError, PasswordError, ServingError
 from src.serving.catalog import MethodLoadError, UnknownMethodError
-from src.serving.inputs import InputError
 
 __all__ = ["PortalError", "status_for"]
 

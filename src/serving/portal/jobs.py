@@ -1,6 +1,6 @@
 """The work of one request, run on a pool thread: decode the upload, apply the method, encode the result.
 
-Every image leaves through :func:`src.serving.inputs.encode_image` (pixels only: no EXIF, GPS, ICC or text
+Every image leaves through :func:`src.inference.inputs.encode_image` (pixels only: no EXIF, GPS, ICC or text
 chunk of the upload survives) and every video through the SDK's MP4 writer (video stream only). Messages
 never show the server's scratch paths (they name the upload) and records never carry the password.
 """
@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from src.inference.faces import FaceRegion
+from src.inference.inputs import decode_image, encode_image
 from src.inference.methods import NoFaceError, ServingError
 from src.serving.catalog import Catalog
-from src.serving.faces import FaceRegion
-from src.serving.inputs import decode_image, encode_image
 from src.serving.portal.uploads import Media
 from src.serving.sdk import Detector, Protector
 

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from src.inference.inputs import InputLimits
 from src.serving.catalog import Catalog
-from src.serving.inputs import InputLimits
 
 __all__ = [
     "DEFAULT_TOKEN_ENV",

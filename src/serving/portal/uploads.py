@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from src.serving.inputs import IMAGE_FORMATS, InputLimits
+from src.inference.inputs import IMAGE_FORMATS, InputLimits
 from src.serving.portal.errors import PortalError
 
 __all__ = [
@@ -152,7 +152,7 @@ class Scratch:
     def __init__(self, root: Path | None) -> None:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix="proface-portal-", dir=root))
+        self.path = Path(tempfile.mkdtemp(prefix="lab-portal-", dir=root))
 
     def write(self, name: str, data: bytes) -> Path:
         path = self.path / name

@@ -2,7 +2,7 @@
 "use strict";
 
 const Portal = (() => {
-  const TOKEN_KEY = "proface-portal-token";
+  const TOKEN_KEY = "lab-portal-token";
   const tokenInput = document.getElementById("token");
   if (tokenInput) {
     tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";
