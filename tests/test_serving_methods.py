@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from src.config.instantiate import instantiate
 from src.datamodules.components.synthetic_face_renderer import render_synthetic_face
-from src.papers.registry import METHOD_KINDS, METHODS, discover
+from src.papers.registry import METHOD_KINDS, METHODS, discover, served_targets
 from src.sdk import Detector, NoFaceError, NotReversibleError, PasswordError, Protector, ServingError, load
 from src.utils.checkpoint_files import CHECKPOINT_FORMAT, RECORD_KEY
 from tests.helpers import composed, tiny_overrides
@@ -68,6 +68,8 @@ def test_every_paper_method_names_a_registered_paper() -> None:
         assert entry.paper in PAPERS, name
         assert entry.kind in METHOD_KINDS and entry.summary, name
         assert entry.needs_checkpoint == (entry.experiment is not None), name
+        known = PAPERS[entry.paper].targets
+        assert set(served_targets(entry)) <= set(known), f"{name} serves targets its paper does not build"
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -84,6 +86,8 @@ def test_method_serves_a_photo(name: str, tmp_path: Path, required_values: dict[
             assert results[0].score == pytest.approx(results[1].score, abs=1e-5), "same image, same score"
         return
     assert isinstance(method, Protector)
+    entry = METHODS[name]
+    assert (method.reversible, method.needs_password) == (entry.reversible, entry.needs_password), name
     password = "correct horse" if method.needs_password else None
     for mode in ("detect", "whole"):
         result = method.protect([image], password=password, faces=mode)[0]

@@ -114,8 +114,16 @@ FAKES = {"fake_keyed": KeyedShift, "fake_slow": SlowInvert, "fake_detector": Mea
 def _entry(name: str) -> MethodEntry:
     cls = FAKES[name]
     kind = "detect" if issubclass(cls, DetectionMethod) else "protect"
+    keyed = getattr(cls, "needs_password", False)
     return MethodEntry(
-        name, PAPER, kind, lambda checkpoint, device="cpu", **_: cls(), f"test fake {name}", False
+        name,
+        PAPER,
+        kind,
+        lambda checkpoint, device="cpu", **_: cls(),
+        f"test fake {name}",
+        False,
+        reversible=getattr(cls, "reversible", False),
+        needs_password=keyed,
     )
 
 
@@ -611,7 +619,7 @@ def test_catalog_finds_run_checkpoints_without_loading(
     assert ids == ["fake_trained@run-x", "fake_trained@run-a", "fake_trained@run-b"]  # run-c/-d refused
     entry = catalog.entry("fake_trained@run-a")
     assert entry.checkpoint == best.resolve() and entry.label == "fake_trained · fake/experiment · run-a"
-    assert catalog.traits(entry.id) == {"loaded": False, "needs_password": None, "reversible": None}
+    assert catalog.traits(entry.id) == {"loaded": False, "needs_password": False, "reversible": False}
     assert built == []  # nothing built until first use
     assert catalog.load(entry.id) is catalog.load(entry.id) and built == ["fake_trained"]
     with pytest.raises(UnknownMethodError):

@@ -151,6 +151,13 @@ class MethodEntry:
     experiment: str | None = None
     #: keyword options ``build`` accepts → one-line help (the CLI's ``--option key=value``)
     options: Mapping[str, str] = field(default_factory=dict)
+    #: whether its protection can be undone (``recover``), and whether it is keyed on a password; known
+    #: before the method is built, so method lists can show them (the tests check the built method agrees)
+    reversible: bool = False
+    needs_password: bool = False
+    #: the model ``_target_``s of the checkpoints it serves; empty: the paper's module (today's path and the
+    #: former ones), not its earlier training stages (see :func:`served_targets`)
+    targets: tuple[str, ...] = ()
 
 
 METHOD_KINDS = ("protect", "detect")
@@ -232,6 +239,14 @@ def register_method(entry: MethodEntry) -> MethodEntry:
         raise ValueError(f"method '{entry.name}' is already registered by paper '{existing.paper}'")
     METHODS[entry.name] = entry
     return entry
+
+
+def served_targets(entry: MethodEntry) -> tuple[str, ...]:
+    """Model ``_target_``s whose checkpoints ``entry`` serves: its ``targets``, else its paper's module."""
+    if entry.targets:
+        return entry.targets
+    info = PAPERS[entry.paper]
+    return (info.target, *info.formerly)
 
 
 def tiny_settings(name: str) -> TinySettings:

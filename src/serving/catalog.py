@@ -3,11 +3,10 @@ found under a runs directory or named explicitly, each as a :class:`CatalogEntry
 
 Entries are listed without building anything: a checkpoint's experiment, run id and model target are read
 from its ProFace Lab record with :func:`src.utils.checkpoint_files.open_checkpoint` (tensors only, memory
-mapped, never arbitrary unpickling). A run's checkpoint is offered for every registered method whose paper's
-module trained it (``PaperInfo.target`` and its former names); checkpoints of a paper's *other* training
-stages (``PaperInfo.stage_targets``: a feature extractor trained before the served model, say) are offered
-only with ``stages=True``, since the served model is usually the last stage. An explicit ``name=checkpoint``
-may be of any of the paper's targets, as ``src.sdk.load`` accepts. Methods are built on first use
+mapped, never arbitrary unpickling). A checkpoint is offered for every registered method that serves its model
+(:func:`src.papers.registry.served_targets`: the method's declared targets, else its paper's module; a
+paper's earlier training stages, such as a feature extractor trained before the served model, are not served).
+Methods are built on first use
 (:meth:`Catalog.load`) and kept, so a portal started on a large runs directory costs nothing until someone
 picks a method.
 """
@@ -27,8 +26,8 @@ import yaml
 
 from src.inference.faces import FaceFinder
 from src.inference.inputs import DEFAULT_LIMITS, InputLimits
-from src.inference.methods import ProtectionMethod, ServingError
-from src.papers.registry import METHODS, MethodEntry, discover
+from src.inference.methods import ServingError
+from src.papers.registry import METHODS, MethodEntry, discover, served_targets
 from src.serving.sdk import Detector, Protector, load
 from src.utils.checkpoint_files import CheckpointError, CheckpointInfo, open_checkpoint
 
@@ -159,10 +158,9 @@ def checkpoint_record(path: str | Path) -> CheckpointInfo:
 class Catalog:
     """The methods a server offers, by id; each built on first use and then shared.
 
-    ``runs``: a runs directory searched for trained checkpoints (``stages``: also those of a paper's other
-    training stages). ``checkpoints``: explicit ``(method name, checkpoint path)`` pairs. ``untrained``: offer
-    every method that needs no checkpoint. ``loader``: what builds a method (``src.serving.sdk.load``; tests
-    may pass another).
+    ``runs``: a runs directory searched for trained checkpoints. ``checkpoints``: explicit ``(method name,
+    checkpoint path)`` pairs. ``untrained``: offer every method that needs no checkpoint. ``loader``: what
+    builds a method (``src.serving.sdk.load``; tests may pass another).
     """
 
     def __init__(
@@ -171,7 +169,6 @@ class Catalog:
         checkpoints: Iterable[tuple[str, str | Path]] = (),
         *,
         untrained: bool = True,
-        stages: bool = False,
         device: str = "cpu",
         limits: InputLimits = DEFAULT_LIMITS,
         face_detector: str = "mtcnn",
@@ -195,7 +192,7 @@ class Catalog:
                 if not entry.needs_checkpoint:
                     self._add(entry, None, None)
         if runs is not None:
-            self._add_runs(methods, Path(runs), stages)
+            self._add_runs(methods, Path(runs))
 
     # ------------------------------------------------------------------------------------------- listing
 
@@ -224,22 +221,12 @@ class Catalog:
         return entry_id in self._loaded
 
     def traits(self, entry_id: str) -> dict[str, Any]:
-        """``needs_password`` / ``reversible`` (None until the method is loaded) and ``loaded``."""
-        served = self._loaded.get(entry_id)
-        entry = self.entry(entry_id)
-        if served is None:
-            known = entry.kind == "detect"
-            return {
-                "loaded": False,
-                "needs_password": False if known else None,
-                "reversible": False if known else None,
-            }
-        method = served.method
-        protect = isinstance(method, ProtectionMethod)
+        """``needs_password`` / ``reversible`` (as the method's registry entry declares them), ``loaded``."""
+        method = METHODS[self.entry(entry_id).method]
         return {
-            "loaded": True,
-            "needs_password": bool(method.needs_password) if protect else False,
-            "reversible": bool(method.reversible) if protect else False,
+            "loaded": entry_id in self._loaded,
+            "needs_password": method.needs_password,
+            "reversible": method.reversible,
         }
 
     def describe(self, entry_id: str) -> dict[str, Any]:
@@ -317,7 +304,7 @@ class Catalog:
                 f"--method {name}={path}: method '{name}' is not trained and takes no checkpoint"
             )
         info = checkpoint_record(path)
-        targets = discover()[method.paper].targets
+        targets = served_targets(method)
         if info.model_target not in targets:
             raise ServingError(
                 f"--method {name}={path}: the checkpoint holds a {info.model_target or 'unknown'} model, not "
@@ -325,13 +312,11 @@ class Catalog:
             )
         self._add(method, path.resolve(), info)
 
-    def _add_runs(self, methods: Mapping[str, MethodEntry], runs: Path, stages: bool) -> None:
-        papers = discover()
+    def _add_runs(self, methods: Mapping[str, MethodEntry], runs: Path) -> None:
         serving: dict[str, list[MethodEntry]] = {}
         for method in methods.values():
             if method.needs_checkpoint:
-                info = papers[method.paper]
-                for target in info.targets if stages else (info.target, *info.formerly):
+                for target in served_targets(method):
                     serving.setdefault(target, []).append(method)
         if not serving:
             log.info("no registered method serves a trained checkpoint: %s not searched", runs)

@@ -34,7 +34,7 @@ from src.inference.inputs import (
     to_tensor,
 )
 from src.inference.methods import DetectionMethod, NoFaceError, ProtectionMethod, ServedMethod, ServingError
-from src.papers.registry import METHODS, MethodEntry, discover
+from src.papers.registry import METHODS, MethodEntry, discover, served_targets
 from src.serving.results import DetectionResult, FaceScore, ImageResult, VideoResult
 from src.serving.video import VideoWriter, probe_video, read_video_frames
 
@@ -60,16 +60,12 @@ def method_entry(name: str) -> MethodEntry:
 
 
 def _entry_for_checkpoint(target: str | None, path: Path) -> MethodEntry:
-    papers = discover()
-    matches = [
-        entry
-        for entry in available_methods().values()
-        if target in papers[entry.paper].targets and entry.needs_checkpoint
-    ]
+    matches = [entry for entry in available_methods().values() if target in served_targets(entry)]
     if len(matches) != 1:
         names = ", ".join(entry.name for entry in matches) or "none"
         raise ServingError(
-            f"checkpoint {path} holds a {target or 'unknown'} model; methods serving it: {names}: name one"
+            f"checkpoint {path} holds a {target or 'unknown'} model; methods serving it: {names}"
+            + (": name one" if matches else "")
         )
     return matches[0]
 

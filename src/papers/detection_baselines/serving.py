@@ -133,5 +133,11 @@ register_method(
         summary="frame-level deepfake detector: Xception, EfficientNet-B4 or SBI, as the checkpoint's config "
         "says (fake probability per face)",
         experiment="detection_baselines/xception/ffpp_c23",
+        # the DeepfakeBench rows' module and the SBI rows' (a shared module the paper registers as a stage)
+        targets=(
+            "src.papers.detection_baselines.module.FrameDetectorBaseline",
+            "src.lightning_modules.sbi_detector.SBIModule",
+            "src.papers.detection_baselines.module.SBIModule",
+        ),
     )
 )

@@ -223,5 +223,7 @@ register_method(
         summary="iFADIT: reversible anonymisation by a password-keyed identity flow (reconstructed training)",
         experiment="ifadit/phase2_ffhq",
         options=OPTIONS,
+        reversible=True,
+        needs_password=True,
     )
 )

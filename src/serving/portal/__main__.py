@@ -2,7 +2,7 @@
 
     python -m src.serving.portal [--host 127.0.0.1] [--port 8000] [--runs DIR] [--method name=ckpt ...]
         [--workers N] [--queue N] [--token-env VAR] [--cors-origin URL ...] [--max-bytes N]
-        [--max-pixels N] [--max-frames N] [--device cpu] [--no-untrained] [--all-stages]
+        [--max-pixels N] [--max-frames N] [--device cpu] [--no-untrained]
 
 Listening on anything but a loopback address needs API tokens, read from the environment variable named by
 ``--token-env`` (never from the command line, which other users of the machine can read).
@@ -39,9 +39,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--method", action="append", default=[], metavar="NAME=CKPT", help="serve a checkpoint (repeatable)"
     )
     parser.add_argument("--no-untrained", action="store_true", help="do not offer blur, pixelate, ...")
-    parser.add_argument(
-        "--all-stages", action="store_true", help="also offer checkpoints of papers' earlier training stages"
-    )
     parser.add_argument("--workers", type=int, default=2, help="inference threads (default 2)")
     parser.add_argument(
         "--queue", type=int, default=4, help="requests that may wait for a worker (default 4)"
@@ -76,7 +73,6 @@ def settings_from_args(args: argparse.Namespace) -> PortalSettings:
         runs=args.runs,
         checkpoints=tuple(parse_method_spec(spec) for spec in args.method),
         untrained=not args.no_untrained,
-        stages=args.all_stages,
         workers=args.workers,
         queue=args.queue,
         tokens=tokens,

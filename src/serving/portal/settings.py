@@ -47,8 +47,6 @@ class PortalSettings:
     checkpoints: tuple[tuple[str, Path], ...] = ()
     #: offer every method that needs no checkpoint (blur, pixelate, ...)
     untrained: bool = True
-    #: also offer the runs' checkpoints of a paper's earlier training stages
-    stages: bool = False
     #: inference threads running at once
     workers: int = 2
     #: admitted requests waiting for a worker; beyond ``workers + queue`` the answer is 503 at once
@@ -87,7 +85,6 @@ class PortalSettings:
             self.runs,
             self.checkpoints,
             untrained=self.untrained,
-            stages=self.stages,
             device=self.device,
             limits=self.limits,
             face_detector=self.face_detector,
