@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -628,3 +629,13 @@ def test_catalog_finds_run_checkpoints_without_loading(
         Catalog(checkpoints=[("fake_trained", runs / "exp/c/run-c/checkpoints/last.ckpt")], untrained=False)
     with pytest.raises(ValueError, match="unknown method"):
         Catalog(checkpoints=[("nope", explicit)])
+
+
+def test_api_docs_load_nothing_from_outside(api: TestClient) -> None:
+    page = api.get("/docs")
+    assert page.status_code == 200
+    scripts = re.findall(r'src="([^"]+)"', page.text)
+    assert scripts and all(src.startswith("/static-offline-docs/") for src in scripts), scripts
+    assert "cdn" not in page.text.lower()
+    assert api.get(scripts[0]).status_code == 200  # the Swagger UI bundle itself, from the installed package
+    assert "/api/protect" in api.get("/openapi.json").json()["paths"]

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -234,7 +235,9 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         yield
         pool.shutdown()
 
-    app = FastAPI(
+    # the docs pages' Swagger UI / ReDoc scripts come from the installed package, not from a CDN: the portal
+    # works on machines without internet access
+    app = FastAPIOffline(
         title="ProFace Lab portal",
         version="1",
         description="Face privacy (protect / recover) and deepfake detection on photos and short videos. "
