@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from src.datamodules.components.synthetic_face_renderer import render_synthetic_face
-from src.inference.faces import FaceRegion, crop_faces, paste_faces, square_region
+from src.inference.faces import FaceRegion, crop_faces, exact_region, paste_faces, square_region
 from src.inference.inputs import as_image, as_images, decode_image, encode_image, to_tensor
 from src.inference.methods import FaceCrop
 from src.sdk import InputError, InputLimits, load
@@ -128,6 +128,25 @@ def test_paste_back_touches_only_the_face_square_and_round_trips() -> None:
     assert torch.equal(pasted[:, outside], image[:, outside])
     assert pasted[:, 62, 72].abs().max() == 0  # the centre is the pasted face
     assert 0 < pasted[:, 30, 72].mean() < image[:, 30, 72].mean()  # the feathered edge mixes both
+
+
+@pytest.mark.parametrize("left, top, side", [(40, 30, 70), (-20, 100, 130), (0, 0, -1)])
+def test_exact_squares_give_the_pasted_face_back_pixel_for_pixel(left: int, top: int, side: int) -> None:
+    image = to_tensor(face())
+    region = FaceRegion((0, 0, 1, 1), 1.0, left, top, side)
+    fitted = exact_region(region, SIZE, SIZE, 32)
+    assert fitted is not None and fitted.side % 32 == 0 and fitted.side > 0
+    assert 0 <= fitted.left <= SIZE - fitted.side and 0 <= fitted.top <= SIZE - fitted.side
+    produced = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    produced = produced.mul(255).round().div(255)  # as a method's output saved to 8 bits
+    pasted = paste_faces(image, produced, [fitted], feather=0.2, exact=True)
+    assert torch.allclose(crop_faces(pasted, [fitted], 32, exact=True), produced, atol=1e-6)
+    expected = torch.nn.functional.avg_pool2d(image[None], fitted.side // 32)  # independent reduction
+    start = (fitted.top // (fitted.side // 32), fitted.left // (fitted.side // 32))
+    if fitted.left % (fitted.side // 32) == 0 and fitted.top % (fitted.side // 32) == 0:
+        window = expected[0, :, start[0] : start[0] + 32, start[1] : start[1] + 32]
+        assert torch.allclose(crop_faces(image, [fitted], 32, exact=True)[0], window, atol=1e-6)
+    assert exact_region(region, 20, 20, 32) is None  # smaller than the method's input: resized instead
 
 
 def test_square_region_follows_the_crop_settings() -> None:

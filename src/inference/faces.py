@@ -19,7 +19,7 @@ from torch import Tensor
 from src.face.detection import FaceDetection, FaceDetector, build_detector
 from src.inference.methods import FaceCrop
 
-__all__ = ["FaceFinder", "FaceRegion", "crop_faces", "paste_faces", "whole_image_region"]
+__all__ = ["FaceFinder", "FaceRegion", "crop_faces", "exact_region", "paste_faces", "whole_image_region"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,26 @@ def whole_image_region(height: int, width: int) -> FaceRegion:
     return FaceRegion((0.0, 0.0, float(width), float(height)), 1.0, 0, 0, -1)
 
 
+def exact_region(region: FaceRegion, height: int, width: int, size: int) -> FaceRegion | None:
+    """``region`` made pixel-exact for a method of input side ``size``: a square of ``k × size`` pixels
+    (``k`` the integer nearest the region's side / ``size``) with the same centre, moved inside the image.
+
+    Cutting it by ``k × k`` averaging and pasting back by ``k × k`` replication are exact inverses, so a
+    reversible method finds its output again, pixel for pixel. None when the image is smaller than ``size``.
+    """
+    if region.side < 0:  # whole image: the largest centred square
+        cx, cy, side = width / 2, height / 2, min(height, width)
+    else:
+        cx, cy, side = region.left + region.side / 2, region.top + region.side / 2, region.side
+    k = min(max(1, round(side / size)), min(height, width) // size)
+    if k < 1:
+        return None
+    side = k * size
+    left = int(min(max(round(cx - side / 2), 0), width - side))
+    top = int(min(max(round(cy - side / 2), 0), height - side))
+    return FaceRegion(region.box, region.score, left, top, side, region.landmarks)
+
+
 class FaceFinder:
     """A face detector shared by every request (built on first use; one detection at a time)."""
 
@@ -102,12 +122,20 @@ def _resize(image: Tensor, height: int, width: int) -> Tensor:
     )[0]
 
 
-def crop_faces(image: Tensor, regions: list[FaceRegion], size: int) -> Tensor:
-    """``[N, 3, size, size]`` face crops of ``image`` (``[3, H, W]`` in [0, 1]) for ``regions``."""
+def crop_faces(image: Tensor, regions: list[FaceRegion], size: int, exact: bool = False) -> Tensor:
+    """``[N, 3, size, size]`` face crops of ``image`` (``[3, H, W]`` in [0, 1]) for ``regions``.
+
+    ``exact``: the regions are :func:`exact_region` squares, reduced by ``k × k`` averaging (antialiased
+    bilinear resizing otherwise).
+    """
     crops = []
     for region in regions:
         part = image if region.side < 0 else _cut(image, region)
-        crops.append(_resize(part, size, size).clamp(0, 1))
+        if exact:
+            factor = region.side // size
+            crops.append(F.avg_pool2d(part[None], factor)[0] if factor > 1 else part)
+        else:
+            crops.append(_resize(part, size, size).clamp(0, 1))
     return torch.stack(crops) if crops else image.new_zeros((0, 3, size, size))
 
 
@@ -122,8 +150,14 @@ def _feather_mask(side: int, feather: float, device: torch.device) -> Tensor:
     return torch.outer(weight, weight)
 
 
-def paste_faces(image: Tensor, faces: Tensor, regions: list[FaceRegion], feather: float) -> Tensor:
-    """``image`` with each processed face resized back into its region and blended in (feathered edge)."""
+def paste_faces(
+    image: Tensor, faces: Tensor, regions: list[FaceRegion], feather: float, exact: bool = False
+) -> Tensor:
+    """``image`` with each processed face resized back into its region and blended in (feathered edge).
+
+    ``exact``: the regions are :func:`exact_region` squares; faces are enlarged by pixel replication and
+    pasted without feathering, so cutting the region again gives the face back exactly.
+    """
     out = image.clone()
     _, height, width = image.shape
     for face, region in zip(faces, regions, strict=True):
@@ -131,8 +165,13 @@ def paste_faces(image: Tensor, faces: Tensor, regions: list[FaceRegion], feather
             out = _resize(face, height, width).clamp(0, 1)
             continue
         left, top, side = region.left, region.top, region.side
-        patch = _resize(face, side, side).clamp(0, 1)
-        mask = _feather_mask(side, feather, image.device)
+        if exact:
+            factor = side // face.shape[-1]
+            patch = face.repeat_interleave(factor, 1).repeat_interleave(factor, 2).clamp(0, 1)
+            mask = torch.ones(side, side, device=image.device)
+        else:
+            patch = _resize(face, side, side).clamp(0, 1)
+            mask = _feather_mask(side, feather, image.device)
         x0, y0 = max(0, left), max(0, top)
         x1, y1 = min(width, left + side), min(height, top + side)
         if x1 <= x0 or y1 <= y0:

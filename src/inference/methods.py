@@ -125,6 +125,16 @@ class ProtectionMethod(ServedMethod):
     #: whether protection needs a password (reversible methods key the recovery on it)
     needs_password: bool = False
 
+    @property
+    def pixel_exact(self) -> bool:
+        """Whether its output must come back pixel for pixel to be undone (default: reversible methods).
+
+        Such methods get faces cut as an integer multiple of :attr:`face_size`, averaged down, and pasted
+        back by pixel replication without feathering (:func:`src.inference.faces.exact_region`): recovering
+        the same squares of a losslessly saved result gives the method exactly what it produced.
+        """
+        return self.reversible
+
     @abstractmethod
     def protect_faces(self, faces: Tensor, password: str | None = None) -> Tensor:
         """Protected faces ``[B, 3, S, S]`` in ``[0, 1]`` (clamped) from ``faces`` of the same shape."""

@@ -24,7 +24,14 @@ import torch
 from torch import Tensor
 
 from src.inference.checkpoints import open_method_checkpoint
-from src.inference.faces import FaceFinder, FaceRegion, crop_faces, paste_faces, whole_image_region
+from src.inference.faces import (
+    FaceFinder,
+    FaceRegion,
+    crop_faces,
+    exact_region,
+    paste_faces,
+    whole_image_region,
+)
 from src.inference.inputs import (
     DEFAULT_LIMITS,
     VIDEO_SUFFIXES,
@@ -121,6 +128,7 @@ class _Prepared:
     images: list[np.ndarray]
     regions: list[list[FaceRegion]]
     crops: Tensor  # all faces of all images, in order
+    exact: list[bool]  # per image: pixel-exact squares (see src.inference.faces.exact_region)
 
 
 class _Served:
@@ -180,11 +188,30 @@ class _Served:
             for i, (image, source) in enumerate(zip(images, sources, strict=True))
         ]
         size = self.method.face_size
-        crops = [
-            crop_faces(to_tensor(image), image_regions, size)
-            for image, image_regions in zip(images, found, strict=True)
+        exact = [
+            self._exact(image, image_regions) for image, image_regions in zip(images, found, strict=True)
         ]
-        return _Prepared(images, found, torch.cat(crops) if crops else torch.zeros(0, 3, size, size))
+        found = [regions if fitted is None else fitted for regions, fitted in zip(found, exact, strict=True)]
+        crops = [
+            crop_faces(to_tensor(image), image_regions, size, exact=fitted is not None)
+            for image, image_regions, fitted in zip(images, found, exact, strict=True)
+        ]
+        return _Prepared(
+            images,
+            found,
+            torch.cat(crops) if crops else torch.zeros(0, 3, size, size),
+            [fitted is not None for fitted in exact],
+        )
+
+    def _exact(self, image: np.ndarray, regions: list[FaceRegion]) -> list[FaceRegion] | None:
+        """The pixel-exact squares of a method that needs them (None: not needed, or the image is smaller
+        than the method's input, and the faces are resized instead)."""
+        if not getattr(self.method, "pixel_exact", False):
+            return None
+        fitted = [
+            exact_region(region, image.shape[0], image.shape[1], self.method.face_size) for region in regions
+        ]
+        return None if any(region is None for region in fitted) else fitted  # type: ignore[return-value]
 
     def _batched(self, crops: Tensor, apply: Callable[[Tensor], Tensor]) -> Tensor:
         outputs = []
@@ -273,13 +300,25 @@ class Protector(_Served):
         prepared = self._prepare(images, sources, faces, regions, require=True)
         outputs = self._batched(prepared.crops, apply)
         results, start = [], 0
-        for image, image_regions, source in zip(prepared.images, prepared.regions, sources, strict=True):
+        for image, image_regions, source, exact in zip(
+            prepared.images, prepared.regions, sources, prepared.exact, strict=True
+        ):
             count = len(image_regions)
             pasted = paste_faces(
-                to_tensor(image), outputs[start : start + count], image_regions, self.method.crop.feather
+                to_tensor(image),
+                outputs[start : start + count],
+                image_regions,
+                self.method.crop.feather,
+                exact=exact,
             )
             start += count
-            record = {**self.method.privacy_record(), "action": action, "faces": count, "face_mode": faces}
+            record = {
+                **self.method.privacy_record(),
+                "action": action,
+                "faces": count,
+                "face_mode": faces,
+                "pixel_exact": exact,
+            }
             results.append(ImageResult(from_tensor(pasted), image_regions, record, source))
         return results
 
@@ -312,7 +351,11 @@ class Protector(_Served):
                 else:
                     outputs = self._batched(prepared.crops, lambda x: action(x, password))
                     pasted = paste_faces(
-                        to_tensor(frame), outputs, prepared.regions[0], self.method.crop.feather
+                        to_tensor(frame),
+                        outputs,
+                        prepared.regions[0],
+                        self.method.crop.feather,
+                        exact=prepared.exact[0],
                     )
                     writer.write(from_tensor(pasted))
                 result.frames = index + 1
