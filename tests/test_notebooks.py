@@ -34,6 +34,16 @@ print("PROBE" + json.dumps({
     "02-compare-runs.ipynb": """\
 import json
 print("PROBE" + json.dumps({"labels": comparison.labels, "config": comparison.config.index.tolist()}))""",
+    "03-apply-a-method.ipynb": """\
+import json
+print("PROBE" + json.dumps({
+    "methods": methods.index.tolist(),
+    "faces": {name: len(result.faces) for name, result in results.items()},
+    "changed": {name: bool((result.image != photo).any()) for name, result in results.items()},
+    "corner_kept": {name: bool((r.image[:8, :8] == photo[:8, :8]).all()) for name, r in results.items()},
+    "epsilon": guarantee["epsilon_certified"],
+    "trained": len(trained),
+}))""",
 }
 
 
@@ -152,6 +162,15 @@ def test_compare_notebook_takes_the_two_newest_completed_runs(execute: Callable[
     assert probe["labels"] == ["20261203-093000-5ee003", "20261203-110000-10ea6e"]
     assert {"seed", "trainer.max_epochs", "sweep.point"} <= set(probe["config"])
     assert "model.optimizer.lr" not in probe["config"]  # both 0.003
+
+
+def test_sdk_notebook_protects_the_photo_with_each_obfuscation(execute: Callable[[str], dict]) -> None:
+    probe = execute("03-apply-a-method.ipynb")["probe"]
+    assert {"blur", "pixelate", "mask", "dp_pix"} <= set(probe["methods"])
+    assert probe["faces"] == {"blur": 1, "pixelate": 1, "mask": 1, "dp_pix": 1}
+    assert all(probe["changed"].values()) and all(probe["corner_kept"].values())
+    assert probe["epsilon"] == 0.5  # DP-Pix's default, certified per release
+    assert probe["trained"] == 0  # the fake run records hold no checkpoint
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -449,8 +450,9 @@ class FFHQTable:
     landmarks: np.ndarray  # float32 [N, 68, 2] in aligned-image pixels; NaN where absent
 
     def save(self, path: Path) -> None:
-        """Write the table as ``.npz`` (atomically)."""
-        tmp = path.with_name(path.name + ".tmp.npz")
+        """Write the table as ``.npz`` (atomically; the temporary name is per process, since DDP ranks may
+        write the same cache file at once and one would rename the other's away)."""
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
         np.savez(tmp, **{k: getattr(self, k) for k in self.__dataclass_fields__})
         tmp.replace(path)
 
