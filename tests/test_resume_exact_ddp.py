@@ -38,6 +38,7 @@ def test_ddp_resume_at_an_epoch_boundary_is_exact(runs_dir: Path, straight_ddp_r
 
 
 @pytest.mark.ddp
+@pytest.mark.slow  # 45 s; the default run keeps the epoch-boundary DDP resume above and the 1-process SIGTERM
 def test_ddp_sigterm_stops_every_rank_at_one_batch_and_resumes_exactly(
     runs_dir: Path, straight_ddp_run: Path
 ) -> None:
