@@ -14,14 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import DetectionMethod, FaceCrop, ServingError
+from src.inference.detectors import ModuleDetector, box_margin_crop, build_module_detector
+from src.inference.methods import FaceCrop
 from src.lightning_modules.frame_detector import FrameDetectorModule
 from src.lightning_modules.sbi_detector import SBIModule
-from src.papers.registry import MethodEntry, register_method
-from src.utils.checkpoint_files import CheckpointError
+from src.papers.registry import METHODS, MethodEntry, register_method, served_targets
 
 PAPER = "detection_baselines"
 NAME = "detection_baselines"
@@ -37,18 +36,7 @@ ARCHITECTURES = {
 
 def training_crop(checkpoint: MethodCheckpoint) -> FaceCrop:
     """The crop of the checkpoint's test faces: the box + ``box_margin`` per side, else the ``dfb`` crop."""
-    margin = checkpoint.value("datamodule.box_margin")
-    if margin is None:
-        return ALIGNED_CROP
-    return FaceCrop(scale=1.0 + 2.0 * float(margin), shift=0.0)
-
-
-def checkpoint_face_size(checkpoint: MethodCheckpoint, module: FrameDetectorModule) -> int:
-    """The side the network was trained and tested at: ``datamodule.image_size``, else the net's own."""
-    size = checkpoint.value("datamodule.image_size", getattr(module.net, "input_size", None))
-    if size is None:
-        raise CheckpointError(f"checkpoint {checkpoint.path}: its config gives no datamodule.image_size")
-    return int(size)
+    return box_margin_crop(checkpoint, None) or ALIGNED_CROP
 
 
 def _drop_initial_weights(model: dict[str, Any]) -> dict[str, Any]:
@@ -58,70 +46,40 @@ def _drop_initial_weights(model: dict[str, Any]) -> dict[str, Any]:
     return model
 
 
-class FrameDetectorMethod(DetectionMethod):
+class FrameDetectorMethod(ModuleDetector):
     """A trained frame detector (Xception, EfficientNet-B4, SBI) scoring face crops."""
 
-    def __init__(
-        self,
-        module: FrameDetectorModule,
-        face_size: int,
-        crop: FaceCrop,
-        *,
-        device: str | torch.device = "cpu",
-        provenance: dict[str, Any] | None = None,
-    ) -> None:
-        net_name = str(getattr(module.net, "name", ""))
-        self.architecture = ARCHITECTURES.get(net_name, net_name or type(module.net).__name__)
-        self.recipe = "SBI" if isinstance(module, SBIModule) else "DeepfakeBench"
-        super().__init__(
-            NAME,
-            PAPER,
-            face_size,
-            crop=crop,
-            device=device,
-            description=f"{self.architecture} frame detector ({self.recipe} recipe)",
-            provenance=provenance,
-        )
-        self.module = module.to(self.device).eval()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.architecture = ARCHITECTURES.get(self.architecture, self.architecture)
 
-    @torch.no_grad()
-    def detect_faces(self, faces: Tensor) -> Tensor:
-        return self.module.fake_probability(faces.to(self.device, torch.float32)).float()
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "architecture": self.architecture,
-            "recipe": self.recipe,
-            "input_norm": getattr(self.module.net, "input_norm", None),
-            "crop": {"scale": self.crop.scale, "shift": self.crop.shift},
-            "reconstructed": False,
-            "provenance": dict(self.provenance),
-        }
+def _recipe(module: FrameDetectorModule) -> dict[str, Any]:
+    return {"recipe": "SBI" if isinstance(module, SBIModule) else "DeepfakeBench", "reconstructed": False}
 
 
 def build(
     checkpoint: MethodCheckpoint | None, device: str | torch.device = "cpu", **options: Any
 ) -> FrameDetectorMethod:
     """The detector of a detection-baselines checkpoint (Xception / EfficientNet-B4 / SBI runs)."""
-    from src.papers.registry import PAPERS
-
-    if options:
-        raise ServingError(f"method '{NAME}' takes no options, got {', '.join(sorted(options))}")
-    if checkpoint is None:
-        raise ServingError(f"method '{NAME}' needs a trained checkpoint")
-    module = checkpoint.build_module(PAPERS[PAPER].targets, NAME, edit=_drop_initial_weights, device=device)
-    if not isinstance(module, FrameDetectorModule):
-        raise CheckpointError(
-            f"checkpoint {checkpoint.path} holds a {type(module).__name__}, not a frame detector"
-        )
-    return FrameDetectorMethod(
-        module,
-        checkpoint_face_size(checkpoint, module),
-        training_crop(checkpoint),
-        device=device,
-        provenance=checkpoint.provenance(),
+    method = build_module_detector(
+        checkpoint,
+        device,
+        options,
+        name=NAME,
+        paper=PAPER,
+        targets=served_targets(METHODS[NAME]),
+        module_type=FrameDetectorModule,
+        backbone=lambda module: module.net,
+        crop=training_crop,
+        edit=_drop_initial_weights,
+        description="{architecture} frame detector",
+        details=_recipe,
+        make=FrameDetectorMethod,
     )
+    assert isinstance(method, FrameDetectorMethod)
+    method.description = f"{method.architecture} frame detector ({method.details['recipe']} recipe)"
+    return method
 
 
 register_method(

@@ -13,13 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import DetectionMethod, FaceCrop, ServingError
+from src.inference.detectors import ModuleDetector, box_margin_crop, build_module_detector
+from src.inference.methods import FaceCrop
 from src.papers.eg.module import EGModule
-from src.papers.registry import MethodEntry, register_method
-from src.utils.checkpoint_files import CheckpointError
+from src.papers.registry import METHODS, MethodEntry, register_method, served_targets
 
 PAPER = "eg"
 NAME = "eg"
@@ -29,8 +28,9 @@ DEFAULT_BOX_MARGIN = 0.125
 
 def training_crop(checkpoint: MethodCheckpoint) -> FaceCrop:
     """The test crop of the checkpoint's data: the detector box plus ``box_margin`` per side."""
-    margin = checkpoint.value("datamodule.box_margin")
-    return FaceCrop(scale=1.0 + 2.0 * float(DEFAULT_BOX_MARGIN if margin is None else margin), shift=0.0)
+    crop = box_margin_crop(checkpoint, DEFAULT_BOX_MARGIN)
+    assert crop is not None  # the default margin is set
+    return crop
 
 
 def _inference_only(model: dict[str, Any]) -> dict[str, Any]:
@@ -44,68 +44,34 @@ def _inference_only(model: dict[str, Any]) -> dict[str, Any]:
     return model
 
 
-class EGMethod(DetectionMethod):
-    """The EG detector (its test-time head only) scoring face crops."""
-
-    def __init__(
-        self,
-        module: EGModule,
-        face_size: int,
-        crop: FaceCrop,
-        *,
-        device: str | torch.device = "cpu",
-        provenance: dict[str, Any] | None = None,
-    ) -> None:
-        detector = module.net.detector
-        self.architecture = str(getattr(detector, "name", "")) or type(detector).__name__
-        super().__init__(
-            NAME,
-            PAPER,
-            face_size,
-            crop=crop,
-            device=device,
-            description=f"EG ({self.architecture} artifact branch; training objective reconstructed)",
-            provenance=provenance,
-        )
-        self.module = module.to(self.device).eval()
-
-    @torch.no_grad()
-    def detect_faces(self, faces: Tensor) -> Tensor:
-        return self.module.fake_probability(faces.to(self.device, torch.float32)).float()
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "architecture": self.architecture,
-            "input_norm": getattr(self.module.net.detector, "input_norm", None),
-            "crop": {"scale": self.crop.scale, "shift": self.crop.shift},
-            "reconstructed": True,
-            "reconstructed_parts": "training objective (the inference path is the released one)",
-            "provenance": dict(self.provenance),
-        }
+class EGMethod(ModuleDetector):
+    """The EG detector scoring face crops (the shared module-detector serving)."""
 
 
 def build(
     checkpoint: MethodCheckpoint | None, device: str | torch.device = "cpu", **options: Any
 ) -> EGMethod:
-    """The EG detector of an EG training run's checkpoint."""
-    from src.papers.registry import PAPERS
-
-    if options:
-        raise ServingError(f"method '{NAME}' takes no options, got {', '.join(sorted(options))}")
-    if checkpoint is None:
-        raise ServingError(f"method '{NAME}' needs a trained checkpoint")
-    module = checkpoint.build_module(PAPERS[PAPER].targets, NAME, edit=_inference_only, device=device)
-    if not isinstance(module, EGModule):
-        raise CheckpointError(
-            f"checkpoint {checkpoint.path} holds a {type(module).__name__}, not an EG module"
-        )
-    size = checkpoint.value("datamodule.image_size", getattr(module.net.detector, "input_size", None))
-    if size is None:
-        raise CheckpointError(f"checkpoint {checkpoint.path}: its config gives no datamodule.image_size")
-    return EGMethod(
-        module, int(size), training_crop(checkpoint), device=device, provenance=checkpoint.provenance()
+    """The EG detector of a training run's checkpoint."""
+    method = build_module_detector(
+        checkpoint,
+        device,
+        options,
+        name=NAME,
+        paper=PAPER,
+        targets=served_targets(METHODS[NAME]),
+        module_type=EGModule,
+        backbone=lambda module: module.net.detector,
+        crop=training_crop,
+        edit=_inference_only,
+        description="EG ({architecture} artifact branch; training objective reconstructed)",
+        details={
+            "reconstructed": True,
+            "reconstructed_parts": "training objective (the inference path is the released one)",
+        },
+        make=EGMethod,
     )
+    assert isinstance(method, EGMethod)
+    return method
 
 
 register_method(

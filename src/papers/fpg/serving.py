@@ -14,13 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import DetectionMethod, FaceCrop, ServingError
+from src.inference.detectors import ModuleDetector, box_margin_crop, build_module_detector
+from src.inference.methods import FaceCrop
 from src.papers.fpg.module import FPGModule
-from src.papers.registry import MethodEntry, register_method
-from src.utils.checkpoint_files import CheckpointError
+from src.papers.registry import METHODS, MethodEntry, register_method, served_targets
 
 PAPER = "fpg"
 NAME = "fpg"
@@ -30,8 +29,9 @@ DEFAULT_BOX_MARGIN = 0.125
 
 def training_crop(checkpoint: MethodCheckpoint) -> FaceCrop:
     """The test crop of the checkpoint's data: the detector box plus ``box_margin`` per side."""
-    margin = checkpoint.value("datamodule.box_margin")
-    return FaceCrop(scale=1.0 + 2.0 * float(DEFAULT_BOX_MARGIN if margin is None else margin), shift=0.0)
+    crop = box_margin_crop(checkpoint, DEFAULT_BOX_MARGIN)
+    assert crop is not None  # the default margin is set
+    return crop
 
 
 def _inference_only(model: dict[str, Any]) -> dict[str, Any]:
@@ -43,67 +43,31 @@ def _inference_only(model: dict[str, Any]) -> dict[str, Any]:
     return model
 
 
-class FPGMethod(DetectionMethod):
-    """The FPG detector (its evaluation forward) scoring face crops."""
-
-    def __init__(
-        self,
-        module: FPGModule,
-        face_size: int,
-        crop: FaceCrop,
-        *,
-        device: str | torch.device = "cpu",
-        provenance: dict[str, Any] | None = None,
-    ) -> None:
-        backbone = module.net.backbone
-        self.architecture = str(getattr(backbone, "name", "")) or type(backbone).__name__
-        super().__init__(
-            NAME,
-            PAPER,
-            face_size,
-            crop=crop,
-            device=device,
-            description=f"FPG ({self.architecture} with irregularity branch and channel attention)",
-            provenance=provenance,
-        )
-        self.module = module.to(self.device).eval()
-
-    @torch.no_grad()
-    def detect_faces(self, faces: Tensor) -> Tensor:
-        return self.module.fake_probability(faces.to(self.device, torch.float32)).float()
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "architecture": self.architecture,
-            "input_norm": getattr(self.module.net.backbone, "input_norm", None),
-            "crop": {"scale": self.crop.scale, "shift": self.crop.shift},
-            "reconstructed": False,
-            "provenance": dict(self.provenance),
-        }
+class FPGMethod(ModuleDetector):
+    """The FPG detector scoring face crops (the shared module-detector serving)."""
 
 
 def build(
     checkpoint: MethodCheckpoint | None, device: str | torch.device = "cpu", **options: Any
 ) -> FPGMethod:
-    """The FPG detector of an FPG training run's checkpoint."""
-    from src.papers.registry import PAPERS
-
-    if options:
-        raise ServingError(f"method '{NAME}' takes no options, got {', '.join(sorted(options))}")
-    if checkpoint is None:
-        raise ServingError(f"method '{NAME}' needs a trained checkpoint")
-    module = checkpoint.build_module(PAPERS[PAPER].targets, NAME, edit=_inference_only, device=device)
-    if not isinstance(module, FPGModule):
-        raise CheckpointError(
-            f"checkpoint {checkpoint.path} holds a {type(module).__name__}, not an FPG module"
-        )
-    size = checkpoint.value("datamodule.image_size", getattr(module.net.backbone, "input_size", None))
-    if size is None:
-        raise CheckpointError(f"checkpoint {checkpoint.path}: its config gives no datamodule.image_size")
-    return FPGMethod(
-        module, int(size), training_crop(checkpoint), device=device, provenance=checkpoint.provenance()
+    """The FPG detector of a training run's checkpoint."""
+    method = build_module_detector(
+        checkpoint,
+        device,
+        options,
+        name=NAME,
+        paper=PAPER,
+        targets=served_targets(METHODS[NAME]),
+        module_type=FPGModule,
+        backbone=lambda module: module.net.backbone,
+        crop=training_crop,
+        edit=_inference_only,
+        description="FPG ({architecture} with irregularity branch and channel attention)",
+        details={"reconstructed": False},
+        make=FPGMethod,
     )
+    assert isinstance(method, FPGMethod)
+    return method
 
 
 register_method(
