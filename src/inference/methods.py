@@ -28,6 +28,7 @@ __all__ = [
     "ProtectionMethod",
     "ServedMethod",
     "ServingError",
+    "crop_from_options",
 ]
 
 
@@ -66,6 +67,18 @@ class FaceCrop:
             raise ValueError(f"FaceCrop.scale must be > 0, got {self.scale}")
         if not 0 <= self.feather < 0.5:
             raise ValueError(f"FaceCrop.feather must be in [0, 0.5), got {self.feather}")
+
+
+def crop_from_options(name: str, default: FaceCrop, options: Mapping[str, Any]) -> FaceCrop:
+    """``default`` with the ``crop_scale`` / ``crop_shift`` options a user gave (bad values: ServingError)."""
+    try:
+        return FaceCrop(
+            scale=float(options.get("crop_scale", default.scale)),
+            shift=float(options.get("crop_shift", default.shift)),
+            feather=default.feather,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ServingError(f"method '{name}': bad crop option ({exc})") from None
 
 
 class ServedMethod(ABC):

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from src.config.buildable import buildable
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import FaceCrop, ProtectionMethod, ServingError
+from src.inference.methods import FaceCrop, ProtectionMethod, ServingError, crop_from_options
 from src.papers.proface.module import ProFaceModule
 from src.papers.registry import MethodEntry, register_method, served_targets
 
@@ -145,14 +145,7 @@ def build(
     )
     assert isinstance(module, ProFaceModule)
     default = training_crop(checkpoint)
-    try:
-        crop = FaceCrop(
-            scale=float(options.get("crop_scale", default.scale)),
-            shift=float(options.get("crop_shift", default.shift)),
-            feather=default.feather,
-        )
-    except (TypeError, ValueError) as exc:
-        raise ServingError(f"method '{NAME}': bad crop option ({exc})") from None
+    crop = crop_from_options(NAME, default, options)
     face_size = int(checkpoint.value("datamodule.image_size", 112))
     return ProFaceMethod(
         module, face_size, crop=crop, device=torch.device(device), provenance=checkpoint.provenance()

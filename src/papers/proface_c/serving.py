@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import FaceCrop, ProtectionMethod, ServingError
+from src.inference.methods import FaceCrop, ProtectionMethod, ServingError, crop_from_options
 from src.papers.proface_c.module import ProFaceCModule
 from src.papers.proface_c.networks import compensated
 from src.papers.proface_c.obfuscation import evaluation_obfuscation
@@ -164,14 +164,7 @@ def build(
             f"method '{NAME}': no evaluation obfuscation '{obfuscation}'; obfuscations: {', '.join(names)}"
         )
     default = training_crop(checkpoint)
-    try:
-        crop = FaceCrop(
-            scale=float(options.get("crop_scale", default.scale)),
-            shift=float(options.get("crop_shift", default.shift)),
-            feather=default.feather,
-        )
-    except (TypeError, ValueError) as exc:
-        raise ServingError(f"method '{NAME}': bad crop option ({exc})") from None
+    crop = crop_from_options(NAME, default, options)
     return ProFaceCMethod(
         module, obfuscation, crop=crop, device=torch.device(device), provenance=checkpoint.provenance()
     )

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import FaceCrop, PasswordError, ProtectionMethod, ServingError
+from src.inference.methods import FaceCrop, PasswordError, ProtectionMethod, ServingError, crop_from_options
 from src.papers.proface_s.keys import key_from_password
 from src.papers.proface_s.module import ProFaceSModule
 from src.papers.registry import MethodEntry, register_method, served_targets
@@ -175,14 +175,7 @@ def build(
             f"method '{NAME}': no evaluation setting '{setting}'; settings: {', '.join(settings)}"
         )
     default = training_crop(checkpoint)
-    try:
-        crop = FaceCrop(
-            scale=float(options.get("crop_scale", default.scale)),
-            shift=float(options.get("crop_shift", default.shift)),
-            feather=default.feather,
-        )
-    except (TypeError, ValueError) as exc:
-        raise ServingError(f"method '{NAME}': bad crop option ({exc})") from None
+    crop = crop_from_options(NAME, default, options)
     face_size = int(checkpoint.value("datamodule.image_size", 256))
     return ProFaceSMethod(
         module, setting, face_size, crop=crop, device=torch.device(device), provenance=checkpoint.provenance()
