@@ -12,30 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from src.config.instantiate import instantiate
 from src.inference.checkpoints import MethodCheckpoint
-from src.lightning_modules.frame_detector import FrameDetectorModule
 from src.papers.detection_baselines.serving import ALIGNED_CROP, FrameDetectorMethod, training_crop
 from src.papers.registry import METHODS
 from src.sdk import Detector, ServingError, load
 from src.utils.checkpoint_files import RECORD_KEY, CheckpointError
-from tests.test_serving_methods import photo, write_tiny_checkpoint
+from tests.test_serving_methods import config_of, module_from_file, photo, write_tiny_checkpoint
 
 NAME = "detection_baselines"
-
-
-def config_of(path: Path) -> dict:
-    """The config embedded in a checkpoint file."""
-    return torch.load(path, map_location="cpu", weights_only=False)[RECORD_KEY]["config"]
-
-
-def module_from_file(path: Path) -> FrameDetectorModule:
-    """The checkpoint's module rebuilt the trusted way (its config, strict weights): the reference."""
-    module = instantiate(OmegaConf.create(config_of(path)["model"]))
-    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
-    return module.eval()
 
 
 def tiny_checkpoint_of(experiment: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -12,29 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from src.config.instantiate import instantiate
-from src.papers.eg.module import EGModule
 from src.papers.eg.serving import EGMethod
 from src.papers.registry import METHODS
 from src.sdk import Detector, ServingError, load
 from src.utils.checkpoint_files import RECORD_KEY, CheckpointError
-from tests.test_serving_methods import photo, write_tiny_checkpoint
+from tests.test_serving_methods import config_of, module_from_file, photo, write_tiny_checkpoint
 
 NAME = "eg"
-
-
-def config_of(path: Path) -> dict:
-    """The config embedded in a checkpoint file."""
-    return torch.load(path, map_location="cpu", weights_only=False)[RECORD_KEY]["config"]
-
-
-def module_from_file(path: Path) -> EGModule:
-    """The checkpoint's module rebuilt the trusted way (its config, strict weights): the reference."""
-    module = instantiate(OmegaConf.create(config_of(path)["model"]))
-    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
-    return module.eval()
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import Tensor
 
-from src.config.instantiate import instantiate
 from src.papers.inspector.module import InspectorCorrector
 from src.papers.inspector.networks import attack_probability
 from src.papers.inspector.protocol import score_setting
@@ -24,21 +22,9 @@ from src.papers.inspector.serving import ALIGNED_CROP, InspectorMethod
 from src.papers.registry import METHODS
 from src.sdk import Detector, ServingError, load
 from src.utils.checkpoint_files import RECORD_KEY, CheckpointError
-from tests.test_serving_methods import photo, write_tiny_checkpoint
+from tests.test_serving_methods import config_of, module_from_file, photo, write_tiny_checkpoint
 
 NAME = "inspector"
-
-
-def config_of(path: Path) -> dict:
-    """The config embedded in a checkpoint file."""
-    return torch.load(path, map_location="cpu", weights_only=False)[RECORD_KEY]["config"]
-
-
-def module_from_file(path: Path) -> InspectorCorrector:
-    """The checkpoint's module rebuilt the trusted way (its config, strict weights): the reference."""
-    module = instantiate(OmegaConf.create(config_of(path)["model"]))
-    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
-    return module.eval()
 
 
 def defended_by_hand(module: InspectorCorrector, faces: Tensor, on_reject: str = "fake") -> dict[str, Tensor]:

@@ -57,6 +57,19 @@ def write_tiny_checkpoint(name: str, folder: Path, required_values: dict[str, st
     return path
 
 
+def config_of(path: Path) -> dict:
+    """The config embedded in a checkpoint file (a test's own file: read with full unpickling)."""
+    return torch.load(path, map_location="cpu", weights_only=False)[RECORD_KEY]["config"]
+
+
+def module_from_file(path: Path) -> pl.LightningModule:
+    """The checkpoint's module rebuilt the trusted way (its config, strict weights): the reference a served
+    method is compared with."""
+    module = instantiate(OmegaConf.create(config_of(path)["model"]))
+    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
+    return module.eval()
+
+
 def served(name: str, tmp_path: Path, required_values: dict[str, str]) -> Protector | Detector:
     ckpt = write_tiny_checkpoint(name, tmp_path, required_values) if METHODS[name].needs_checkpoint else None
     return load(name, ckpt=ckpt)
