@@ -435,6 +435,7 @@ def test_registered_reversible_method(request: pytest.FixtureRequest, tmp_path: 
     # untrained tiny networks recover nothing well: only that another password gives another image is checked
     assert not np.array_equal(result["wrong"], result["right"])
     assert PASSWORD not in result["texts"]
+    assert ckpt.name in result["texts"] and str(tmp_path) not in result["texts"]  # no server path shown
 
 
 def test_passwords_never_logged(api: TestClient, catalog: Catalog, caplog: pytest.LogCaptureFixture) -> None:

@@ -97,6 +97,18 @@ def redact(value: Any, secret: str | None) -> Any:
     return value
 
 
+def without_paths(value: Any) -> Any:
+    """``value`` (a JSON-able record) with absolute file paths cut to their file name: where the server keeps
+    its checkpoints says nothing to a user and tells an outsider about the machine."""
+    if isinstance(value, str):
+        return Path(value).name if value.startswith("/") and "\n" not in value else value
+    if isinstance(value, dict):
+        return {key: without_paths(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_paths(item) for item in value]
+    return value
+
+
 def _scrubbed(exc: ServingError, job: Job) -> ServingError:
     """The same error with the scratch paths replaced by the upload's name."""
     message = str(exc).replace(str(job.path), job.name).replace(str(job.scratch), "upload")
@@ -153,7 +165,10 @@ def _protect(catalog: Catalog, job: Job) -> Output:
             "privacy": video.privacy,
         }
         return Output(
-            redact(record, job.password), target.read_bytes(), "video/mp4", f"{job.stem}_{job.action}.mp4"
+            without_paths(redact(record, job.password)),
+            target.read_bytes(),
+            "video/mp4",
+            f"{job.stem}_{job.action}.mp4",
         )
     image = decode_image(job.path.read_bytes(), job.name, served.limits)
     apply = served.recover if job.action == "recover" else served.protect
@@ -173,7 +188,10 @@ def _protect(catalog: Catalog, job: Job) -> Output:
     }
     data = encode_image(result.image, fmt)
     return Output(
-        redact(record, job.password), data, f"image/{fmt.lower()}", f"{job.stem}_{job.action}.{suffix}"
+        without_paths(redact(record, job.password)),
+        data,
+        f"image/{fmt.lower()}",
+        f"{job.stem}_{job.action}.{suffix}",
     )
 
 
