@@ -17,7 +17,8 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,16 @@ def _check_kind(path: Path) -> None:
         )
 
 
+@contextmanager
+def frame_bar(source: Path, args: argparse.Namespace) -> Iterator[Callable[[int], None]]:
+    """A second progress bar, over one video's frames (``progress(n)`` after frame ``n``)."""
+    bar = tqdm(desc=source.name, unit="frame", leave=False, disable=args.no_progress)
+    try:
+        yield lambda done: bar.update(done - bar.n)
+    finally:
+        bar.close()
+
+
 def run_protector(
     method: Protector,
     pairs: list[tuple[Path, Path]],
@@ -183,7 +194,10 @@ def run_protector(
         try:
             _check_kind(source)
             if is_video(source):
-                method.protect_video(source, target, password, recover=recover, faces=args.faces)
+                with frame_bar(source, args) as frames:
+                    method.protect_video(
+                        source, target, password, recover=recover, faces=args.faces, progress=frames
+                    )
                 continue
             regions = _regions_from_sidecar(source) if recover and args.faces == "detect" else None
             apply = method.recover if recover else method.protect
@@ -207,11 +221,11 @@ def run_detector(
     for source, _ in tqdm(pairs, desc="detect", unit="file", disable=args.no_progress):
         try:
             _check_kind(source)
-            found = (
-                method.detect(source, faces=args.faces)
-                if is_video(source)
-                else method.detect([source], faces=args.faces)
-            )
+            if is_video(source):
+                with frame_bar(source, args) as frames:
+                    found = method.detect(source, faces=args.faces, progress=frames)
+            else:
+                found = method.detect([source], faces=args.faces)
             detections = found.detections if not isinstance(found, list) else found
             if not isinstance(found, list):
                 rows.append({"file": str(source), "frame": "", "face": "video", "score": found.score})
