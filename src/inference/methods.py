@@ -12,7 +12,7 @@ inputs within limits (:mod:`src.inference.inputs`), finding, cutting and pasting
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ __all__ = [
     "ProtectionMethod",
     "ServedMethod",
     "ServingError",
+    "check_options",
     "crop_from_options",
 ]
 
@@ -67,6 +68,14 @@ class FaceCrop:
             raise ValueError(f"FaceCrop.scale must be > 0, got {self.scale}")
         if not 0 <= self.feather < 0.5:
             raise ValueError(f"FaceCrop.feather must be in [0, 0.5), got {self.feather}")
+
+
+def check_options(name: str, options: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Refuse options the method does not take (a misspelt option must not be silently ignored)."""
+    allowed = list(allowed)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ServingError(f"method '{name}': unknown option(s) {unknown}; options: {', '.join(allowed)}")
 
 
 def crop_from_options(name: str, default: FaceCrop, options: Mapping[str, Any]) -> FaceCrop:

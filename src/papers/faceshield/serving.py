@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import FaceCrop, ProtectionMethod, ServingError
+from src.inference.methods import FaceCrop, ProtectionMethod, ServingError, check_options
 from src.metrics.privacy.record import secret_seed
 from src.papers.faceshield.evaluation import SEMANTICS, privacy_columns
 from src.papers.faceshield.module import FaceShieldIRC, noise_seed
@@ -192,9 +192,7 @@ class FaceShieldMethod(ProtectionMethod):
 def served_perturbator(checkpoint: MethodCheckpoint, **options: Any) -> DPPerturbator:
     """The DP step to serve: the checkpoint's evaluated variant, with ``sampler`` / ``epsilon`` options over
     it; always with secret noise (no seed)."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ServingError(f"method '{NAME}': unknown option(s) {unknown}; options: {', '.join(OPTIONS)}")
+    check_options(NAME, options, OPTIONS)
     _, settings = configured_variant(checkpoint)
     configured = str(settings.get("sampler", DEFAULT_SAMPLER))
     sampler = str(options.get("sampler", configured))

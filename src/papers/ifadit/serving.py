@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import FaceCrop, PasswordError, ProtectionMethod, ServingError
+from src.inference.methods import FaceCrop, PasswordError, ProtectionMethod, ServingError, check_options
 from src.papers.ifadit.masks import EllipseMask, FaceMasker, LandmarkMask
 from src.papers.ifadit.module import IFaditFlow
 from src.papers.ifadit.report import RECONSTRUCTED_NOTE, RELEASED_NOTE
@@ -192,9 +192,7 @@ def build(
 
     if checkpoint is None:
         raise ServingError(f"method '{NAME}' needs a trained phase-2 checkpoint (ifadit/phase2_ffhq)")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ServingError(f"method '{NAME}': unknown option(s) {unknown}; options: {', '.join(OPTIONS)}")
+    check_options(NAME, options, OPTIONS)
     mask = str(options.get("mask", "auto"))
     if mask not in MASKS:
         raise ServingError(f"method '{NAME}': mask must be one of {', '.join(MASKS)}, got {mask!r}")

@@ -35,7 +35,7 @@ from src.datamodules.components.synthetic_face_renderer import IdentityTraits
 from src.inference.checkpoints import MethodCheckpoint
 from src.inference.faces import FaceFinder, crop_faces, whole_image_region
 from src.inference.inputs import as_image, to_tensor
-from src.inference.methods import FaceCrop, ProtectionMethod, ServingError
+from src.inference.methods import FaceCrop, ProtectionMethod, ServingError, check_options
 from src.papers.makeup_privacy.module import MakeupPrivacyModule
 from src.papers.registry import MethodEntry, register_method
 from src.preprocess.synthetic_makeup import IDENTITY_BASES, STYLES, render_makeup_face
@@ -201,9 +201,7 @@ def build(
 
     if checkpoint is None:
         raise ServingError(f"method '{NAME}' needs a trained checkpoint (makeup_privacy/mt_train)")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ServingError(f"method '{NAME}': unknown option(s) {unknown}; options: {', '.join(OPTIONS)}")
+    check_options(NAME, options, OPTIONS)
     size = int(checkpoint.value("model.generator.image_size", 256))
     reference, about = reference_face(options.get("reference", DEFAULT_REFERENCE), size)
     target = target_record(checkpoint)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from src.config.buildable import buildable
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import FaceCrop, ProtectionMethod, ServingError, crop_from_options
+from src.inference.methods import FaceCrop, ProtectionMethod, ServingError, check_options, crop_from_options
 from src.papers.proface.module import ProFaceModule
 from src.papers.registry import MethodEntry, register_method, served_targets
 
@@ -125,9 +125,7 @@ def build(
     """PRO-Face from a checkpoint of one of its training runs (see :data:`OPTIONS`)."""
     if checkpoint is None:
         raise ServingError(f"method '{NAME}' needs a trained checkpoint")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ServingError(f"method '{NAME}': unknown option(s) {unknown}; options: {', '.join(OPTIONS)}")
+    check_options(NAME, options, OPTIONS)
 
     def serving_model(model: dict[str, Any]) -> dict[str, Any]:
         model["recognizer"] = {"_target_": f"{NoRecognizer.__module__}.{NoRecognizer.__qualname__}"}

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import FaceCrop, ProtectionMethod, ServingError, crop_from_options
+from src.inference.methods import FaceCrop, ProtectionMethod, ServingError, check_options, crop_from_options
 from src.papers.proface_c.module import ProFaceCModule
 from src.papers.proface_c.networks import compensated
 from src.papers.proface_c.obfuscation import evaluation_obfuscation
@@ -140,9 +140,7 @@ def build(
     """PRO-Face C from a checkpoint of one of its training runs (see :data:`OPTIONS`)."""
     if checkpoint is None:
         raise ServingError(f"method '{NAME}' needs a trained checkpoint")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ServingError(f"method '{NAME}': unknown option(s) {unknown}; options: {', '.join(OPTIONS)}")
+    check_options(NAME, options, OPTIONS)
 
     def serving_model(model: dict[str, Any]) -> dict[str, Any]:
         # the frozen server and the client are both in the checkpoint's state dict: build the server without

@@ -19,7 +19,14 @@ import torch
 from torch import Tensor
 
 from src.inference.checkpoints import MethodCheckpoint
-from src.inference.methods import FaceCrop, PasswordError, ProtectionMethod, ServingError, crop_from_options
+from src.inference.methods import (
+    FaceCrop,
+    PasswordError,
+    ProtectionMethod,
+    ServingError,
+    check_options,
+    crop_from_options,
+)
 from src.papers.proface_s.keys import key_from_password
 from src.papers.proface_s.module import ProFaceSModule
 from src.papers.registry import MethodEntry, register_method, served_targets
@@ -151,9 +158,7 @@ def build(
     """PRO-Face S from a checkpoint of one of its training runs (see :data:`OPTIONS`)."""
     if checkpoint is None:
         raise ServingError(f"method '{NAME}' needs a trained checkpoint")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ServingError(f"method '{NAME}': unknown option(s) {unknown}; options: {', '.join(OPTIONS)}")
+    check_options(NAME, options, OPTIONS)
 
     def serving_model(model: dict[str, Any]) -> dict[str, Any]:
         # evaluation-only judges: a random-trunk perceptual net instead of LPIPS-VGG (its trunk is a weights
