@@ -267,6 +267,6 @@ def test_tiny_run_and_report(runs_dir: Path, required_values: dict[str, str], tm
     table = pd.read_csv(out / "proface.csv")
     assert list(table["test data"]) == ["SyntheticFaces (synthetic)"]
     assert table.loc[0, "XDR acc"] == pytest.approx(summary["test/prot_orig/accuracy"])
-    assert "Published numbers: none recorded" in (out / "proface.md").read_text()
+    assert "No published numbers available for proface" in (out / "proface.md").read_text()
     assert (out / "proface.tex").is_file()
     assert report_main(["no_such_paper", "--runs", str(runs_dir), "--out", str(out)]) == 2

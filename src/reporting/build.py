@@ -2,11 +2,14 @@
 
 The rule for picking runs is in :mod:`src.reporting.selection`; this module applies it to the run records
 under a folder, honours pinned runs, and writes the notes that say which run gave each row, which runs were
-left out and why, and which experiment files of the paper have no row.
+left out and why, and which experiment files of the paper have no row. Published numbers
+(``experiments/<paper>/published.csv``) are checked and merged by :mod:`src.reporting.published`; a paper
+without that file says why in its report module (:data:`NO_PUBLISHED_ATTRIBUTE`), and the report prints it.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,10 +20,20 @@ import pandas as pd
 from src.analysis.runs import Run, RunRecordError, find_runs, load_run, run_row
 from src.papers.registry import REPORT_LAYOUTS, PaperInfo, discover
 from src.reporting.catalog import Catalog, experiment_catalog
+from src.reporting.errors import ReportError
+from src.reporting.published import (
+    PUBLISHED_FILE,
+    Comparison,
+    add_published,
+    comparison_notes,
+    read_published,
+)
 from src.reporting.selection import Judge, Judgement, has_test_metrics, short_commit
 from src.utils.tables import natural_key
 
-PUBLISHED_FILE = "published.csv"
+#: the attribute of a paper's report module (``src/papers/<paper>/report.py``) saying why the paper has no
+#: published numbers to compare with (a tool, a closed-access paper, ...); printed in the report
+NO_PUBLISHED_ATTRIBUTE = "NO_PUBLISHED_NUMBERS"
 RUNS_COLUMNS = (
     "experiment",
     "run_id",
@@ -34,10 +47,6 @@ RUNS_COLUMNS = (
 )
 
 
-class ReportError(ValueError):
-    """Nothing to report, or inputs that cannot be combined; the message says what and where."""
-
-
 @dataclass
 class Report:
     """A paper's table, the notes printed under it and the run behind each experiment's rows."""
@@ -47,6 +56,8 @@ class Report:
     notes: list[str]
     #: one row per run used: :data:`RUNS_COLUMNS`
     runs: pd.DataFrame
+    #: paper → what merging its ``published.csv`` found (only the papers that have one)
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,22 +108,26 @@ def generic_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def merge_published(table: pd.DataFrame, paper: str, experiments_dir: Path) -> tuple[pd.DataFrame, str]:
-    """Add the published columns from ``experiments/<paper>/published.csv``; returns (table, note)."""
+def no_published_reason(paper: str) -> str | None:
+    """Why ``paper`` has no published numbers, as its report module says (``None`` when it says nothing)."""
+    layout = REPORT_LAYOUTS.get(paper)
+    module = inspect.getmodule(layout) if layout is not None else None
+    reason = getattr(module, NO_PUBLISHED_ATTRIBUTE, None)
+    return str(reason) if reason else None
+
+
+def merge_published(
+    table: pd.DataFrame, paper: str, experiments_dir: Path
+) -> tuple[pd.DataFrame, list[str], Comparison | None]:
+    """Add the published numbers of ``experiments/<paper>/published.csv`` (:mod:`src.reporting.published`);
+    returns (table, notes, comparison). Without the file the notes say "no published numbers available"."""
     path = experiments_dir / paper / PUBLISHED_FILE
+    shown = str(path.relative_to(experiments_dir.parent))
     if not path.is_file():
-        return table, f"Published numbers: none recorded (no {path.relative_to(experiments_dir.parent)})."
-    published = pd.read_csv(path)
-    keys = [c for c in published.columns if c in table.columns and pd.api.types.is_string_dtype(published[c])]
-    if not keys:
-        raise ReportError(
-            f"{path}: no key column shared with the table (table columns: {list(table.columns)})"
-        )
-    values = [c for c in published.columns if c not in keys]
-    renamed = published.rename(columns={c: f"{c} (paper)" for c in values})
-    return table.merge(
-        renamed, on=keys, how="left"
-    ), f"Published numbers from {path.name}: {', '.join(values)}."
+        reason = no_published_reason(paper) or f"there is no {shown}"
+        return table, [f"No published numbers available for {paper}: {reason}."], None
+    merged, comparison = add_published(table, read_published(path, table))
+    return merged, comparison_notes(comparison, shown), comparison
 
 
 def _newest_first(judgements: list[Judgement]) -> list[Judgement]:
@@ -274,7 +289,7 @@ def build_report(
 
     frame = pd.DataFrame([run_row(c.judgement.run) for c in chosen.values()])
     table = REPORT_LAYOUTS.get(paper, generic_table)(frame)
-    table, published = merge_published(table, paper, experiments_dir)
+    table, published, comparison = merge_published(table, paper, experiments_dir)
     allowed = (
         " (--include-overrides: runs with overrides and sweep points allowed)" if include_overrides else ""
     )
@@ -283,7 +298,7 @@ def build_report(
             f"{info.headline}. Rebuilt from {len(chosen)} run(s) under {runs_root}{allowed}:",
             *(_used_note(e, c) for e, c in chosen.items()),
         ],
-        [published],
+        published,
         *excluded,
     ]
     if records.unreadable:
@@ -292,7 +307,8 @@ def build_report(
             [f"Unreadable run records skipped ({len(unreadable)}):", *(f"- {p}: {e}" for p, e in unreadable)]
         )
     notes = [line for section in sections for line in ("", *section)][1:]  # a blank line between sections
-    return Report(paper, table, notes, _runs_frame(chosen))
+    comparisons = {paper: comparison} if comparison is not None else {}
+    return Report(paper, table, notes, _runs_frame(chosen), comparisons)
 
 
 def build_combined_report(
@@ -309,6 +325,7 @@ def build_combined_report(
     if len(set(papers)) != len(papers):
         raise ReportError(f"a paper is named twice: {papers}")
     tables, notes, runs, empty = [], [], [], []
+    comparisons: dict[str, Comparison] = {}
     for paper in papers:
         try:
             report = build_report(
@@ -322,9 +339,10 @@ def build_combined_report(
         tables.append(report.table.assign(paper=paper)[["paper", *report.table.columns]])
         notes += ["", f"[{paper}]", *report.notes]
         runs.append(report.runs.assign(paper=paper))
+        comparisons |= report.comparisons
     if not tables:
         raise ReportError("nothing to report for any of " + ", ".join(papers) + "\n" + "\n".join(empty))
     if empty:
         notes += ["", "Papers without rows:", *empty]
     table = pd.concat(tables, ignore_index=True)
-    return Report("+".join(papers), table, notes[1:], pd.concat(runs, ignore_index=True))
+    return Report("+".join(papers), table, notes[1:], pd.concat(runs, ignore_index=True), comparisons)

@@ -6,7 +6,8 @@
 * runs CSV (``<paper>.runs.csv``): one row per run used (experiment, run id, commit, task, overrides,
   pinned, eligible, reasons, run dir);
 * LaTeX (``<paper>.tex``, on request): a self-contained ``tabular`` (``\\hline`` rules, no packages),
-  every LaTeX special character escaped in headers and cells.
+  every LaTeX special character escaped in headers and cells (``Δ`` of the difference columns and ``ε``
+  as math, so plain pdflatex compiles it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ LATEX_SPECIALS = {
     "<": r"\textless{}",
     ">": r"\textgreater{}",
     "∞": r"$\infty$",
+    "Δ": r"$\Delta$",  # the difference columns (reproduced − published)
+    "ε": r"$\varepsilon$",
 }
 LATEX_PSNR_CAP = r"$\infty$ (capped at 100 dB)"
 

@@ -1,6 +1,7 @@
 """The detection baselines' table (docs/papers/detection_baselines.md): one row per run (detector × test
 set) with frame- and video-level numbers, the failures that were scored 0.5, the per-method frame AUCs,
-and DeepfakeBench's published frame AUCs beside them (``experiments/detection_baselines/published.csv``).
+and DeepfakeBench's published frame AUCs beside them with the difference (``frame AUC (paper)``,
+``frame AUC Δ``; ``experiments/detection_baselines/published.csv``, merged by ``src.reporting``).
 """
 
 from __future__ import annotations

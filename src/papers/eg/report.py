@@ -10,6 +10,11 @@ import pandas as pd
 from src.analysis.detection_table import detection_rows, network_label
 from src.papers.registry import register_report
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "the paper (IEEE TCSVT 2025) is closed access and its table values are not recorded in this project"
+)
+
 
 def detector_label(run: dict[str, Any]) -> str:
     """``EG (released weights)`` or ``EG (reconstructed training[, <network>])``."""

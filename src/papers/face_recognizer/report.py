@@ -12,6 +12,12 @@ from src.analysis.runs import dataset_label
 from src.papers.registry import register_report
 from src.utils.tables import natural_key
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "a tool of this project (the recognizer the privacy metrics judge with), trained on its own data: no "
+    "paper publishes this table"
+)
+
 #: (summary key below ``test/``, column label)
 COLUMNS = (
     ("rank1", "rank-1"),

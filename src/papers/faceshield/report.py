@@ -16,6 +16,9 @@ from src.papers.faceshield.evaluation import SEMANTICS, describe_baseline, varia
 from src.papers.registry import register_report
 from src.utils.tables import is_missing
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = "there is no public paper, only the authors' code: no published table to compare with"
+
 PERTURBATORS = "config.model.perturbators."
 BASELINES = "config.model.baselines."
 _TAR = re.compile(r"tar@far=(.+)$")

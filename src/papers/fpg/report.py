@@ -12,6 +12,11 @@ import pandas as pd
 from src.analysis.detection_table import NETWORKS, detection_rows
 from src.papers.registry import register_report
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "the paper (ACM MM 2024) is closed access and its table values are not recorded in this project"
+)
+
 #: (``model.terms`` key, its default, what the label says when it is off)
 PARTS = (
     ("shape", True, "shape refinement"),

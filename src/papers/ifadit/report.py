@@ -19,6 +19,11 @@ import pandas as pd
 
 from src.papers.registry import register_report
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "the paper's tables (Pattern Recognition 2025, arXiv 2501.04390) are not recorded in this project yet"
+)
+
 RECONSTRUCTED_NOTE = "reconstructed training: the authors released inference code only"
 RELEASED_NOTE = "released weights (authors' flow and ICL)"
 VERSIONS = {"anonymised": "anonymised (key 1)", "recovered": "recovered (right key)", "wrong": "wrong key"}

@@ -14,6 +14,12 @@ from src.analysis.detection_table import network_label, test_set_label
 from src.papers.inspector.protocol import table_from_metrics
 from src.papers.registry import register_report
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "the paper (IEEE TIP 2024) is closed access and its table values are not recorded in this project; "
+    "the robust-accuracy protocol here is reconstructed, so they would not be directly comparable"
+)
+
 #: (protocol column, table header)
 COLUMNS = (
     ("undefended_acc", "undefended acc"),

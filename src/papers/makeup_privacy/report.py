@@ -30,6 +30,12 @@ from src.metrics.perceptual import LPIPS_NETS
 from src.papers.registry import register_report
 from src.utils.tables import is_missing
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "the paper's tables (Computer Science 2025, doi 10.11896/jsjkx.241200001) are not recorded in this "
+    "project yet"
+)
+
 #: the order of the variants in a table
 VARIANT_ORDER = ("source", "protected", "blur", "noise", "jpeg")
 QUALITY = {"psnr": "PSNR", "ssim": "SSIM", "fid": "FID"}

@@ -15,6 +15,12 @@ from src.papers.obfuscation_baselines.module import results_rows
 from src.papers.registry import register_report
 from src.utils.tables import is_missing
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "classical obfuscators measured under this project's protocol (its data, recognizer and settings): no "
+    "paper publishes this table"
+)
+
 OBFUSCATORS_PREFIX = "config.model.obfuscators."
 
 

@@ -10,6 +10,11 @@ from src.analysis.runs import dataset_label
 from src.evaluation.protection_protocol import PAPER_NAMES
 from src.papers.registry import register_report
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "the paper's tables (ACM MM 2022, doi 10.1145/3503161.3548202) are not recorded in this project yet"
+)
+
 
 @register_report("proface")
 def paper_table(runs: pd.DataFrame) -> pd.DataFrame:

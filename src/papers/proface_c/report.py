@@ -14,6 +14,11 @@ import pandas as pd
 from src.analysis.runs import dataset_label
 from src.papers.registry import register_report
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "the paper's tables (IEEE TIFS 2024, doi 10.1109/TIFS.2024.3388976) are not recorded in this project yet"
+)
+
 METHOD_ORDER = {"clear": 0, "obfuscated": 1, "compensated": 2}
 TRANSMISSION_PREFIX = "test/transmission/"
 

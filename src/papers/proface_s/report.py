@@ -12,6 +12,12 @@ from src.papers.proface_s.module import added_column_label
 from src.papers.registry import register_report
 from src.utils.tables import natural_key
 
+#: why ``python -m src.report`` has no published numbers to show beside this paper's rows
+NO_PUBLISHED_NUMBERS = (
+    "the paper's tables (IEEE TCSVT 2024, doi 10.1109/TCSVT.2023.3344809) are not recorded in this "
+    "project yet"
+)
+
 
 @register_report("proface_s")
 def paper_table(runs: pd.DataFrame) -> pd.DataFrame:
