@@ -1,4 +1,4 @@
-"""Plot a run's metric history (``metrics.csv``) for a notebook, without writing anything.
+"""Plot a run's metric history (``metrics.csv``, or the offline W&B file) for a notebook, writing nothing.
 
 Losses and bounded scores (accuracies, AUCs, SSIM: every value in [0, 1]) get separate axes, so a loss of 12
 does not flatten an accuracy curve; any other metric (PSNR in dB, cosine similarities) gets a third axis.
@@ -16,9 +16,11 @@ if TYPE_CHECKING:
 
     from src.analysis.runs import Run
 
-__all__ = ["history_groups", "plot_history"]
+__all__ = ["HISTORY_SOURCES", "history_groups", "plot_history", "wandb_history"]
 
 _AXES_COLUMNS = ("epoch", "step")
+HISTORY_SOURCES = ("metrics.csv", "wandb")
+_WANDB_STEP = "trainer/global_step"
 _AXIS_TITLES = {"losses": "loss", "bounded": "score in [0, 1]", "other": "other metrics"}
 
 
@@ -44,18 +46,34 @@ def history_groups(history: pd.DataFrame) -> dict[str, list[str]]:
     return groups
 
 
-def plot_history(run: Run, *, width: float = 10.0) -> Figure:
-    """A figure of ``run.history`` against the training step: one axis for losses, one for [0, 1] scores.
+def wandb_history(run: Run) -> pd.DataFrame:
+    """The metric history of the run's offline W&B file (``run.wandb``, read by ``load_run``) in the shape of
+    ``metrics.csv``: a ``step`` column (Lightning's ``trainer/global_step``), ``epoch`` and one column per
+    logged metric; W&B's own ``_step``, ``_runtime`` and ``_timestamp`` are dropped. Raises ``ValueError``
+    when the run has no W&B file (logged with ``logger=none``, or loaded with ``read_wandb=False``)."""
+    if run.wandb is None:
+        raise ValueError(f"{run.run_dir}: no offline W&B file (wandb/**/run-*.wandb) was read for this run")
+    frame = run.wandb.history_frame()
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("_")])
+    return frame.rename(columns={_WANDB_STEP: "step"})
 
-    A third axis appears only when the run logged other metrics. Raises ``ValueError`` when the run has no
-    plottable history (no ``metrics.csv`` yet).
+
+def plot_history(run: Run, *, source: str = "metrics.csv", width: float = 10.0) -> Figure:
+    """A figure of the run's history against the training step: one axis for losses, one for [0, 1] scores.
+
+    ``source`` is ``metrics.csv`` (``run.history``) or ``wandb`` (the offline W&B file:
+    :func:`wandb_history`).
+    A third axis appears only when the run logged other metrics. Raises ``ValueError`` when the source has
+    no plottable history (no ``metrics.csv`` yet, no W&B file).
     """
     from matplotlib.figure import Figure
 
-    history = run.history
+    if source not in HISTORY_SOURCES:
+        raise ValueError(f"source must be one of {HISTORY_SOURCES}, got {source!r}")
+    history = run.history if source == "metrics.csv" else wandb_history(run)
     groups = {name: cols for name, cols in history_groups(history).items() if cols or name != "other"}
     if not any(groups.values()):
-        raise ValueError(f"{run.run_dir}: no metric history to plot (metrics.csv missing or empty)")
+        raise ValueError(f"{run.run_dir}: no metric history to plot ({source} missing or empty)")
     x_name = next((c for c in ("step", "epoch") if c in history.columns), None)
     fig = Figure(figsize=(width, 3.2), layout="constrained")
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
@@ -71,5 +89,6 @@ def plot_history(run: Run, *, width: float = 10.0) -> Figure:
             ax.set_ylim(-0.02, 1.02)
         if columns:
             ax.legend(fontsize=7)
-    fig.suptitle(f"{run.experiment} / {run.run_id}", fontsize=10)
+    suffix = "" if source == "metrics.csv" else " (W&B file)"
+    fig.suptitle(f"{run.experiment} / {run.run_id}{suffix}", fontsize=10)
     return fig
