@@ -26,6 +26,7 @@ __all__ = [
     "format_override_value",
     "grid_points",
     "point_to_overrides",
+    "quantize",
     "random_points",
     "sample_parameter",
     "sweep_points",
@@ -71,6 +72,8 @@ def sample_parameter(param: Parameter, rng: np.random.Generator) -> Any:
         x = math.exp(rng.uniform(math.log(param.min), math.log(param.max)))  # type: ignore[arg-type]
     elif dist == "log_uniform":
         x = math.exp(rng.uniform(param.min, param.max))
+    elif dist == "inv_log_uniform_values":  # log(1/X) uniform on [log(1/max), log(1/min)]
+        x = 1.0 / math.exp(rng.uniform(-math.log(param.max), -math.log(param.min)))  # type: ignore[arg-type]
     elif dist in ("normal", "q_normal"):
         x = float(rng.normal(param.mu, param.sigma))
     elif dist in ("log_normal", "q_log_normal"):
@@ -78,11 +81,11 @@ def sample_parameter(param: Parameter, rng: np.random.Generator) -> Any:
     else:  # pragma: no cover - spec validation rejects anything else
         raise SweepSpecError(f"parameter {param.name!r}: cannot sample distribution {dist!r}")
     if dist.startswith("q_"):
-        return _quantize(x, param)
+        return quantize(x, param)
     return x
 
 
-def _quantize(x: float, param: Parameter) -> int | float:
+def quantize(x: float, param: Parameter) -> int | float:
     """Round to a multiple of ``q``; integer when ``q`` (and any bounds) are integers, as in W&B."""
     q = param.q
     value = round(x / q) * q

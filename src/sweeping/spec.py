@@ -1,8 +1,10 @@
-"""Load and validate a W&B sweep YAML for the local expander.
+"""Load and validate a W&B sweep YAML for the local sweep driver.
 
-The file format is the one ``wandb sweep`` accepts (keys, parameter constraints, distributions), so the same
-file runs locally through :mod:`src.sweep` and, when a W&B server is reachable, through ``wandb agent``.
-Locally only the ``grid`` and ``random`` methods exist; ``bayes`` needs the W&B server (or Optuna).
+The file format is the one ``wandb sweep`` accepts (keys, parameter constraints, distributions, ``metric``,
+``early_terminate``, ``run_cap``), so the same file runs locally through :mod:`src.sweep` and, when a W&B
+server is reachable, through ``wandb agent``. Locally ``grid`` and ``random`` are expanded into points
+(:mod:`src.sweeping.expand`), ``bayes`` is an Optuna study (:mod:`src.sweeping.search`) and Hyperband early
+termination follows W&B's rule (:mod:`src.sweeping.early_termination`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import yaml
 
 __all__ = [
     "DISTRIBUTIONS",
+    "HYPERBAND_KEYS",
+    "Hyperband",
     "Metric",
     "Parameter",
     "SweepSpec",
@@ -43,7 +47,7 @@ TOP_LEVEL_KEYS = frozenset(
         "early_terminate",
     }
 )
-METHODS = ("grid", "random")
+METHODS = ("grid", "random", "bayes")
 METRIC_KEYS = frozenset({"name", "goal", "target"})
 PARAMETER_KEYS = frozenset(
     {"value", "values", "probabilities", "min", "max", "distribution", "mu", "sigma", "q", "parameters"}
@@ -58,6 +62,7 @@ DISTRIBUTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "q_uniform": (frozenset({"min", "max"}), frozenset({"q"})),
     "log_uniform": (frozenset({"min", "max"}), frozenset()),  # min/max are natural-log exponents
     "log_uniform_values": (frozenset({"min", "max"}), frozenset()),
+    "inv_log_uniform_values": (frozenset({"min", "max"}), frozenset()),  # log(1/X) uniform: X log-uniform
     "q_log_uniform_values": (frozenset({"min", "max"}), frozenset({"q"})),
     "normal": (frozenset(), frozenset({"mu", "sigma"})),
     "q_normal": (frozenset(), frozenset({"mu", "sigma", "q"})),
@@ -65,10 +70,10 @@ DISTRIBUTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "q_log_normal": (frozenset(), frozenset({"mu", "sigma", "q"})),
 }
 # W&B distributions the local expander does not implement (named so the error can say so).
-_UNSUPPORTED_DISTRIBUTIONS = frozenset(
-    {"q_log_uniform", "inv_log_uniform", "inv_log_uniform_values", "beta", "q_beta"}
-)
+_UNSUPPORTED_DISTRIBUTIONS = frozenset({"q_log_uniform", "inv_log_uniform", "beta", "q_beta"})
 DISCRETE_DISTRIBUTIONS = frozenset({"constant", "categorical", "int_uniform"})
+# Keys of W&B's `early_terminate: {type: hyperband, ...}` block.
+HYPERBAND_KEYS = frozenset({"type", "min_iter", "max_iter", "s", "eta", "strict"})
 
 
 class SweepSpecError(ValueError):
@@ -119,6 +124,21 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Hyperband:
+    """W&B's ``early_terminate: {type: hyperband}``: bands from ``max_iter`` and ``s``, or from ``min_iter``.
+
+    ``eta`` defaults to 3 and ``strict`` to true, as in W&B's sweep engine; when both ``max_iter`` and
+    ``min_iter`` are given, ``max_iter`` is used (as W&B does).
+    """
+
+    eta: float = 3
+    strict: bool = True
+    min_iter: int | None = None
+    max_iter: int | None = None
+    s: int | None = None
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep file; ``parameters`` keeps file order with nested blocks flattened to dotted keys."""
 
@@ -132,6 +152,7 @@ class SweepSpec:
     project: str | None = None
     entity: str | None = None
     run_cap: int | None = None
+    early_terminate: Hyperband | None = None
     source: str = "<sweep>"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -198,25 +219,17 @@ def parse_sweep_spec(
         )
 
     method = data.get("method")
-    if method == "bayes":
-        raise SweepSpecError(
-            f"{source}: method 'bayes' needs the W&B sweep server (`wandb sweep` + `wandb agent`) or an "
-            "Optuna study; it is not supported by the local expander. Use 'grid' or 'random' here."
-        )
     if method not in METHODS:
         raise SweepSpecError(f"{source}: 'method' must be one of {list(METHODS)} (got {method!r})")
-
-    if "early_terminate" in data:
-        warnings.warn(
-            f"{source}: 'early_terminate' is ignored by the local expander (every point runs to the end)",
-            UserWarning,
-            stacklevel=2,
-        )
+    metric = _parse_metric(data.get("metric"), source)
 
     raw_params = data.get("parameters")
     if not isinstance(raw_params, Mapping) or not raw_params:
         raise SweepSpecError(f"{source}: 'parameters' must be a non-empty mapping of parameter name -> spec")
     parameters = tuple(_parse_parameters(raw_params, prefix="", source=source))
+    if method == "bayes":
+        _check_bayes(parameters, metric, source)
+    early_terminate = _parse_early_terminate(data.get("early_terminate"), metric, source)
 
     name = data.get("name", default_name)
     if name is None:
@@ -228,13 +241,14 @@ def parse_sweep_spec(
         method=method,
         parameters=parameters,
         name=name,
-        metric=_parse_metric(data.get("metric"), source),
+        metric=metric,
         command=_parse_command(data.get("command"), source),
         program=_optional_str(data, "program", source),
         description=_optional_str(data, "description", source),
         project=_optional_str(data, "project", source),
         entity=_optional_str(data, "entity", source),
         run_cap=_parse_run_cap(data.get("run_cap"), source),
+        early_terminate=early_terminate,
         source=source,
         raw=dict(data),
     )
@@ -276,6 +290,74 @@ def _parse_metric(value: Any, source: str) -> Metric | None:
     if target is not None and not _is_number(target):
         raise SweepSpecError(f"{source}: metric.target must be a number (got {target!r})")
     return Metric(name=name, goal=goal, target=target)
+
+
+def _check_bayes(parameters: tuple[Parameter, ...], metric: Metric | None, source: str) -> None:
+    """What W&B's bayes search needs: a metric to model and at least one parameter that varies."""
+    if metric is None:
+        raise SweepSpecError(
+            f"{source}: method 'bayes' needs a 'metric' (name and goal) to optimise, e.g. "
+            "metric: {name: val/loss, goal: minimize}"
+        )
+    if all(p.distribution == "constant" for p in parameters):
+        raise SweepSpecError(
+            f"{source}: method 'bayes' needs at least one parameter that varies; every parameter is a "
+            "single 'value'"
+        )
+    for p in parameters:
+        if p.distribution == "categorical" and p.probabilities is not None:
+            warnings.warn(
+                f"{source}: parameters.{p.name}.probabilities is a prior for random sampling; the local "
+                "bayes search (Optuna) chooses among the values without weights",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
+def _parse_early_terminate(value: Any, metric: Metric | None, source: str) -> Hyperband | None:
+    """Validate ``early_terminate`` as W&B's schema does (type hyperband; max_iter with s, or min_iter)."""
+    if value is None:
+        return None
+    where = f"{source}: early_terminate"
+    if not isinstance(value, Mapping):
+        raise SweepSpecError(f"{where}: must be a mapping such as {{type: hyperband, min_iter: 3}}")
+    unknown = sorted(set(value) - HYPERBAND_KEYS)
+    if unknown:
+        raise SweepSpecError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(HYPERBAND_KEYS)}")
+    if value.get("type") != "hyperband":
+        raise SweepSpecError(f"{where}.type: must be 'hyperband' (got {value.get('type')!r})")
+    if metric is None:
+        raise SweepSpecError(f"{where}: Hyperband needs a 'metric' (name and goal) to compare the points by")
+    eta = value.get("eta", 3)
+    if not _is_number(eta) or not math.isfinite(eta) or eta <= 1:
+        raise SweepSpecError(f"{where}.eta: must be a number greater than 1 (got {eta!r})")
+    strict = value.get("strict", True)
+    if not isinstance(strict, bool):
+        raise SweepSpecError(f"{where}.strict: must be true or false (got {strict!r})")
+    fields = {}
+    for key in ("min_iter", "max_iter", "s"):
+        item = value.get(key)
+        if item is not None and (isinstance(item, bool) or not isinstance(item, int) or item < 1):
+            raise SweepSpecError(f"{where}.{key}: must be a positive integer (got {item!r})")
+        fields[key] = item
+    if fields["max_iter"] is not None:
+        if fields["s"] is None:
+            raise SweepSpecError(f"{where}: max_iter needs 's' (the number of bands below max_iter)")
+        if fields["max_iter"] / eta < 1:
+            raise SweepSpecError(
+                f"{where}: max_iter ({fields['max_iter']}) / eta ({eta}) is below 1, so there is no band; "
+                "increase max_iter or decrease eta"
+            )
+        if fields["min_iter"] is not None:
+            warnings.warn(
+                f"{where}: both max_iter and min_iter are given; the bands come from max_iter and s (as in "
+                "W&B) and min_iter is not used",
+                UserWarning,
+                stacklevel=3,
+            )
+    elif fields["min_iter"] is None:
+        raise SweepSpecError(f"{where}: give 'min_iter', or 'max_iter' and 's'")
+    return Hyperband(eta=eta, strict=strict, **fields)
 
 
 def _parse_command(value: Any, source: str) -> tuple[str, ...] | None:
@@ -405,7 +487,8 @@ def _check_numeric(distribution: str, kwargs: dict[str, Any], where: str) -> Non
         raise SweepSpecError(f"{where}: min ({lo}) must not exceed max ({hi})")
     if distribution == "int_uniform" and not (isinstance(lo, int) and isinstance(hi, int)):
         raise SweepSpecError(f"{where}: int_uniform needs integer min and max (got {lo!r}, {hi!r})")
-    if distribution in ("log_uniform_values", "q_log_uniform_values") and lo is not None and lo <= 0:
+    positive = ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values")
+    if distribution in positive and lo is not None and lo <= 0:
         raise SweepSpecError(f"{where}: {distribution} needs min > 0 (got {lo})")
     if kwargs.get("sigma", 1.0) <= 0:
         raise SweepSpecError(f"{where}.sigma: must be positive (got {kwargs['sigma']})")
