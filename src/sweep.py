@@ -1,24 +1,32 @@
-"""Run a W&B-format sweep file locally: one ``python -m src.train`` subprocess per point, in sequence.
+"""Run a W&B-format sweep file: one ``python -m src.train`` run per point, here or on a SLURM cluster.
 
-W&B sweeps need the W&B server, so the sweep file is expanded here (grid or seeded random) and every point
-runs as an ordinary run (W&B offline, ``group=<sweep name>``). Everything a sweep writes stays together::
+The sweep method proposes the points (:mod:`src.sweeping.search`: grid, seeded random, bayes through Optuna)
+and learns each point's metric; with ``early_terminate`` (Hyperband) a local point whose metric falls behind
+is stopped early. A launcher runs the points (:mod:`src.sweeping.launchers`): ``local`` (one after another,
+the default), ``slurm`` (SLURM jobs through submitit: a job array, waited for) or ``wandb-agent`` (the sweep
+created on a W&B server and run by ``wandb agent``). Everything a sweep writes stays together::
 
     <runs root>/sweeps/<sweep name>/<sweep id>/
         sweep.yaml  sweep.json     the sweep file as run (with any command-line changes) and the record
-        index.csv                  point, status, return code, reason, run_dir, parameters, metric
+        index.csv                  point, status, returncode, reason, job_id, log, run_dir, parameters,
+                                   metric
         points/000/ points/001/    the points' run directories (``run.dir`` of each run)
+        slurm/ logs/               the jobs' logs (slurm / local launcher)
 
 ``index.csv``'s ``run_dir`` is relative to the index's folder (``points/000``), so a sweep folder can be
-moved or copied as a whole. A failed point is recorded with the reason (a signal such as SIGTERM/SIGKILL, or
-the run's error) and the sweep goes on; the exit code is 1 if any point failed.
+moved or copied as a whole. A failed point is recorded with the reason (a signal such as SIGTERM/SIGKILL, the
+run's error, a job that crashed) and the sweep goes on; the exit code is 1 if any point failed.
 
     python -m src.sweep experiments/sweeps/demo_recognizer_lr.yaml [--count N] [--seed S] [--dry-run]
-        [--runs-root runs] [key=value ...]
+        [--runs-root runs] [--launcher local|slurm|wandb-agent|<launcher file>] [--launcher-config FILE]
+        [--no-wait] [launcher.<key>=<value> ...] [key=value ...]
+    python -m src.sweep --status <sweep dir>
 
 A ``key=value`` naming a swept parameter changes the sweep (:mod:`src.sweeping.overrides`):
 ``parameters.model.optimizer.lr.values=[0.001,0.01]`` (or ``model.optimizer.lr.values=[...]``) replaces
 the values, ``seed=3`` pins a parameter; an unknown parameter is an error listing the sweep's parameters.
-Any other ``key=value`` is a config override given to every point (``trainer.max_epochs=2``).
+``launcher.<key>=<value>`` configures the launcher (never the runs). Any other ``key=value`` is a config
+override given to every point (``trainer.max_epochs=2``).
 """
 
 from __future__ import annotations
@@ -54,12 +62,27 @@ from src.sweeping import (
     load_sweep_spec,
     point_to_overrides,
     split_overrides,
-    sweep_points,
 )
+from src.sweeping.early_termination import EarlyTermination, make_early_termination
+from src.sweeping.launchers import (
+    CallableLauncher,
+    Job,
+    Launcher,
+    LauncherConfigError,
+    LaunchResult,
+    LocalLauncher,
+    load_launcher_config,
+    make_launcher,
+    parse_run_dir,
+    split_launcher_overrides,
+)
+from src.sweeping.search import ListSearch, PointSearch, make_search
 
 __all__ = [
+    "INDEX_BASE_COLUMNS",
     "POINTS_DIR",
     "RUN_DIR_PREFIX",
+    "Job",
     "LaunchResult",
     "Launcher",
     "SweepResult",
@@ -69,6 +92,7 @@ __all__ = [
     "main",
     "parse_run_dir",
     "point_dir",
+    "refresh_status",
     "run_sweep",
     "subprocess_launcher",
 ]
@@ -76,23 +100,15 @@ __all__ = [
 RUN_DIR_PREFIX = "RUN_DIR="
 POINTS_DIR = "points"  # the points' run directories, inside the sweep folder
 _PER_POINT_KEYS = frozenset({"run.dir", "run.id", "resume"})
-INDEX_BASE_COLUMNS = ("point", "status", "returncode", "reason", "run_dir")
+# job_id and log before run_dir: readers take the columns after run_dir as the parameters and the metric
+INDEX_BASE_COLUMNS = ("point", "status", "returncode", "reason", "job_id", "log", "run_dir")
+FINAL = frozenset({"ok", "failed", "stopped_early"})
 _STOPPED = {
     143: "terminated by a signal (SIGTERM, exit 143)",
     130: "interrupted (Ctrl-C, exit 130)",
     2: "refused its configuration or a checkpoint (exit 2)",
 }
-
-
-@dataclass(frozen=True)
-class LaunchResult:
-    """What a launcher reports for one point: the exit status and the run dir the run printed (if any)."""
-
-    returncode: int
-    run_dir: Path | None = None
-
-
-Launcher = Callable[[list[str]], LaunchResult]
+CommandFn = Callable[[list[str]], LaunchResult]
 
 
 @dataclass
@@ -103,19 +119,17 @@ class SweepResult:
     index_path: Path | None
     rows: list[dict[str, Any]] = field(default_factory=list)
     commands: list[list[str]] = field(default_factory=list)
+    errors: int = 0  # failures outside the points (a W&B agent that failed)
 
     @property
     def n_failed(self) -> int:
-        """Number of points whose run failed."""
-        return sum(row["status"] != "ok" for row in self.rows)
+        """Number of points whose run failed (an early stop is not a failure), plus other failures."""
+        return sum(row["status"] == "failed" for row in self.rows) + self.errors
 
-
-def parse_run_dir(line: str) -> str | None:
-    """The path in a ``RUN_DIR=<path>`` line printed by ``src.train``, else ``None``."""
-    line = line.strip()
-    if line.startswith(RUN_DIR_PREFIX):
-        return line[len(RUN_DIR_PREFIX) :].strip() or None
-    return None
+    @property
+    def n_pending(self) -> int:
+        """Number of points submitted but not finished (``--no-wait``)."""
+        return sum(row["status"] not in FINAL for row in self.rows)
 
 
 def subprocess_launcher(command: list[str]) -> LaunchResult:
@@ -252,19 +266,28 @@ def run_sweep(
     runs_root: str | Path = "runs",
     extra_overrides: Sequence[str] = (),
     dry_run: bool = False,
-    launcher: Launcher = subprocess_launcher,
+    launcher: Launcher | CommandFn | None = None,
+    launcher_name: str = "local",
+    launcher_overrides: Sequence[str] = (),
+    launcher_config: Path | None = None,
+    wait: bool = True,
     python: str = sys.executable,
     runs_dir_override: bool = False,
     sweep_id: str | None = None,
     echo: Callable[[str], None] = print,
     check_point: Callable[[str, list[str]], None] | None = None,
 ) -> SweepResult:
-    """Run every point of ``spec`` through ``launcher`` and write ``index.csv``; see the module docstring.
+    """Run the points of ``spec`` through a launcher and write ``index.csv``; see the module docstring.
 
-    ``extra_overrides`` may change the sweep's parameters (:mod:`src.sweeping.overrides`); the rest go to
-    every run. ``runs_dir_override`` also passes ``paths.runs_dir=<runs_root>`` to each run (used when
-    ``--runs-root`` is given). ``launcher`` receives the full command list; tests pass a fake one.
+    ``extra_overrides`` may change the sweep's parameters (:mod:`src.sweeping.overrides`); ``launcher.*``
+    items configure the launcher; the rest go to every run. ``runs_dir_override`` also passes
+    ``paths.runs_dir=<runs_root>`` to each run (used when ``--runs-root`` is given). ``launcher`` is a ready
+    launcher or a function ``command -> LaunchResult`` (tests pass a fake one); without it,
+    ``launcher_name`` / ``launcher_overrides`` / ``launcher_config`` choose one. ``wait=False`` (slurm):
+    submit and return; ``python -m src.sweep --status <sweep dir>`` fills the index later.
     """
+    mine, extra_overrides = split_launcher_overrides(extra_overrides)
+    launcher_overrides = [*launcher_overrides, *mine]
     changes, run_overrides = split_overrides(spec, extra_overrides)
     _check_run_overrides(run_overrides)
     source = Path(spec.source)
@@ -273,39 +296,87 @@ def run_sweep(
     if clash:
         raise SweepSpecError(f"{spec.source}: parameter name(s) {clash} clash with index.csv columns")
     experiment, fixed = experiment_from_command(spec)
-    points = sweep_points(spec, count=count, seed=seed)
+    if launcher is None:
+        config = load_launcher_config(launcher_name, launcher_overrides, config_file=launcher_config)
+        kind = config["type"]
+    else:
+        if launcher_overrides:
+            raise LauncherConfigError(f"launcher settings {launcher_overrides} given with a ready launcher")
+        config, kind = {}, getattr(launcher, "name", "local")
     runs_root = Path(runs_root)
     extra = list(run_overrides)
     if runs_dir_override:
         extra.insert(0, f"paths.runs_dir={format_override_value(str(runs_root.resolve()))}")
+    if kind == "wandb-agent":
+        from src.sweeping.launch.wandb_agent import run_wandb_sweep
+
+        outcome = run_wandb_sweep(
+            spec,
+            config,
+            experiment=experiment,
+            fixed=fixed,
+            changes=[c.text for c in changes],
+            run_overrides=extra,
+            count=count,
+            dry_run=dry_run,
+            python=python,
+            echo=echo,
+        )
+        failed = int(outcome.returncode not in (None, 0))
+        return SweepResult(sweep_dir=None, index_path=None, commands=[outcome.command], errors=failed)
+    if not wait and kind != "slurm":
+        raise LauncherConfigError("--no-wait needs the slurm launcher (a local sweep runs in this process)")
+
     sweep_id = sweep_id or _new_sweep_id()
     sweep_dir = runs_root / "sweeps" / _slug(spec.name) / sweep_id
-    n = len(points)
-    commands = [
-        build_command(
-            python,
-            experiment,
-            fixed,
-            point_to_overrides(point),
-            extra,
-            spec.name,
-            i,
-            point_dir(sweep_dir.resolve(), i, n),
-        )
-        for i, point in enumerate(points)
-    ]
-    if check_point is not None:  # every point's config, before anything is launched or written
+    storage = None if dry_run else sweep_dir.resolve() / "search.db"
+    search = make_search(spec, count=count, seed=seed, storage=storage if spec.method == "bayes" else None)
+    fixed_points = _all_points(search) if isinstance(search, ListSearch) else None
+    total = len(fixed_points) if fixed_points is not None else search.total
+    early = make_early_termination(spec)
+
+    def command_of(i: int, point: dict[str, Any]) -> list[str]:
+        where = point_dir(sweep_dir.resolve(), i, total or 0)
+        return build_command(python, experiment, fixed, point_to_overrides(point), extra, spec.name, i, where)
+
+    commands = [command_of(i, p) for i, p in enumerate(fixed_points or [])]
+    if check_point is not None:  # every known point's config, before anything is launched or written
         for i, command in enumerate(commands):
-            try:
-                check_point(experiment, command[4:])
-            except Exception as exc:
-                raise SweepSpecError(f"point {i} of {spec.source} would not start: {exc}") from None
-    echo(f"sweep {spec.name!r}: method={spec.method}, {n} point(s), experiment={experiment}")
+            _check(check_point, experiment, command, i, spec)
+    shown_total = "?" if total is None else str(total)
+    shown_launcher = kind if launcher is not None or launcher_name == kind else f"{launcher_name} ({kind})"
+    echo(
+        f"sweep {spec.name!r}: method={spec.method}, {shown_total} point(s), experiment={experiment}, "
+        f"launcher={shown_launcher}"
+    )
+    if fixed_points is None and not wait:
+        raise LauncherConfigError(
+            f"--no-wait: method {spec.method!r} chooses each point from the results of earlier ones, so the "
+            "sweep must wait for them; run it without --no-wait"
+        )
+    if early is not None and kind != "local":
+        echo(
+            f"note: early_terminate is applied by the local launcher only; with {kind} every point runs "
+            "to the end"
+        )
+
+    if launcher is None:  # made before the dry run returns, so that bad settings fail it too
+        log_dir = sweep_dir.resolve() / ("slurm" if kind == "slurm" else "logs")
+        launcher = make_launcher(
+            launcher_name, launcher_overrides, log_dir=log_dir, echo=echo, config_file=launcher_config
+        )
+    elif not hasattr(launcher, "run_all"):
+        launcher = CallableLauncher(launcher)  # type: ignore[arg-type]
 
     if dry_run:
-        for i, (point, command) in enumerate(zip(points, commands, strict=True)):
-            echo(f"[{i + 1}/{n}] point {i}: {point}")
-            echo(f"    {shlex.join(command)}")
+        if fixed_points is None:
+            echo(
+                f"method {spec.method}: points are chosen as results come in; nothing to list before running"
+            )
+        as_run = getattr(launcher, "job_command", list)  # what a job runs (slurm: + the multi-task layout)
+        for i, (point, command) in enumerate(zip(fixed_points or [], commands, strict=True)):
+            echo(f"[{i + 1}/{total}] point {i}: {point}")
+            echo(f"    {shlex.join(as_run(command))}")
         return SweepResult(sweep_dir=None, index_path=None, commands=commands)
 
     sweep_dir.mkdir(parents=True, exist_ok=False)
@@ -321,83 +392,438 @@ def run_sweep(
         "parameter_overrides": [change.text for change in changes],
         "extra_overrides": run_overrides,
         "metric": None if spec.metric is None else {"name": spec.metric.name, "goal": spec.metric.goal},
+        "launcher": {"type": kind, **{k: v for k, v in config.items() if k != "type"}},
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "points_dir": POINTS_DIR,
-        "points": points,
+        "points": fixed_points,
         "commands": commands,
     }
     _write_sweep_files(sweep_dir, source, spec, bool(changes), record)
-
     metric = spec.metric.name if spec.metric else None
     columns = [*INDEX_BASE_COLUMNS, *spec.parameter_names]
     if metric is not None and metric not in columns:
         columns.append(metric)
-    index_path = sweep_dir / "index.csv"
-    result = SweepResult(sweep_dir=sweep_dir, index_path=index_path, commands=commands)
+    index = SweepIndex(sweep_dir / "index.csv", columns, metric)
+    index.write()
+    result = SweepResult(sweep_dir=sweep_dir, index_path=index.path, commands=commands)
     echo(f"sweep dir: {sweep_dir}")
 
-    with index_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        handle.flush()
-        for i, (point, command) in enumerate(zip(points, commands, strict=True)):
-            row = _run_point(i, n, point, command, launcher, sweep_dir, metric, echo)
-            writer.writerow(row)
-            handle.flush()
-            result.rows.append({**row, **point, **({} if metric is None else {metric: row[metric]})})
+    def check_proposed(i: int, command: list[str]) -> str:
+        """Why a point proposed during the sweep (bayes) would not start, or "" (known points: checked
+        above)."""
+        if check_point is None or fixed_points is not None:
+            return ""
+        try:
+            _check(check_point, experiment, command, i, spec)
+        except SweepSpecError as err:
+            return str(err)
+        return ""
 
-    echo(f"sweep {spec.name!r}: {n - result.n_failed}/{n} point(s) ok; index: {index_path}")
-    if spec.metric is not None:
-        best = _best_row(result.rows, spec.metric.name, spec.metric.goal)
-        if best is not None:
-            echo(
-                f"best ({spec.metric.goal} {metric}): point {best['point']} = {_shown(best[metric])}"
-                f" ({sweep_dir / best['run_dir']})"
-            )
+    state = _Run(
+        check=check_proposed,
+        spec=spec,
+        sweep_dir=sweep_dir,
+        index=index,
+        metric=metric,
+        echo=echo,
+        search=search,
+        early=early,
+        total=total,
+        result=result,
+    )
+    if isinstance(launcher, LocalLauncher | CallableLauncher):
+        _run_in_turn(state, launcher, fixed_points, command_of)
+    elif fixed_points is not None:
+        _run_at_once(state, launcher, fixed_points, commands, wait)
+    else:
+        _run_in_waves(state, launcher, command_of, int(config.get("parallel") or 1))
+    result.rows = [index.rows[i] for i in sorted(index.rows)]
+    _report(state)
     return result
 
 
-def _run_point(
-    i: int,
-    n: int,
-    point: dict[str, Any],
+def _all_points(search: PointSearch) -> list[dict[str, Any]]:
+    points = []
+    while (point := search.propose()) is not None:
+        points.append(point)
+    return points
+
+
+def _check(
+    check_point: Callable[[str, list[str]], None],
+    experiment: str,
     command: list[str],
-    launcher: Launcher,
+    i: int,
+    spec: SweepSpec,
+) -> None:
+    try:
+        check_point(experiment, command[4:])
+    except Exception as exc:
+        raise SweepSpecError(f"point {i} of {spec.source} would not start: {exc}") from None
+
+
+# --- the index ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepIndex:
+    """``index.csv``, rewritten whole (atomically) whenever a row changes: rows may finish in any order."""
+
+    path: Path
+    columns: list[str]
+    metric: str | None
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def set(self, row: dict[str, Any]) -> None:
+        """Add or replace the row of ``row['point']`` and write the file."""
+        self.rows[int(row["point"])] = row
+        self.write()
+
+    def write(self) -> None:
+        """Write every row, in point order."""
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        with temporary.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
+            writer.writeheader()
+            for point in sorted(self.rows):
+                writer.writerow({c: self.rows[point].get(c, "") for c in self.columns})
+        os.replace(temporary, self.path)
+
+    @classmethod
+    def read(cls, path: Path) -> SweepIndex:
+        """An existing ``index.csv``."""
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or [])
+            rows = {int(row["point"]): dict(row) for row in reader}
+        missing = [c for c in ("point", "status", "run_dir") if c not in columns]
+        if missing:
+            raise SweepSpecError(f"{path}: not a sweep index (missing column(s) {missing})")
+        return cls(path, columns, None, rows)
+
+
+@dataclass
+class _Run:
+    """A sweep in progress: where it writes, what it asks and tells."""
+
+    spec: SweepSpec
+    sweep_dir: Path
+    index: SweepIndex
+    metric: str | None
+    echo: Callable[[str], None]
+    search: PointSearch
+    early: EarlyTermination | None
+    total: int | None
+    result: SweepResult
+    check: Callable[[int, list[str]], str]
+    started: dict[int, float] = field(default_factory=dict)
+
+    def label(self, i: int) -> str:
+        return f"[{i + 1}/{'?' if self.total is None else self.total}]"
+
+    def finish(self, i: int, point: dict[str, Any], launched: LaunchResult, last_value: Any = "") -> None:
+        """Record point ``i``'s outcome in the index, print it, and tell the search."""
+        row = _row(i, point, launched, self.sweep_dir, self.metric, self.echo, last_value)
+        self.index.set(row)
+        value = row.get(self.metric) if self.metric else None
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        self.search.tell(i, number if number is None or math.isfinite(number) else None, row["status"])
+        elapsed = time.monotonic() - self.started.get(i, time.monotonic())
+        tail = f", {self.metric}={_shown(value)}" if self.metric is not None and value != "" else ""
+        tail += f": {row['reason']}" if row["reason"] else ""
+        job = f" job={launched.job_id}" if launched.job_id else ""
+        self.echo(
+            f"{self.label(i)} {row['status']} (rc={launched.returncode}, {elapsed:.1f} s{tail}){job}"
+            f" run_dir={launched.run_dir or '-'}"
+        )
+
+
+def _row(
+    i: int,
+    point: dict[str, Any],
+    launched: LaunchResult,
     sweep_dir: Path,
     metric: str | None,
     echo: Callable[[str], None],
+    last_value: Any = "",
 ) -> dict[str, Any]:
-    """Launch one point and return its ``index.csv`` row."""
-    echo(f"[{i + 1}/{n}] point {i}: {' '.join(point_to_overrides(point))}")
-    start = time.monotonic()
-    try:
-        launched = launcher(command)
-    except OSError as err:
-        echo(f"[{i + 1}/{n}] could not start {command[0]}: {err}")
-        launched = LaunchResult(returncode=-1)
-    status = "ok" if launched.returncode == 0 else "failed"
+    """One point's ``index.csv`` row."""
     run_dir = launched.run_dir
     if run_dir is not None and not run_dir.is_absolute():
         run_dir = run_dir.resolve()
+    if run_dir is not None and not run_dir.exists():  # the run never got to make it
+        run_dir = None
+    if launched.stopped_early:
+        status, reason = "stopped_early", launched.reason
+    elif launched.returncode == 0:
+        status, reason = "ok", ""
+    else:
+        status, reason = "failed", launched.reason or failure_reason(launched.returncode, run_dir)
     if run_dir is None and status == "ok":
-        echo(f"[{i + 1}/{n}] warning: the run printed no {RUN_DIR_PREFIX}<path> line")
+        echo(f"warning: point {i}: the run printed no {RUN_DIR_PREFIX}<path> line")
     row: dict[str, Any] = {
         "point": i,
         "status": status,
         "returncode": launched.returncode,
-        "reason": "" if status == "ok" else failure_reason(launched.returncode, run_dir),
+        "reason": reason,
         "run_dir": index_path_of(run_dir, sweep_dir),
+        "job_id": launched.job_id,
+        "log": index_path_of(launched.log_path, sweep_dir),
     }
     row.update({name: _cell(value) for name, value in point.items()})
     if metric is not None:
-        row[metric] = _read_metric(run_dir, metric, echo)
-    tail = f", {metric}={_shown(row[metric])}" if metric is not None and row[metric] != "" else ""
-    tail += f": {row['reason']}" if row["reason"] else ""
-    echo(
-        f"[{i + 1}/{n}] {status} (rc={launched.returncode}, {time.monotonic() - start:.1f} s{tail})"
-        f" run_dir={run_dir or '-'}"
-    )
+        value = _read_metric(run_dir, metric, echo)
+        row[metric] = last_value if value == "" and status == "stopped_early" else value
     return row
+
+
+# --- the three ways of running -----------------------------------------------------------------------------
+
+
+def _run_in_turn(
+    state: _Run,
+    launcher: LocalLauncher | CallableLauncher,
+    fixed_points: list[dict[str, Any]] | None,
+    command_of: Callable[[int, dict[str, Any]], list[str]],
+) -> None:
+    """Local: one point after another; the search proposes each (bayes learns from the ones before)."""
+    i = 0
+    while True:
+        point = fixed_points[i] if fixed_points is not None and i < len(fixed_points) else None
+        if fixed_points is None:
+            point = state.search.propose()
+        if point is None:
+            break
+        command = command_of(i, point)
+        run_dir = Path(command[-1].split("=", 1)[1])
+        state.echo(f"{state.label(i)} point {i}: {' '.join(point_to_overrides(point))}")
+        state.started[i] = time.monotonic()
+        refused = state.check(i, command)
+        if refused:
+            state.finish(i, point, LaunchResult(2, None, reason=refused))
+            i += 1
+            continue
+        watch = _MetricWatch(run_dir, state.metric, state.early, i) if state.early and state.metric else None
+        job = Job(command, run_dir, f"{_slug(state.spec.name)}-{i:03d}")
+        if isinstance(launcher, LocalLauncher):
+            launched = launcher.run(job, watch)
+        else:
+            launched = launcher.run_all([job])[0]
+        last = ""
+        if watch is not None:
+            watch()  # the values logged after the last poll count for the thresholds of later points
+            last = watch.last
+        state.finish(i, point, launched, last)
+        i += 1
+
+
+def _run_at_once(
+    state: _Run, launcher: Launcher, points: list[dict[str, Any]], commands: list[list[str]], wait: bool
+) -> None:
+    """Slurm with fixed points: all submitted at once (one job array) and listed as ``submitted``, then
+    waited for (not with ``--no-wait``)."""
+    from submitit.core.utils import FailedSubmissionError
+
+    jobs = [
+        Job(command, Path(command[-1].split("=", 1)[1]), f"{_slug(state.spec.name)}-{i:03d}")
+        for i, command in enumerate(commands)
+    ]
+    now = time.monotonic()
+    for i in range(len(points)):
+        state.started[i] = now
+    if not hasattr(launcher, "submit"):  # a launcher that only runs jobs
+        launcher.run_all(jobs, on_done=lambda i, launched: state.finish(i, points[i], launched))
+        return
+    try:
+        handles = launcher.submit(jobs)
+    except (FailedSubmissionError, OSError, subprocess.SubprocessError) as err:
+        for i, (point, job) in enumerate(zip(points, jobs, strict=True)):
+            state.finish(i, point, LaunchResult(-1, job.run_dir, reason=f"submission failed: {err}"))
+        return
+    for i, (point, handle) in enumerate(zip(points, handles, strict=True)):
+        row = {
+            "point": i,
+            "status": "submitted",
+            "returncode": "",
+            "reason": "",
+            "run_dir": "",  # filled when the run has made it (readers open every run_dir listed)
+            "job_id": handle.job_id,
+            "log": index_path_of(launcher.log_path(handle), state.sweep_dir),
+            **{name: _cell(value) for name, value in point.items()},
+        }
+        state.index.set(row)
+    follow = f"python -m src.sweep --status {state.sweep_dir}"
+    if not wait:
+        state.echo(f"submitted {len(jobs)} job(s) and not waiting; later: {follow}")
+        return
+    try:
+        launcher.wait(jobs, handles, on_done=lambda i, launched: state.finish(i, points[i], launched))
+    except KeyboardInterrupt:
+        state.echo(f"stopped waiting; the jobs keep running on the cluster. Later: {follow}")
+        raise
+
+
+def _run_in_waves(
+    state: _Run, launcher: Launcher, command_of: Callable[[int, dict[str, Any]], list[str]], parallel: int
+) -> None:
+    """Slurm with a sequential method (bayes): ``parallel`` points proposed, submitted, waited for and told;
+    then the next wave."""
+    i = 0
+    while True:
+        wave: list[tuple[int, dict[str, Any]]] = []
+        while len(wave) < parallel and (point := state.search.propose()) is not None:
+            wave.append((i + len(wave), point))
+        if not wave:
+            return
+        state.echo(f"wave of {len(wave)} point(s): {wave[0][0]}..{wave[-1][0]}")
+        jobs, runnable = [], []
+        for j, point in wave:
+            command = command_of(j, point)
+            state.started[j] = time.monotonic()
+            refused = state.check(j, command)
+            if refused:
+                state.finish(j, point, LaunchResult(2, None, reason=refused))
+                continue
+            jobs.append(Job(command, Path(command[-1].split("=", 1)[1]), f"{_slug(state.spec.name)}-{j:03d}"))
+            runnable.append((j, point))
+        if jobs:
+            launcher.run_all(jobs, on_done=_finisher(state, runnable))
+        i += len(wave)
+
+
+def _finisher(state: _Run, wave: list[tuple[int, dict[str, Any]]]) -> Callable[[int, LaunchResult], None]:
+    return lambda k, launched: state.finish(wave[k][0], wave[k][1], launched)
+
+
+class _MetricWatch:
+    """Reads a running point's ``metrics.csv`` for new values of the sweep metric and asks the early
+    termination about each; returns its reason when the point should stop."""
+
+    def __init__(self, run_dir: Path, metric: str, early: EarlyTermination, point: int) -> None:
+        self.path = run_dir / "metrics.csv"
+        self.metric = metric
+        self.early = early
+        self.point = point
+        self.seen = 0
+        self.last: Any = ""
+
+    def __call__(self) -> str | None:
+        values = _metric_values(self.path, self.metric)
+        stop = False
+        for k in range(self.seen, len(values)):
+            self.seen = k + 1
+            self.last = values[k]
+            stop = self.early.observe(self.point, k + 1, values[k]) or stop
+        return self.early.reason(self.point) if stop else None
+
+
+def _metric_values(path: Path, metric: str) -> list[float]:
+    """The logged values of ``metric`` in ``metrics.csv``, in order (empty cells skipped)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, csv.Error):
+        return []
+    values = []
+    for row in rows:
+        cell = row.get(metric)
+        if cell not in (None, ""):
+            try:
+                values.append(float(cell))
+            except ValueError:
+                continue
+    return values
+
+
+def _report(state: _Run) -> None:
+    rows = [state.index.rows[i] for i in sorted(state.index.rows)]
+    n = len(rows)
+    ok = sum(r["status"] == "ok" for r in rows)
+    early = sum(r["status"] == "stopped_early" for r in rows)
+    pending = sum(r["status"] not in FINAL for r in rows)
+    extra = f", {early} stopped early" if early else ""
+    extra += f", {pending} submitted" if pending else ""
+    state.echo(f"sweep {state.spec.name!r}: {ok}/{n} point(s) ok{extra}; index: {state.index.path}")
+    metric = state.metric
+    if state.spec.metric is not None and metric is not None:
+        best = _best_row(rows, metric, state.spec.metric.goal)
+        if best is not None:
+            state.echo(
+                f"best ({state.spec.metric.goal} {metric}): point {best['point']} = {_shown(best[metric])}"
+                f" ({state.sweep_dir / best['run_dir']})"
+            )
+
+
+# --- status of a submitted sweep --------------------------------------------------------------------------
+
+
+def refresh_status(sweep_dir: Path, echo: Callable[[str], None] = print) -> SweepResult:
+    """Bring ``<sweep dir>/index.csv`` up to date from the points' run records (``meta.json``,
+    ``summary.json``) and, for a job that left no record, its log; finished rows are kept as they are."""
+    index_path = sweep_dir / "index.csv"
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{sweep_dir} is not a sweep folder (no index.csv)")
+    record = _read_json(sweep_dir / "sweep.json")
+    metric = (record.get("metric") or {}).get("name") if isinstance(record.get("metric"), dict) else None
+    index = SweepIndex.read(index_path)
+    index.metric = metric
+    n_points = len(record.get("points") or index.rows)
+    for point, row in sorted(index.rows.items()):
+        if row["status"] in FINAL:
+            continue
+        run_dir = (
+            (sweep_dir / row["run_dir"]) if row.get("run_dir") else point_dir(sweep_dir, point, n_points)
+        )
+        row["run_dir"] = index_path_of(run_dir, sweep_dir) if run_dir.is_dir() else ""
+        status, reason = _status_from_records(run_dir, sweep_dir / row["log"] if row.get("log") else None)
+        row.update(status=status, reason=reason)
+        if status in FINAL:
+            row["returncode"] = 0 if status == "ok" else row.get("returncode", "")
+        if metric is not None and status == "ok":
+            row[metric] = _read_metric(run_dir, metric, echo)
+        index.rows[point] = row
+    index.write()
+    rows = [index.rows[i] for i in sorted(index.rows)]
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    echo(f"{sweep_dir}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    for row in rows:
+        if row["status"] == "failed":
+            echo(f"point {row['point']}: failed: {row['reason']}")
+    return SweepResult(sweep_dir=sweep_dir, index_path=index_path, rows=rows)
+
+
+def _status_from_records(run_dir: Path | None, log: Path | None) -> tuple[str, str]:
+    """``(status, reason)`` of a submitted point from what its run and job wrote."""
+    meta = _read_json(run_dir / "meta.json") if run_dir is not None else {}
+    status = meta.get("status")
+    if status == "completed":
+        return "ok", ""
+    if status == "running":
+        return "running", ""
+    if status == "preempted":
+        return "running", "pre-empted; waiting for SLURM to requeue it"
+    if status:
+        error = meta.get("error")
+        detail = str(error).splitlines()[-1][:300] if error else f"the run ended as {status!r}"
+        return "failed", f"{status}: {detail}" if error else detail
+    text = ""
+    if log is not None and log.is_file():
+        text = log.read_text(encoding="utf-8", errors="replace")[-20000:]
+    if "Job not requeued because" in text or "Submitted job triggered an exception" in text:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        errors = [line for line in lines if "Error" in line.split(":", 1)[0] or "not requeued" in line]
+        return "failed", f"job failed: {(errors[-1] if errors else lines[-1])[:300]} (log: {log})"
+    return "submitted", ""
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def failure_reason(returncode: int, run_dir: Path | None) -> str:
@@ -420,15 +846,16 @@ def failure_reason(returncode: int, run_dir: Path | None) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m src.sweep",
-        description="Run a W&B-format sweep file locally (grid or random), one src.train run per point.",
+        description="Run a W&B-format sweep file (grid, random, bayes), one src.train run per point, here "
+        "(local), on SLURM (slurm) or through a W&B server (wandb-agent).",
     )
     parser.add_argument(
-        "sweep_file", type=Path, help="sweep YAML, e.g. experiments/sweeps/demo_recognizer_lr.yaml"
+        "sweep_file", type=Path, nargs="?", help="sweep YAML, e.g. experiments/sweeps/demo_recognizer_lr.yaml"
     )
     parser.add_argument(
-        "--count", type=int, default=None, help="random: number of points; grid: run only the first N"
+        "--count", type=int, default=None, help="random/bayes: number of points; grid: run only the first N"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random search (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random/bayes search (default 0)")
     parser.add_argument("--dry-run", action="store_true", help="print the points and commands, run nothing")
     parser.add_argument(
         "--runs-root",
@@ -437,11 +864,33 @@ def _parser() -> argparse.ArgumentParser:
         help="runs folder (default $PROFACE_RUNS or ./runs); when given, also passed as paths.runs_dir",
     )
     parser.add_argument(
+        "--launcher",
+        default=None,
+        help="local (default), slurm, wandb-agent, or another file of experiments/_base/launcher/ "
+        "(slurm_multinode, slurm_local); set its keys with launcher.<key>=<value>",
+    )
+    parser.add_argument(
+        "--launcher-config",
+        type=Path,
+        default=None,
+        help="a site's launcher file (keys as in experiments/_base/launcher/<type>.yaml, with 'type: slurm')",
+    )
+    parser.add_argument(
+        "--no-wait", action="store_true", help="slurm: submit the points and return (see --status)"
+    )
+    parser.add_argument(
+        "--status",
+        type=Path,
+        default=None,
+        metavar="SWEEP_DIR",
+        help="refresh <sweep dir>/index.csv from the points' run records (after --no-wait) and exit",
+    )
+    parser.add_argument(
         "overrides",
         nargs="*",
         help="parameters.<parameter>.<field>=<value> (or <parameter>.<field>=, <parameter>=) changes a swept "
-        "parameter, e.g. parameters.model.optimizer.lr.values=[0.001,0.01]; any other key=value is a config "
-        "override for every point",
+        "parameter, e.g. parameters.model.optimizer.lr.values=[0.001,0.01]; launcher.<key>=<value> sets up "
+        "the launcher; any other key=value is a config override for every point",
     )
     return parser
 
@@ -455,14 +904,30 @@ def compose_point(experiment: str, overrides: list[str]) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def main(argv: Sequence[str] | None = None, launcher: Launcher = subprocess_launcher) -> int:
-    """CLI entry point; returns 0 when every point succeeded, 1 if any failed, 2 for a bad sweep file."""
+def main(argv: Sequence[str] | None = None, launcher: Launcher | CommandFn | None = None) -> int:
+    """CLI entry point; returns 0 when every point succeeded (early stops included), 1 if any failed, 2 for
+    a bad sweep file, override or launcher setting."""
     args = _parser().parse_intermixed_args(argv)
+    if args.status is not None:
+        if args.sweep_file is not None or args.overrides:
+            print("error: --status takes only the sweep folder", file=sys.stderr)
+            return 2
+        try:
+            return 1 if refresh_status(args.status).n_failed else 0
+        except (FileNotFoundError, SweepSpecError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    if args.sweep_file is None:
+        print("error: give a sweep file (or --status <sweep dir>)", file=sys.stderr)
+        return 2
     if args.count is not None and args.count < 1:
         print(f"error: --count must be a positive integer (got {args.count})", file=sys.stderr)
         return 2
     runs_root = args.runs_root or Path(os.environ.get("PROFACE_RUNS", "runs"))
     try:
+        name = args.launcher or (
+            "local" if args.launcher_config is None else _site_type(args.launcher_config)
+        )
         spec = load_sweep_spec(args.sweep_file)
         result = run_sweep(
             spec,
@@ -472,13 +937,28 @@ def main(argv: Sequence[str] | None = None, launcher: Launcher = subprocess_laun
             extra_overrides=args.overrides,
             dry_run=args.dry_run,
             launcher=launcher,
+            launcher_name=name,
+            launcher_config=args.launcher_config,
+            wait=not args.no_wait,
             runs_dir_override=args.runs_root is not None,
             check_point=compose_point,
         )
-    except (SweepSpecError, FileNotFoundError, ValueError) as err:
+    except (SweepSpecError, LauncherConfigError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 1 if result.n_failed else 0
+
+
+def _site_type(path: Path) -> str:
+    """The launcher type a site file names (``type:``), for ``--launcher-config`` without ``--launcher``."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise LauncherConfigError(f"cannot read launcher file {path}: {err}") from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    if not isinstance(kind, str):
+        raise LauncherConfigError(f"{path}: a launcher file given alone must say its type (type: slurm)")
+    return kind
 
 
 if __name__ == "__main__":

@@ -65,6 +65,12 @@ def test_unknown_group_option_lists_options() -> None:
         compose("demo/recognizer", ["trainer=gpu9"])
 
 
+@pytest.mark.parametrize("override", ["launcher=slurm", "launcher.partition=gpu"])
+def test_launcher_is_not_a_run_setting_and_the_error_says_where_it_goes(override: str) -> None:
+    with pytest.raises(ConfigError, match=r"chooses how runs are launched.*src\.sweep .*--launcher"):
+        compose("demo/recognizer", [override])
+
+
 def test_group_choice_on_the_command_line() -> None:
     cfg = compose("demo/recognizer", ["trainer=ddp_cpu"]).config
     assert cfg.trainer.strategy == "ddp"

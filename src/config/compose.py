@@ -117,10 +117,15 @@ def list_group_options(group: str, experiments_dir: Path = EXPERIMENTS_DIR) -> l
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+#: folders below ``experiments/_base/`` that configure how runs are launched (``src.sweep --launcher``,
+#: ``src.reproduce --launcher``), not a run: never a group of a run's config
+LAUNCH_GROUPS = frozenset({"launcher"})
+
+
 def list_groups(experiments_dir: Path = EXPERIMENTS_DIR) -> list[str]:
-    """Config groups: the folders below ``experiments/_base/``."""
+    """Config groups of a run: the folders below ``experiments/_base/`` (less :data:`LAUNCH_GROUPS`)."""
     base = experiments_dir / BASE_DIR_NAME
-    return sorted(p.name for p in base.iterdir() if p.is_dir())
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name not in LAUNCH_GROUPS)
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -374,6 +379,12 @@ def _open(cfg: DictConfig) -> Iterator[None]:
 def _unknown_key_error(exc: OmegaConfBaseException, cfg: DictConfig, source: str) -> ConfigError:
     """A ConfigError naming the misspelt key, where it came from and the closest valid key."""
     full_key = getattr(exc, "full_key", None) or str(exc)
+    if str(full_key).split(".", 1)[0] in LAUNCH_GROUPS:
+        return ConfigError(
+            f"'{full_key}' (from {source}) chooses how runs are launched, not a setting of a run: give it to "
+            "`python -m src.sweep ... --launcher <name>` or `python -m src.reproduce ... --launcher <name>` "
+            "(docs/sweeps.md, 'Launchers')"
+        )
     message = f"unknown config key '{full_key}' (from {source})." + _suggest(str(full_key), _all_keys(cfg))
     return ConfigError(message + " Use '+key=value' on the command line to add a new key on purpose.")
 
