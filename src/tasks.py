@@ -8,6 +8,10 @@ Besides fitting and testing, a run here
 * writes no secret anywhere (:mod:`src.config.secrets`), asking for them again on resume and evaluation;
 * stops cleanly on SIGTERM / SIGINT / SLURM's requeue signal with the status and exit code a scheduler
   expects (:mod:`src.utils.signals`);
+* runs multi-node under SLURM (one process per task, started by ``srun``; Lightning's ``SLURMEnvironment``
+  gives the ranks): every rank derives the same run directory from the job, the ranks check that they agree
+  once the process group exists, and a job whose tasks per node / nodes do not match ``trainer.devices`` /
+  ``trainer.num_nodes`` stops before anything is built, naming both numbers;
 * builds the DataModule (with its cheap layout check), the model and the checkpoints it starts from before it
   creates a run directory, so a wrong path or a missing file leaves no run behind; a run that still fails
   before training or testing starts is recorded as ``failed_to_start``.
@@ -25,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -51,6 +56,7 @@ from src.utils.signals import (
     GracefulStop,
     RunStopped,
     SignalWatch,
+    requeue_owner,
     slurm_restarted,
     stop_status,
 )
@@ -203,6 +209,8 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     discover()  # every paper registered: configs naming a module by a former path still build
+    requeue_owner()  # a wrong $PROFACE_REQUEUE_OWNER is a one-line error before anything runs
+    check_slurm_layout(cfg)
     _resume_requeued_slurm_job(cfg, task)
     secrets = RunSecrets.prepare(cfg, overrides)
     resume_checkpoint = _check_resume(cfg, secrets) if cfg.get("resume") else None
@@ -218,11 +226,12 @@ def run(cfg: DictConfig, overrides: list[str], task: str = "train") -> RunResult
     watch = SignalWatch()
     graceful = GracefulStop(watch, str(record.checkpoint_dir))
     progress = RunProgress()
+    agreement = SameRunOnEveryRank(record.run_dir)
     status, error, stop, result = "failed", None, {}, RunResult(record.run_dir, record.run_id)
     try:
         with watch.installed():
             result.metrics, result.table = _fit_and_test(
-                cfg, task, record, secrets, [graceful, progress], prepared
+                cfg, task, record, secrets, [agreement, graceful, progress], prepared
             )
         status = "completed"
         return result
@@ -294,7 +303,13 @@ def _fit_and_test(
         default_root_dir=str(record.run_dir),
         **trainer_overrides,
     )
-    record.update_meta(world_size=trainer.world_size, num_processes_per_node=trainer.num_devices)
+    environment = getattr(trainer.strategy, "cluster_environment", None)  # None: one process, no group
+    record.update_meta(
+        world_size=trainer.world_size,
+        num_processes_per_node=trainer.num_devices,
+        num_nodes=trainer.num_nodes,
+        cluster_environment=None if environment is None else type(environment).__name__,
+    )
     metrics: dict[str, Any] = {}
     trained = task == "train" and cfg.train
     if trained:
@@ -358,15 +373,98 @@ def _check_resume(cfg: DictConfig, secrets: RunSecrets) -> Path:
 
 def _resume_requeued_slurm_job(cfg: DictConfig, task: str) -> None:
     """A SLURM job requeued after a pre-emption (``SLURM_RESTART_COUNT`` > 0) reruns its command: continue
-    its training run directory instead of starting over."""
+    its training run directory instead of starting over: ``run.dir`` when the command names one (the
+    submitit launcher does), else ``<runs>/<experiment>/<run.id or slurm-<job>>``; every rank finds it."""
     job = os.environ.get("SLURM_JOB_ID")
-    if task != "train" or not slurm_restarted() or cfg.get("resume") or cfg.run.id or cfg.run.dir or not job:
+    if task != "train" or not slurm_restarted() or cfg.get("resume") or not job:
         return
-    run_dir = Path(cfg.paths.runs_dir) / str(cfg.experiment) / f"slurm-{job}"
+    if cfg.run.dir:
+        run_dir = Path(cfg.run.dir)
+    else:
+        run_dir = Path(cfg.paths.runs_dir) / str(cfg.experiment) / str(cfg.run.id or f"slurm-{job}")
     if (run_dir / "meta.json").is_file() and (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
         if is_launcher_process():
             print(f"SLURM job {job} was requeued: resuming {run_dir}", flush=True)
         cfg.resume = str(run_dir)
+
+
+# Lightning runs one process per SLURM task: (trainer key, SLURM variable, sbatch option) that must agree
+_SLURM_LAYOUT = (
+    ("trainer.devices", "SLURM_NTASKS_PER_NODE", "--ntasks-per-node"),
+    ("trainer.num_nodes", "SLURM_NNODES", "--nodes"),
+)
+
+
+def check_slurm_layout(cfg: DictConfig) -> None:
+    """Under ``srun`` every SLURM task is one process: the job's tasks per node must equal
+    ``trainer.devices`` and its nodes ``trainer.num_nodes``. Lightning checks this only once fitting starts;
+    here a mismatch is a configuration error naming both numbers before anything is built or written.
+    ``devices`` Lightning resolves itself (``-1``, ``auto``) is left to Lightning's own check, and a
+    single-process run (one device, one node, no ``ddp``) is not checked, as Lightning does not."""
+    if not SLURMEnvironment.detect():
+        return
+    tasks = os.environ.get("SLURM_NTASKS", "1")
+    if "SLURM_NTASKS_PER_NODE" not in os.environ and tasks.isdigit() and int(tasks) > 1:
+        raise ConfigError(
+            f"this SLURM job has {tasks} tasks (SLURM_NTASKS) but no --ntasks-per-node: Lightning needs "
+            "--ntasks-per-node=<trainer.devices> with --nodes=<trainer.num_nodes> (not --ntasks)"
+        )
+    devices, nodes = _device_count(cfg.trainer.get("devices")), int(cfg.trainer.get("num_nodes") or 1)
+    ours = {"trainer.devices": devices, "trainer.num_nodes": nodes}
+    strategy = str(cfg.trainer.get("strategy") or "")
+    if devices == 1 and nodes == 1 and not strategy.startswith("ddp"):
+        return  # one process without a process group: it never uses the job's other tasks (Lightning agrees)
+    problems = []
+    for key, variable, option in _SLURM_LAYOUT:
+        theirs = os.environ.get(variable, "")
+        if ours[key] is not None and theirs.isdigit() and int(theirs) != ours[key]:
+            problems.append(f"{key}={ours[key]} but the job has {option}={theirs} ({variable})")
+    if problems:
+        raise ConfigError(
+            f"this SLURM job does not fit the trainer: {'; '.join(problems)}. Lightning runs one process "
+            "per SLURM task: give trainer.devices the tasks per node and trainer.num_nodes the nodes "
+            "(trainer=slurm takes both from the job), or submit the job with matching --nodes and "
+            "--ntasks-per-node"
+        )
+
+
+def _device_count(devices: Any) -> int | None:
+    """How many processes per node ``trainer.devices`` asks for; None when Lightning decides (-1, auto)."""
+    if isinstance(devices, bool) or devices is None:
+        return None
+    if isinstance(devices, int):
+        return devices if devices > 0 else None
+    if isinstance(devices, str):
+        text = devices.strip()
+        if "," in text:
+            return len([part for part in text.split(",") if part.strip()])
+        return int(text) if text.isdigit() and int(text) > 0 else None
+    return len(devices)  # a list of device indices
+
+
+class SameRunOnEveryRank(pl.Callback):
+    """All ranks of a multi-process run must write one run. Under SLURM (or torchrun) each rank chose its run
+    directory itself; once the process group exists they compare, and every rank stops with the same error
+    if they differ (instead of rank 0 recording a run the others never trained)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = str(run_dir)
+        self.checked = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Compare the ranks' run directories (once per run: fitting and testing share them)."""
+        dist = torch.distributed
+        if self.checked or trainer.world_size < 2 or not (dist.is_available() and dist.is_initialized()):
+            return
+        self.checked = True
+        chosen: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(chosen, self.run_dir)
+        if len(set(chosen)) > 1:
+            listing = ", ".join(f"rank {rank}: {path}" for rank, path in enumerate(chosen))
+            raise ConfigError(
+                f"the ranks of this run chose different run directories ({listing}): give every rank the "
+                "same run.dir or run.id (under SLURM, when neither is given, every rank uses slurm-<job id>)"
+            )
 
 
 def _data_label(datamodule: Any) -> dict[str, Any]:

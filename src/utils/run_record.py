@@ -11,6 +11,9 @@ epochs done, as the console counts them (3 after ``epoch 3/6``).
 
 The run id and directory are chosen once, by the launching process, and exported through environment
 variables so that processes re-launched by DDP (which re-execute the command line) write to the same run.
+Under SLURM (and torchrun) every rank is started separately and nothing is exported between them: each rank
+derives the same id from the job (``slurm-<SLURM_JOB_ID>``) unless the command names ``run.id`` / ``run.dir``;
+``meta.json``'s ``slurm`` entry records the job (id, nodes, tasks per node, node list, restarts).
 """
 
 from __future__ import annotations
@@ -103,6 +106,13 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON atomically (a crash never leaves a half-written record)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically: under SLURM the other ranks may read it (a resume check) meanwhile."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
 
 
@@ -211,8 +221,8 @@ class RunRecord:
         if not is_launcher_process():
             return
         secrets = secrets or RunSecrets()
-        OmegaConf.save(secrets.config(cfg), self.run_dir / "config.yaml", resolve=True)
-        (self.run_dir / "overrides.txt").write_text("".join(f"{o}\n" for o in secrets.items(overrides)))
+        write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(secrets.config(cfg), resolve=True))
+        write_text(self.run_dir / "overrides.txt", "".join(f"{o}\n" for o in secrets.items(overrides)))
         meta_path = self.run_dir / "meta.json"
         meta = read_json(meta_path) if self.resumed and meta_path.is_file() else {}
         trainer = cfg.trainer
@@ -238,6 +248,7 @@ class RunRecord:
                 "platform": platform.platform(),
                 "hostname": socket.gethostname(),
                 "sweep": OmegaConf.to_container(cfg.sweep, resolve=True) if "sweep" in cfg else None,
+                "slurm": slurm_job(),
             }
         )
         if secrets.stored:
@@ -288,3 +299,35 @@ def _cluster_run_id() -> str | None:
         return f"slurm-{job}"
     elastic = os.environ.get("TORCHELASTIC_RUN_ID")
     return f"torchrun-{elastic}" if elastic and elastic != "none" else None
+
+
+_SLURM_FIELDS = {
+    "job_id": "SLURM_JOB_ID",
+    "job_name": "SLURM_JOB_NAME",
+    "array_job_id": "SLURM_ARRAY_JOB_ID",
+    "array_task_id": "SLURM_ARRAY_TASK_ID",
+    "partition": "SLURM_JOB_PARTITION",
+    "nodes": "SLURM_NNODES",
+    "tasks": "SLURM_NTASKS",
+    "tasks_per_node": "SLURM_NTASKS_PER_NODE",
+    "node_list": "SLURM_JOB_NODELIST",
+    "restart_count": "SLURM_RESTART_COUNT",
+}
+_SLURM_NUMBERS = ("nodes", "tasks", "tasks_per_node", "restart_count")
+
+
+def slurm_job() -> dict[str, Any] | None:
+    """The SLURM job this run is part of (None outside SLURM), for ``meta.json``: id, name, array task,
+    partition, nodes, tasks (per node), node list, restarts, who requeues it (``PROFACE_REQUEUE_OWNER``)."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    job: dict[str, Any] = {}
+    for field, variable in _SLURM_FIELDS.items():
+        value = os.environ.get(variable)
+        if value is None and field == "node_list":
+            value = os.environ.get("SLURM_NODELIST")
+        if value is None:
+            continue
+        job[field] = int(value) if field in _SLURM_NUMBERS and value.isdigit() else value
+    job["requeue_owner"] = os.environ.get("PROFACE_REQUEUE_OWNER") or "run"
+    return job

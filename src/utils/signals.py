@@ -12,7 +12,11 @@ so the process would exit with status 0 and a scheduler would count a killed run
   which raises on one rank at a time, is set aside while training), writes ``last.ckpt`` at that consistent
   point and, for the requeue signal, asks SLURM to requeue the job (``scontrol requeue``). It replaces
   Lightning's SLURM auto-requeue, which saves from inside the signal handler, possibly in the middle of an
-  optimizer step. The requeued job continues the same ``slurm-<job>`` run directory.
+  optimizer step. The requeued job continues the same run directory (``slurm-<job>``, or the ``run.dir`` /
+  ``run.id`` its command names). Only global rank 0 requeues, once per job.
+* :func:`requeue_owner`: a launcher that requeues the job itself (submitit, which forwards SIGTERM to the
+  run and resubmits) sets ``PROFACE_REQUEUE_OWNER=submitit`` in the run's environment; the run then
+  checkpoints and stops as usual but never calls ``scontrol requeue`` (two requeues would clash).
 * :func:`stop_status` gives the record status and exit code: ``terminated`` (143, or ``preempted`` on
   SLURM), ``interrupted`` (130).
 """
@@ -34,11 +38,15 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from src.config.errors import ConfigError
 from src.utils.exact_resume import LAST_CHECKPOINT
+from src.utils.run_record import is_launcher_process
 
 log = logging.getLogger(__name__)
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 REQUEUE_SIGNAL = signal.SIGUSR1  # SLURM's --signal=USR1@<seconds>, what Lightning's SLURMEnvironment uses
+ENV_REQUEUE_OWNER = "PROFACE_REQUEUE_OWNER"
+REQUEUE_OWNERS = ("run", "submitit")  # run: this process calls scontrol requeue (the default)
 
 
 class RunStopped(BaseException):
@@ -60,6 +68,19 @@ def slurm_restarted() -> bool:
     return on_slurm() and int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
 
 
+def requeue_owner() -> str:
+    """Who requeues a pre-empted SLURM job: ``run`` (this process, with ``scontrol requeue``; the default) or
+    ``submitit`` (the launcher that started the run requeues its own job), from ``$PROFACE_REQUEUE_OWNER``."""
+    value = os.environ.get(ENV_REQUEUE_OWNER, "").strip() or "run"
+    if value not in REQUEUE_OWNERS:
+        raise ConfigError(
+            f"environment variable {ENV_REQUEUE_OWNER}={value!r} is not a requeue owner: set it to "
+            "'submitit' when the submitit launcher requeues the job, or leave it unset (the run requeues "
+            "its own job)"
+        )
+    return value
+
+
 def stop_status(signum: int) -> tuple[str, int]:
     """``(record status, exit code)`` for a run stopped by ``signum``."""
     if signum == signal.SIGINT:
@@ -73,7 +94,8 @@ class SignalWatch:
     def __init__(self) -> None:
         self.received: int | None = None
         self.requeue_requested = False
-        self.requeued: bool | None = None
+        self.requeued: bool | None = None  # whether scontrol requeue succeeded; None: not called here
+        self.requeue_left_to: str | None = None  # the launcher that requeues instead (PROFACE_REQUEUE_OWNER)
         self.in_loop = False  # Lightning's training or test loop runs: stop at a batch boundary
         self.training = False  # the training loop runs: GracefulStop stops after a batch
         self._previous: dict[int, Any] = {}
@@ -95,8 +117,17 @@ class SignalWatch:
         self.requeue_requested = True
         if not self.training:  # nothing to checkpoint: requeue and stop now
             self.received = self.received or signal.SIGTERM
-            self.requeued = requeue_slurm_job()
+            self.requeue()
             raise RunStopped("preempted", EXIT_CODES[signal.SIGTERM], "SLURM's requeue signal")
+
+    def requeue(self) -> None:
+        """Requeue the job from global rank 0 only (every task of a multi-node job gets the signal), unless a
+        launcher owns requeueing (:func:`requeue_owner`): then leave it to that launcher."""
+        owner = requeue_owner()
+        if owner != "run":
+            self.requeue_left_to = owner
+        elif is_launcher_process() and self.requeued is None:
+            self.requeued = requeue_slurm_job()
 
     @contextmanager
     def installed(self) -> Iterator[SignalWatch]:
@@ -158,13 +189,15 @@ class GracefulStop(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        """If any rank got the signal, all stop after this batch (once it is logged)."""
-        local = self.watch.requeue_requested or (
-            trainer.world_size > 1 and self.watch.received == signal.SIGTERM
-        )
+        """If any rank got the signal, all stop after this batch (once it is logged); if any rank got the
+        requeue signal, every rank knows it (so global rank 0 requeues even when the signal missed it)."""
+        requeue = self.watch.requeue_requested
+        local = requeue or (trainer.world_size > 1 and self.watch.received == signal.SIGTERM)
         if trainer.world_size > 1:
-            flag = torch.tensor([1.0 if local else 0.0], device=trainer.strategy.root_device)
-            local = bool(trainer.strategy.reduce(flag, reduce_op="max").item())
+            flag = torch.tensor([2.0 if requeue else float(local)], device=trainer.strategy.root_device)
+            agreed = float(trainer.strategy.reduce(flag, reduce_op="max").item())
+            local = agreed >= 1.0
+            self.watch.requeue_requested = requeue or agreed >= 2.0
         if local and not self._agreed:
             self._agreed = True
             self.watch.received = self.watch.received or signal.SIGTERM
@@ -186,7 +219,7 @@ class GracefulStop(pl.Callback):
         else:
             self.no_checkpoint = why_not
         if self.watch.requeue_requested and trainer.is_global_zero:
-            self.watch.requeued = requeue_slurm_job()
+            self.watch.requeue()
 
     def _why_no_checkpoint(self, trainer: pl.Trainer, in_training: bool) -> str | None:
         if not in_training or not trainer.training or trainer.sanity_checking:
@@ -205,6 +238,8 @@ class GracefulStop(pl.Callback):
             record["no_checkpoint"] = self.no_checkpoint
         if self.watch.requeued is not None:
             record["requeued"] = self.watch.requeued
+        if self.watch.requeue_left_to is not None:
+            record["requeue_left_to"] = self.watch.requeue_left_to
         return record
 
 
