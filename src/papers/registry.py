@@ -11,7 +11,17 @@ shared file (see ``docs/adding-a-paper.md``):
 * its cost-benchmark entries (:class:`CostEntry`), with :func:`register_cost`;
 * its weights-manifest fragment: a ``weights.yaml`` file next to its module, read by :mod:`src.weights`;
 * its own obfuscators with :func:`src.obfuscators.base.register_obfuscator`;
-* the methods it serves to people (SDK, CLI, web portal; :class:`MethodEntry`), with :func:`register_method`.
+* the methods it serves to people (SDK, CLI, web portal; :class:`MethodEntry`), with :func:`register_method`;
+* its tables for ``python -m src.reproduce`` (``tables.py``): :func:`register_table` declares a table (its
+  ``demo`` one, CPU-sized on synthetic data, and its ``paper`` one, the published rows) as ordered
+  :class:`TableRow` s. A row names an experiment file, the task that runs it (``train`` → ``python -m
+  src.train``, ``eval`` → ``python -m src.eval``), fixed overrides (only ones the report counts as harmless,
+  so the row's run stays eligible for the paper's table), placeholders ``{best_ckpt:ROW}`` / ``{run_dir:ROW}``
+  that make it depend on an earlier row's output (its selected checkpoint, its run directory),
+  :class:`Preparation` steps run before it (synthetic demo data, a network exported from an earlier row) and
+  its :class:`RowCost` (which cost-entry networks and passes run on which dataset, for the dry-run's
+  GPU-hour estimate). Experiment files of the paper that are no row of any table are listed with the reason
+  in ``excluded``.
 
 :func:`discover` imports every module of every paper package; shared code reads the registries, never a paper
 name.
@@ -21,7 +31,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +137,84 @@ class CostEntry:
     passes: Passes
 
 
+DEPENDENCY = re.compile(r"\{(best_ckpt|run_dir):([^{}:]+)\}")
+"""``{best_ckpt:ROW}`` / ``{run_dir:ROW}`` in a row's overrides: the selected checkpoint / the run directory
+of the earlier row ``ROW`` (of this reproduction, or its reused complete run)."""
+TASKS = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """A step run before a row: writes files its experiment reads (synthetic demo data, an exported network).
+
+    ``run(run_dirs)`` gets ``{row name: run dir}`` of the rows in ``needs``; ``done()`` says whether its
+    outputs are already there (then it is not run again, unless a row it needs ran anew in this reproduction).
+    """
+
+    #: short label shown in plans and progress lines
+    name: str
+    #: what it writes, e.g. the folder (shown by the dry-run)
+    writes: str
+    run: Callable[[Mapping[str, Path]], Any]
+    done: Callable[[], bool]
+    #: rows whose run directories it reads (they run, or are reused, first)
+    needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CostUse:
+    """One cost-entry network a row runs on every image: its :class:`CostEntry` label, input side, passes."""
+
+    network: str
+    size: int
+    passes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RowCost:
+    """What a row computes per image, for the dry-run's GPU-hour estimate: the networks it runs and the
+    dataset it reads (a name in :data:`src.reproducing.datasets.DATASET_SIZES`; the splits and epochs come
+    from the composed config)."""
+
+    uses: tuple[CostUse, ...]
+    dataset: str
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One row of a reproduction table: an experiment file run by one task, with fixed overrides."""
+
+    #: unique within the table (used by ``--rows`` and in ``{best_ckpt:ROW}``)
+    name: str
+    #: the experiment file, e.g. ``proface/demo_synthetic``
+    experiment: str
+    #: ``train`` (python -m src.train) or ``eval`` (python -m src.eval)
+    task: str = "train"
+    #: ``key=value`` items (harmless ones only), may hold ``{best_ckpt:ROW}`` / ``{run_dir:ROW}``
+    overrides: tuple[str, ...] = ()
+    prepare: tuple[Preparation, ...] = ()
+    cost: RowCost | None = None
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Earlier rows this row depends on (through its overrides or its preparation steps), in order."""
+        found = [name for item in self.overrides for _, name in DEPENDENCY.findall(item)]
+        found += [name for step in self.prepare for name in step.needs]
+        return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """A paper's table for ``python -m src.reproduce``: ordered rows and a one-line description."""
+
+    paper: str
+    name: str
+    rows: tuple[TableRow, ...]
+    description: str = ""
+    #: experiment files of the paper that are no row of this table → why (e.g. "released weights")
+    excluded: Mapping[str, str] = field(default_factory=dict)
+
+
 MethodBuild = Callable[..., Any]
 """``build(checkpoint, device, **options)`` → a :class:`src.inference.methods.ServedMethod`; ``checkpoint``
 is a :class:`src.inference.checkpoints.MethodCheckpoint` (None for methods that need no training)."""
@@ -166,6 +255,7 @@ TINY_SETTINGS: dict[str, TinySettings] = {}
 REPORT_LAYOUTS: dict[str, ReportLayout] = {}
 COST_ENTRIES: dict[str, tuple[CostEntry, ...]] = {}
 METHODS: dict[str, MethodEntry] = {}
+TABLES: dict[str, dict[str, PaperTable]] = {}
 
 
 def register_paper(
@@ -241,6 +331,38 @@ def register_method(entry: MethodEntry) -> MethodEntry:
     return entry
 
 
+def register_table(
+    paper: str,
+    name: str,
+    rows: Sequence[TableRow],
+    *,
+    description: str = "",
+    excluded: Mapping[str, str] | None = None,
+) -> PaperTable:
+    """Declare table ``name`` of ``paper`` (e.g. ``demo``, ``paper``) for ``python -m src.reproduce``.
+
+    Row names must be unique, tasks known, and every ``{best_ckpt:ROW}`` / ``{run_dir:ROW}`` and preparation
+    ``needs`` must name an earlier row (so rows run in order and dependencies are acyclic).
+    """
+    seen: set[str] = set()
+    for row in rows:
+        where = f"table {paper}/{name}, row '{row.name}'"
+        if row.name in seen:
+            raise ValueError(f"{where}: the row name is used twice")
+        if row.task not in TASKS:
+            raise ValueError(f"{where}: task must be one of {TASKS}, got {row.task!r}")
+        unknown = [need for need in row.needs if need not in seen]
+        if unknown:
+            raise ValueError(f"{where}: depends on {unknown}, which are not earlier rows ({sorted(seen)})")
+        seen.add(row.name)
+    table = PaperTable(paper, name, tuple(rows), description, dict(excluded or {}))
+    existing = TABLES.setdefault(paper, {}).get(name)
+    if existing is not None and existing != table:
+        raise ValueError(f"table '{name}' of paper '{paper}' is already registered")
+    TABLES[paper][name] = table
+    return table
+
+
 def served_targets(entry: MethodEntry) -> tuple[str, ...]:
     """Model ``_target_``s whose checkpoints ``entry`` serves: its ``targets``, else its paper's module."""
     if entry.targets:
@@ -268,6 +390,7 @@ def discover() -> dict[str, PaperInfo]:
         ("a report layout", REPORT_LAYOUTS),
         ("cost entries", COST_ENTRIES),
         ("served methods", {entry.paper: entry for entry in METHODS.values()}),
+        ("tables", TABLES),
     ):
         unknown = sorted(set(registry) - set(PAPERS))
         if unknown:
