@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install serve bench-serving demo demo-detection demo-detection-papers notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks clean clean-runs
+.PHONY: help install serve bench-serving reproduce demo demo-detection demo-detection-papers notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,12 @@ demo-detection: $(STAMP) ## synthetic deepfake videos -> preprocess -> train a s
 
 demo-detection-papers: $(STAMP) ## the detection demo, then every detection paper's demo on the same data, one table of all
 	$(PY) -m src.papers.detection_baselines.demo --all
+
+PAPER ?=
+TABLE ?= demo
+reproduce: $(STAMP) ## reproduce a paper's table: make reproduce PAPER=<paper> [TABLE=demo|paper] (python -m src.reproduce --list)
+	@test -n "$(PAPER)" || { echo "name a paper: make reproduce PAPER=<paper> [TABLE=demo|paper]; the tables: $(PY) -m src.reproduce --list"; exit 2; }
+	$(PY) -m src.reproduce $(PAPER) --table $(TABLE)
 
 notebooks: $(STAMP) ## execute the analysis notebooks on runs/ in a Jupyter kernel; executed copies in reports/notebooks/
 	$(PY) -m ipykernel install --sys-prefix --name proface-lab --display-name "ProFace Lab (.venv)" >/dev/null

@@ -45,7 +45,12 @@ from src.reproducing import (
     write_record,
 )
 from src.reproducing.plan import check_run_overrides
-from src.sweeping.launchers import LauncherConfigError, make_launcher, split_launcher_overrides
+from src.sweeping.launchers import (
+    LauncherConfigError,
+    make_launcher,
+    site_launcher_type,
+    split_launcher_overrides,
+)
 from src.utils.tables import to_console
 
 
@@ -76,7 +81,20 @@ def _parser() -> argparse.ArgumentParser:
         f"published table at full scale, GPUs and real data (default: {DEFAULT_TABLE})",
     )
     parser.add_argument("--rows", default="", help="comma-separated row names or globs (default: every row)")
-    parser.add_argument("--launcher", default="local", help="local (default) or slurm (see docs/sweeps.md)")
+    parser.add_argument(
+        "--launcher",
+        default=None,
+        help="local (default), slurm, or another file of experiments/_base/launcher/ (slurm_local, "
+        "slurm_multinode); see docs/sweeps.md",
+    )
+    parser.add_argument(
+        "--launcher-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a site's launcher file (partition, account, setup lines, ...); its `type:` is the launcher "
+        "unless --launcher names one",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, costs and what is missing")
     parser.add_argument("--force", action="store_true", help="rerun rows whose complete run exists")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -122,7 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = select_rows(table, patterns)
         launcher = None
         if not args.dry_run:
-            launcher = make_launcher(args.launcher, launcher_items, log_dir=root / "reproduce" / "logs")
+            name = args.launcher or (
+                "local" if args.launcher_config is None else site_launcher_type(args.launcher_config)
+            )
+            launcher = make_launcher(
+                name,
+                launcher_items,
+                log_dir=root / "reproduce" / "logs",
+                config_file=args.launcher_config,
+            )
     except (PlanError, LauncherConfigError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -145,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"[reproduce] {table.paper}/{table.name}: {len(rows)} row(s) with the {launcher.name} launcher")
     outcomes = Reproduction(table, rows, launcher, root, extra, args.force, head).run()
     record = write_record(
-        root, table, outcomes, {"launcher": args.launcher, "force": args.force, "commit": head.commit}
+        root, table, outcomes, {"launcher": launcher.name, "force": args.force, "commit": head.commit}
     )
     print(f"\n[reproduce] record: {record}")
     failed = [o for o in outcomes if not o.ok]

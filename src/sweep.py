@@ -74,6 +74,7 @@ from src.sweeping.launchers import (
     load_launcher_config,
     make_launcher,
     parse_run_dir,
+    site_launcher_type,
     split_launcher_overrides,
 )
 from src.sweeping.search import ListSearch, PointSearch, make_search
@@ -926,7 +927,7 @@ def main(argv: Sequence[str] | None = None, launcher: Launcher | CommandFn | Non
     runs_root = args.runs_root or Path(os.environ.get("PROFACE_RUNS", "runs"))
     try:
         name = args.launcher or (
-            "local" if args.launcher_config is None else _site_type(args.launcher_config)
+            "local" if args.launcher_config is None else site_launcher_type(args.launcher_config)
         )
         spec = load_sweep_spec(args.sweep_file)
         result = run_sweep(
@@ -947,18 +948,6 @@ def main(argv: Sequence[str] | None = None, launcher: Launcher | CommandFn | Non
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 1 if result.n_failed else 0
-
-
-def _site_type(path: Path) -> str:
-    """The launcher type a site file names (``type:``), for ``--launcher-config`` without ``--launcher``."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise LauncherConfigError(f"cannot read launcher file {path}: {err}") from None
-    kind = data.get("type") if isinstance(data, dict) else None
-    if not isinstance(kind, str):
-        raise LauncherConfigError(f"{path}: a launcher file given alone must say its type (type: slurm)")
-    return kind
 
 
 if __name__ == "__main__":

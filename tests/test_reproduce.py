@@ -355,3 +355,20 @@ def test_a_demo_table_runs_in_full(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         == 0
     )
     assert (tmp_path / "reports" / "proface_s.md").is_file()
+
+
+def test_launcher_settings_are_checked_before_any_row_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROFACE_RUNS", str(tmp_path / "runs"))
+    site = tmp_path / "site.yaml"
+    site.write_text("partition: gpu\n", encoding="utf-8")
+    assert reproduce.main(["face_recognizer", "--table", "demo", "--launcher-config", str(site)]) == 2
+    assert "must say its type (type: slurm)" in capsys.readouterr().err
+    assert (
+        reproduce.main(["face_recognizer", "--table", "demo", "--launcher", "slurm", "launcher.partitoin=x"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "partitoin" in err and "partition" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("meta.json"))

@@ -58,6 +58,7 @@ __all__ = [
     "load_launcher_config",
     "make_launcher",
     "parse_run_dir",
+    "site_launcher_type",
     "split_launcher_overrides",
     "wait_for_exit",
 ]
@@ -334,3 +335,15 @@ def make_launcher(
     from src.sweeping.launch.wandb_agent import WandbAgentLauncher
 
     return WandbAgentLauncher.from_config(config, log_dir=log_dir, echo=echo)
+
+
+def site_launcher_type(path: Path) -> str:
+    """The launcher type a site file names (``type:``), for ``--launcher-config`` without ``--launcher``."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise LauncherConfigError(f"cannot read launcher file {path}: {err}") from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    if not isinstance(kind, str):
+        raise LauncherConfigError(f"{path}: a launcher file given alone must say its type (type: slurm)")
+    return kind

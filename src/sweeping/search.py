@@ -236,7 +236,7 @@ class BayesSearch(PointSearch):
             return self._study
         import optuna
 
-        # the sweep prints its own line per point; Optuna's INFO lines ("A new study created ...") only add noise
+        # the sweep prints its own line per point; Optuna's INFO lines ("A new study created ...") add noise
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         db = None
         if self.storage is not None:
