@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,23 @@ def prepare_data(base: Path, fresh: bool) -> None:
     print("  " + output.strip().splitlines()[-1], flush=True)
 
 
+#: the folder under the data dir that holds the synthetic detection data every detection demo reads
+DEMO_DATA = "demo_detection"
+_DEMO_DATA_DONE = ("processed/ffpp", "processed/celeb_df", "processed_sbi/ffpp")
+
+
+def demo_data_ready() -> bool:
+    """Whether the synthetic detection data is generated and preprocessed (each index's ``summary.json``)."""
+    base = data_dir() / DEMO_DATA
+    return all((base / folder / "summary.json").is_file() for folder in _DEMO_DATA_DONE)
+
+
+def prepare_demo_data(_: Mapping[str, Path] | None = None) -> None:
+    """Generate and preprocess the synthetic detection data under the data dir (a reproduction's preparation
+    step: the argument, the earlier rows' run directories, is not needed)."""
+    prepare_data(data_dir() / DEMO_DATA, False)
+
+
 def run_record(stdout: str) -> Path:
     """The run directory a ``src.train`` / ``src.eval`` run printed."""
     found = re.findall(r"^Run record: (.+)$", stdout, flags=re.MULTILINE)
@@ -103,7 +120,7 @@ def start_demo(argv: Sequence[str] | None = None) -> tuple[list[str], float]:
     """What every detection demo does first: :func:`demo_args`, then the shared data (once, or again with
     ``--fresh``); returns the overrides and the start time."""
     overrides, fresh, start = demo_args(argv)
-    prepare_data(data_dir() / "demo_detection", fresh)
+    prepare_data(data_dir() / DEMO_DATA, fresh)
     return overrides, start
 
 

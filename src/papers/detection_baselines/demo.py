@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from src.papers.registry import discover
-from src.preprocess.detection_demo import data_dir, prepare_data, run_record, run_step
+from src.preprocess.detection_demo import DEMO_DATA, data_dir, prepare_data, run_record, run_step
 from src.utils.tables import to_console
 
 TRAIN = "detection_baselines/demo_synthetic"
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = [a for a in args if a not in ("--fresh", "--all")]
     os.environ.setdefault("WANDB_SILENT", "true")
     start = time.perf_counter()
-    prepare_data(data_dir() / "demo_detection", fresh)
+    prepare_data(data_dir() / DEMO_DATA, fresh)
     python = sys.executable
     # the run driver runs the experiments (a paper package sits below it and does not import it)
     trained = run_record(

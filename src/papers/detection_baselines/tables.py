@@ -3,30 +3,16 @@ deepfake videos, preprocessed; a small CNN trained and tested within, cross-mani
 SBI) and the paper rows (Xception, EfficientNet-B4 and SBI trained on FF++ c23, tested on FF++ and
 Celeb-DF)."""
 
-from collections.abc import Mapping
-from pathlib import Path
-
 from src.papers.registry import CostUse, Preparation, RowCost, TableRow, register_table
-from src.preprocess.detection_demo import data_dir, prepare_data
+from src.preprocess.detection_demo import DEMO_DATA, demo_data_ready, prepare_demo_data
 
 DEMO = "detection_baselines/demo_synthetic"
 
-
-def _data_ready() -> bool:
-    base = data_dir() / "demo_detection"
-    done = ("processed/ffpp", "processed/celeb_df", "processed_sbi/ffpp")
-    return all((base / folder / "summary.json").is_file() for folder in done)
-
-
-def _prepare(_: Mapping[str, Path]) -> None:
-    prepare_data(data_dir() / "demo_detection", False)
-
-
 DATA = Preparation(
     "synthetic deepfake videos (FF++ and Celeb-DF layouts), preprocessed",
-    "<data dir>/demo_detection",
-    _prepare,
-    _data_ready,
+    f"<data dir>/{DEMO_DATA}",
+    prepare_demo_data,
+    demo_data_ready,
 )
 XCEPTION = CostUse("Xception", 299, ("infer",))
 EFFICIENTNET = CostUse("EfficientNet-B4", 380, ("infer",))

@@ -2,30 +2,16 @@
 demos, preprocessed, then FPG's refinement and separation on a small CNN) and the paper rows (trained on
 FF++ c23 with self-blended fakes, tested on FF++ and cross-dataset on Celeb-DF v2)."""
 
-from collections.abc import Mapping
-from pathlib import Path
-
 from src.papers.registry import CostUse, Preparation, RowCost, TableRow, register_table
-from src.preprocess.detection_demo import data_dir, prepare_data
+from src.preprocess.detection_demo import DEMO_DATA, demo_data_ready, prepare_demo_data
 
 NETWORK = CostUse("FPG (EfficientNet-B4 + irregularity branch, attention, quality head)", 380, ("infer",))
 
-
-def _data_ready() -> bool:
-    base = data_dir() / "demo_detection"
-    done = ("processed/ffpp", "processed/celeb_df", "processed_sbi/ffpp")
-    return all((base / folder / "summary.json").is_file() for folder in done)
-
-
-def _prepare(_: Mapping[str, Path]) -> None:
-    prepare_data(data_dir() / "demo_detection", False)
-
-
 DATA = Preparation(
     "synthetic deepfake videos (FF++ and Celeb-DF layouts), preprocessed",
-    "<data dir>/demo_detection",
-    _prepare,
-    _data_ready,
+    f"<data dir>/{DEMO_DATA}",
+    prepare_demo_data,
+    demo_data_ready,
 )
 
 register_table(

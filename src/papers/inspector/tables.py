@@ -2,11 +2,8 @@
 of the detection demos, then the four stages and the robust-accuracy table) and the paper rows (the four
 stages on FF++ c23, then the robust-accuracy protocol on FF++ and Celeb-DF v2)."""
 
-from collections.abc import Mapping
-from pathlib import Path
-
 from src.papers.registry import CostUse, Preparation, RowCost, TableRow, register_table
-from src.preprocess.detection_demo import data_dir, prepare_data
+from src.preprocess.detection_demo import DEMO_DATA, demo_data_ready, prepare_demo_data
 
 NETWORK = "Inspector (Xception D + reconstructor G + ResNet-18 A and C)"
 DETECTOR = RowCost((CostUse(NETWORK, 299, ("detector",)),), "ffpp_c23")
@@ -19,22 +16,11 @@ STAGES = (
     ("stage4_corrector", "model.autothresh_ckpt"),
 )
 
-
-def _data_ready() -> bool:
-    base = data_dir() / "demo_detection"
-    done = ("processed/ffpp", "processed/celeb_df", "processed_sbi/ffpp")
-    return all((base / folder / "summary.json").is_file() for folder in done)
-
-
-def _prepare(_: Mapping[str, Path]) -> None:
-    prepare_data(data_dir() / "demo_detection", False)
-
-
 DATA = Preparation(
     "synthetic deepfake videos (FF++ and Celeb-DF layouts), preprocessed",
-    "<data dir>/demo_detection",
-    _prepare,
-    _data_ready,
+    f"<data dir>/{DEMO_DATA}",
+    prepare_demo_data,
+    demo_data_ready,
 )
 
 
