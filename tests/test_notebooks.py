@@ -38,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sklearn_roc_curve
 
 from src.analysis import history_groups, load_run, plot_history, read_wandb_file
+from tests.helpers import TINY_DATA
 from tests.test_compare import write_run_record, write_sweep_index
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -317,15 +318,7 @@ def write_robustness_run(root: Path, run_id: str) -> Path:
 # --- real tiny runs -----------------------------------------------------------------------------------------
 
 TINY = [
-    "datamodule.num_identities=12",
-    "datamodule.train_identities=6",
-    "datamodule.val_identities=3",
-    "datamodule.test_identities=3",
-    "datamodule.images_per_identity=4",
-    "datamodule.eval_images_per_identity=3",
-    "datamodule.image_size=32",
-    "datamodule.batch_size=8",
-    "datamodule.num_workers=0",
+    *TINY_DATA["src.datamodules.synthetic_faces.SyntheticFacesDataModule"],
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",

@@ -24,25 +24,14 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.secrets import RunSecrets
+from src.reporting.selection import HARMLESS_KEYS, HARMLESS_PREFIXES
 from src.utils.run_record import git_state
 
-#: dotted keys left out of the hash (their value never changes a result)
-IGNORED_KEYS = (
-    "run",
-    "paths",
-    "logger",
-    "resume",
-    "print_config",
-    "trainer.accelerator",
-    "trainer.devices",
-    "trainer.num_nodes",
-    "trainer.strategy",
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "trainer.log_every_n_steps",
-    "datamodule.num_workers",
-    "datamodule.pin_memory",
-    "datamodule.cache_dir",
+#: dotted keys left out of the hash (their value never changes a result): the report's harmless keys, less a
+#: checkpoint to start from (``ckpt_path``: another run's weights change the result) and the ``trainer`` group
+#: choice (its effects are the ``trainer.*`` keys themselves)
+IGNORED_KEYS = tuple(
+    sorted({prefix.rstrip(".") for prefix in HARMLESS_PREFIXES} | (HARMLESS_KEYS - {"ckpt_path", "trainer"}))
 )
 
 
