@@ -46,7 +46,7 @@ from src.lightning_modules.base import LabModule
 from src.papers.registry import discover
 from src.utils.callbacks import LineProgress, RunRecordCallback, progress_interval
 from src.utils.checkpoint_files import check_state_dict_fits, open_checkpoint
-from src.utils.checkpoint_io import RunCheckpointIO, remove_partial_writes
+from src.utils.checkpoint_io import RunCheckpointIO, check_readable_hyperparameters, remove_partial_writes
 from src.utils.exact_resume import LAST_CHECKPOINT, ExactResume, LastCheckpoint
 from src.utils.loggers import RunCSVLogger, RunWandbLogger, logged_steps
 from src.utils.resume import check_recorded_config
@@ -265,6 +265,7 @@ def prepare(
     if callable(check_layout):
         check_layout()
     model = instantiate(cfg.model)
+    check_readable_hyperparameters(model)
     prepared = Prepared(datamodule, model)
     if task == "train" and cfg.train:
         if resume_checkpoint is not None:

@@ -7,6 +7,7 @@ or silently returns something that is not a usable checkpoint).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import pickle
 import random
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -29,6 +31,7 @@ from src.utils.checkpoint_files import (
     open_checkpoint,
     read_checkpoint,
 )
+from src.utils.checkpoint_io import check_readable_hyperparameters
 
 # Importing pytorch_lightning for its __version__ takes seconds; the package metadata is the same number.
 LIGHTNING_VERSION = importlib.metadata.version("pytorch-lightning")
@@ -305,3 +308,26 @@ def test_not_strict_ignores_missing_and_unexpected_keys(tmp_path: Path) -> None:
         CheckpointError, match=r"^checkpoint .* does not fit this model: 1 missing key \(head"
     ):
         check_state_dict_fits(path, checkpoint["state_dict"], model)
+
+
+class _SavesItsOptimizer(pl.LightningModule):
+    """A module that forgot to leave its optimizer factory out of ``save_hyperparameters``."""
+
+    def __init__(self, optimizer: Callable[..., torch.optim.Optimizer], lr: float = 0.1) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+
+class _IgnoresItsOptimizer(_SavesItsOptimizer):
+    def __init__(self, optimizer: Callable[..., torch.optim.Optimizer], lr: float = 0.1) -> None:
+        pl.LightningModule.__init__(self)
+        self.save_hyperparameters(ignore=["optimizer"])
+
+
+def test_hyperparameters_a_checkpoint_could_not_load_back_are_refused_before_the_run() -> None:
+    """A factory in the hyper-parameters would be written into every checkpoint and fail the weights_only
+    read of the test after training; the run refuses it up front, naming the key."""
+    factory = functools.partial(torch.optim.Adam, lr=1e-4)
+    with pytest.raises(TypeError, match=r"_SavesItsOptimizer .*: optimizer \(partial\); .*ignore"):
+        check_readable_hyperparameters(_SavesItsOptimizer(factory))
+    check_readable_hyperparameters(_IgnoresItsOptimizer(factory))  # plain data only: accepted

@@ -12,7 +12,9 @@ through :class:`RunCheckpointIO`:
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import tempfile
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -33,6 +35,35 @@ def remove_partial_writes(folder: Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def _loads_as_plain_data(value: Any) -> bool:
+    """Whether ``value`` survives ``torch.save`` then ``torch.load(weights_only=True)``."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except pickle.UnpicklingError:
+        return False
+    return True
+
+
+def check_readable_hyperparameters(module: Any) -> None:
+    """Refuse a module whose saved hyper-parameters a ``weights_only`` read could not load back (a callable,
+    e.g. an optimizer factory, left out of ``save_hyperparameters(ignore=...)``): every checkpoint of the run
+    would be written and then fail to load for the test, a resume or a later stage, after the training."""
+    hyper = dict(getattr(module, "hparams", {}) or {})
+    if not hyper or _loads_as_plain_data(hyper):
+        return
+    bad = [
+        f"{key} ({type(value).__name__})" for key, value in hyper.items() if not _loads_as_plain_data(value)
+    ]
+    raise TypeError(
+        f"{type(module).__name__} saves hyper-parameters that a checkpoint cannot hold as plain data: "
+        f"{', '.join(bad)}; pass them to save_hyperparameters(ignore=[...]) (checkpoints are read back with "
+        "weights_only=True, so the test after training, a resume or a later stage could not load them)"
+    )
 
 
 class RunCheckpointIO(TorchCheckpointIO):

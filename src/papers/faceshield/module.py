@@ -147,7 +147,7 @@ class FaceShieldFSE(LabModule):
         faithful: bool = True,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["extractor"])
+        self.save_hyperparameters(logger=False, ignore=["extractor", "optimizer"])
         self.extractor = extractor
         self.optimizer_factory = optimizer
         self.loss_weights = _weights(loss_weights, FSE_WEIGHTS, "FaceShieldFSE")
@@ -284,6 +284,8 @@ class FaceShieldIRC(LabModule):
                 "baselines",
                 "evaluators",
                 "perceptual",
+                "optimizer",
+                "adversary_optimizer",
             ],
         )
         self.automatic_optimization = False
