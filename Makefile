@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install serve bench-serving reproduce demo demo-detection demo-detection-papers notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks clean clean-runs
+.PHONY: help install serve bench-serving reproduce leaderboard-demo demo demo-detection demo-detection-papers notebooks test test-budget test-slow test-ddp test-all lint format sweep-demo bench bench-metrics bench-data bench-face bench-cost bench-dpp bench-attacks clean clean-runs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ TABLE ?= demo
 reproduce: $(STAMP) ## reproduce a paper's table: make reproduce PAPER=<paper> [TABLE=demo|paper] (python -m src.reproduce --list)
 	@test -n "$(PAPER)" || { echo "name a paper: make reproduce PAPER=<paper> [TABLE=demo|paper]; the tables: $(PY) -m src.reproduce --list"; exit 2; }
 	$(PY) -m src.reproduce $(PAPER) --table $(TABLE)
+
+leaderboard-demo: $(STAMP) ## every privacy method on one panel (SyntheticFaces, demo checkpoints trained first): reports/leaderboard.{md,csv,html}
+	$(PY) -m src.leaderboard --panel demo
 
 notebooks: $(STAMP) ## execute the analysis notebooks on runs/ in a Jupyter kernel; executed copies in reports/notebooks/
 	$(PY) -m ipykernel install --sys-prefix --name proface-lab --display-name "ProFace Lab (.venv)" >/dev/null

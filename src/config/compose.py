@@ -40,7 +40,7 @@ from src.config.schema import validate_config
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
 BASE_DIR_NAME = "_base"
-NOT_EXPERIMENTS = {BASE_DIR_NAME, "sweeps"}
+NOT_EXPERIMENTS = {BASE_DIR_NAME, "sweeps", "leaderboard"}
 DELETE_KEY = "_delete_"
 NONE_OPTION = "none"
 Provenance = dict[str, str]  # dotted leaf key -> the file or override that set it last

@@ -12,6 +12,10 @@ shared file (see ``docs/adding-a-paper.md``):
 * its weights-manifest fragment: a ``weights.yaml`` file next to its module, read by :mod:`src.weights`;
 * its own obfuscators with :func:`src.obfuscators.base.register_obfuscator`;
 * the methods it serves to people (SDK, CLI, web portal; :class:`MethodEntry`), with :func:`register_method`;
+* how it enters the cross-paper leaderboard (``python -m src.leaderboard``, ``leaderboard.py``): its
+  protection methods' configurations (:class:`Contender`, :func:`register_contenders`), its frame
+  detectors that judge protected faces (:class:`ForgeryJudge`, :func:`register_forgery_judges`), and a
+  :data:`LEADERBOARD_TABLE` table whose rows train their CPU-sized demo checkpoints;
 * its tables for ``python -m src.reproduce`` (``tables.py``): :func:`register_table` declares a table (its
   ``demo`` one, CPU-sized on synthetic data, and its ``paper`` one, the published rows) as ordered
   :class:`TableRow` s. A row names an experiment file, the task that runs it (``train`` → ``python -m
@@ -249,6 +253,48 @@ class MethodEntry:
     targets: tuple[str, ...] = ()
 
 
+#: the name of the table (:func:`register_table`) whose rows train a paper's demo checkpoints for the
+#: cross-paper leaderboard (``python -m src.leaderboard``; CPU-sized, seconds per row)
+LEADERBOARD_TABLE = "leaderboard"
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A protection method in one configuration, as the cross-paper leaderboard judges it.
+
+    Every registered ``protect`` method is judged in its default configuration unless its paper registers
+    contenders for it (e.g. one per differential-privacy ε). ``demo_row``: the row of the paper's
+    :data:`LEADERBOARD_TABLE` table whose selected checkpoint the demo leaderboard serves it with.
+    """
+
+    #: a registered ``protect`` method
+    method: str
+    #: short name of the configuration (``""``: the default one), e.g. ``eps=1``
+    variant: str = ""
+    #: the method's build options for this configuration (``MethodEntry.options``)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    demo_row: str | None = None
+
+    @property
+    def id(self) -> str:
+        """Unique across the leaderboard: ``method`` or ``method/variant``."""
+        return f"{self.method}/{self.variant}" if self.variant else self.method
+
+
+@dataclass(frozen=True)
+class ForgeryJudge:
+    """A frame-level forgery detector the leaderboard applies to protected faces (fraction flagged fake)."""
+
+    #: unique across papers, e.g. ``xception``
+    name: str
+    #: the registered ``detect`` method that serves its checkpoint
+    method: str
+    #: shown in tables (e.g. ``EfficientNet-B4``)
+    label: str
+    #: the row of the paper's :data:`LEADERBOARD_TABLE` table whose selected checkpoint the demo uses
+    demo_row: str | None = None
+
+
 METHOD_KINDS = ("protect", "detect")
 PAPERS: dict[str, PaperInfo] = {}
 TINY_SETTINGS: dict[str, TinySettings] = {}
@@ -256,6 +302,8 @@ REPORT_LAYOUTS: dict[str, ReportLayout] = {}
 COST_ENTRIES: dict[str, tuple[CostEntry, ...]] = {}
 METHODS: dict[str, MethodEntry] = {}
 TABLES: dict[str, dict[str, PaperTable]] = {}
+CONTENDERS: dict[str, tuple[Contender, ...]] = {}
+FORGERY_JUDGES: dict[str, tuple[ForgeryJudge, ...]] = {}
 
 
 def register_paper(
@@ -363,6 +411,21 @@ def register_table(
     return table
 
 
+def register_contenders(paper: str, *contenders: Contender) -> tuple[Contender, ...]:
+    """Declare the configurations in which paper ``paper``'s protection methods enter the leaderboard."""
+    ids = [contender.id for contender in contenders]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"paper '{paper}': contender ids repeat: {ids}")
+    _register_once(CONTENDERS, "leaderboard contenders", paper, tuple(contenders))
+    return CONTENDERS[paper]
+
+
+def register_forgery_judges(paper: str, *judges: ForgeryJudge) -> tuple[ForgeryJudge, ...]:
+    """Declare paper ``paper``'s frame detectors that judge protected faces on the leaderboard."""
+    _register_once(FORGERY_JUDGES, "forgery judges", paper, tuple(judges))
+    return FORGERY_JUDGES[paper]
+
+
 def served_targets(entry: MethodEntry) -> tuple[str, ...]:
     """Model ``_target_``s whose checkpoints ``entry`` serves: its ``targets``, else its paper's module."""
     if entry.targets:
@@ -391,6 +454,8 @@ def discover() -> dict[str, PaperInfo]:
         ("cost entries", COST_ENTRIES),
         ("served methods", {entry.paper: entry for entry in METHODS.values()}),
         ("tables", TABLES),
+        ("leaderboard contenders", CONTENDERS),
+        ("forgery judges", FORGERY_JUDGES),
     ):
         unknown = sorted(set(registry) - set(PAPERS))
         if unknown:

@@ -1,0 +1,1 @@
+"""The cross-paper leaderboard: one common panel judges every registered protection method."""
