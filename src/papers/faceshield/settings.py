@@ -40,6 +40,9 @@ register_tiny_settings(
             "faceshield/stage2_*": _TINY_IRC,
             "faceshield/sweep/*": (*_TINY_EVAL, "model.evaluators.arcface.weights=null"),
             "faceshield/baselines/*": (*_TINY_EVAL, "model.evaluators.arcface.weights=null"),
+            # the leaderboard's demo checkpoints: Stage I at 128 px, both with the least batch (2)
+            "faceshield/leaderboard_demo_fse": (*_TINY_STAGE1, "datamodule.batch_size=2"),
+            "faceshield/leaderboard_demo_irc": ("datamodule.batch_size=2",),
             "faceshield/demo_*": (  # its 18 variants on 2 faces, judged by dlib only
                 "model.perceptual=null",
                 "model.whitebox=false",
@@ -49,8 +52,14 @@ register_tiny_settings(
         },
         # the sweep and baseline rows differ from the demo only in which variant they name, and the demo's
         # 18 variants are evaluated by the default paper test (tests/test_papers.py): their runs are slow
-        # tests, and a covering subset of them is built by default
-        slow=("faceshield/sweep/*", "faceshield/baselines/*", "faceshield/demo_*"),
+        # tests, and a covering subset of them is built by default; the leaderboard's two files repeat
+        # stage1_fse / stage2_irc on SyntheticFaces (the leaderboard runs them)
+        slow=(
+            "faceshield/sweep/*",
+            "faceshield/baselines/*",
+            "faceshield/demo_*",
+            "faceshield/leaderboard_demo_*",
+        ),
         required={"model.extractor_ckpt": "null"},
     ),
 )

@@ -109,16 +109,19 @@ register_tiny_settings(
             "ifadit/phase1*": ("model.perceptual.kind=lpips_random",),
             "ifadit/phase2*": (f"model.disentangle_ckpt={{tiny_data}}/{TINY_PHASE1}", *_JUDGES),
             "ifadit/demo_phase2": (f"model.disentangle_ckpt={{tiny_data}}/{TINY_PHASE1}",),
+            "ifadit/leaderboard_demo_phase2": (f"model.disentangle_ckpt={{tiny_data}}/{TINY_PHASE1}",),
             "ifadit/released*": (*_RELEASED, *_JUDGES),
         },
         # the no-ICL row differs from phase2_ffhq by one network and one weight (unit-tested), the released
         # row by where the weights come from (their loading is unit-tested): their runs are slow tests
-        # and the demo's two phases repeat phase1_ffhq / phase2_ffhq on SyntheticFaces (the demo runs them)
+        # and the demo's two phases repeat phase1_ffhq / phase2_ffhq on SyntheticFaces (the demo runs them),
+        # as the leaderboard's two do with fewer steps (the leaderboard runs them)
         slow=(
             "ifadit/phase2_no_icl_ffhq",
             "ifadit/released_ffhq",
             "ifadit/demo_phase1",
             "ifadit/demo_phase2",
+            "ifadit/leaderboard_demo_*",
         ),
         files={
             TINY_PHASE1: write_tiny_phase1,

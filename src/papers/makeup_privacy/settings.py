@@ -103,6 +103,17 @@ def write_tiny_generator(path: Path) -> Path:
     return path
 
 
+_PAPER_ROWS = (
+    "model.recognizers.facenet_vggface2=null",
+    *(f"model.recognizers.{name}.weights=null" for name in ("ir152", "ir_se50", "mobilefacenet")),
+    *_overrides("model.recognizers.ir152", IR_NARROW),
+    *_overrides("model.recognizers.ir_se50", IR_NARROW),
+    f"model.fr_train={_list(FR_TRAIN)}",
+    f"model.fr_test={_list(FR_TEST)}",
+    f"model.published_thresholds={_list(PUBLISHED)}",
+)
+_STANDIN = ("model.recognizers.standin.weights=null", f"model.recognizers.standin.input_size={TINY_SIZE}")
+
 register_tiny_settings(
     "makeup_privacy",
     TinySettings(
@@ -118,21 +129,12 @@ register_tiny_settings(
             "model.lpips_random=true",
         ),
         experiments={
-            # the paper's rows attack the AMT-GAN set: random and narrow here
-            "makeup_privacy/[!d]*": (
-                "model.recognizers.facenet_vggface2=null",
-                *(f"model.recognizers.{name}.weights=null" for name in ("ir152", "ir_se50", "mobilefacenet")),
-                *_overrides("model.recognizers.ir152", IR_NARROW),
-                *_overrides("model.recognizers.ir_se50", IR_NARROW),
-                f"model.fr_train={_list(FR_TRAIN)}",
-                f"model.fr_test={_list(FR_TEST)}",
-                f"model.published_thresholds={_list(PUBLISHED)}",
-            ),
-            # the demo attacks its stand-in recognizer (random here, at the miniature data's size)
-            "makeup_privacy/demo_[st]*": (
-                "model.recognizers.standin.weights=null",
-                f"model.recognizers.standin.input_size={TINY_SIZE}",
-            ),
+            # the paper's rows attack the AMT-GAN set: random and narrow here (every file but demo_* and
+            # leaderboard_demo*)
+            **dict.fromkeys(("makeup_privacy/[!dl]*", "makeup_privacy/l[!e]*"), _PAPER_ROWS),
+            # the demo and the leaderboard's demo attack their stand-in recognizer (random here, at the
+            # miniature data's size)
+            **dict.fromkeys(("makeup_privacy/demo_[st]*", "makeup_privacy/leaderboard_demo*"), _STANDIN),
             "makeup_privacy/demo_test_*": (f"ckpt_path={{tiny_data}}/{TINY_CHECKPOINT}",),
             # the 1:1 and 1:N evaluation rows: a tiny trained-module checkpoint, or (LADN) a tiny generator
             # file in the authors' layout
@@ -146,8 +148,14 @@ register_tiny_settings(
         },
         # tiny runs that repeat another's: CelebA 1:N is LFW 1:N on the same miniature folder, and the
         # CelebA-HQ 1:1 run is the robustness row's (which inherits it) without the degraded variants
-        # (the demo's pair row repeats the robustness row's path without the variants; the demo runs it)
-        slow=("makeup_privacy/celeba_1toN", "makeup_privacy/celebahq_1to1", "makeup_privacy/demo_test_pairs"),
+        # (the demo's pair row repeats the robustness row's path without the variants; the demo runs it;
+        # the leaderboard's demo repeats demo_synthetic with fewer steps, and the leaderboard runs it)
+        slow=(
+            "makeup_privacy/celeba_1toN",
+            "makeup_privacy/celebahq_1to1",
+            "makeup_privacy/demo_test_pairs",
+            "makeup_privacy/leaderboard_demo",
+        ),
         files={TINY_CHECKPOINT: write_tiny_checkpoint, TINY_GENERATOR_FILE: write_tiny_generator},
     ),
 )
