@@ -4,14 +4,17 @@ protocols coincide (the obfuscation baselines' table: obfuscated probes against 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from src.leaderboarding.board import run_leaderboard
-from src.leaderboarding.panel import PANEL_DIR, load_panel
+from src.leaderboarding.panel import PANEL_DIR, load_panel, panel_names
+from src.leaderboarding.recognizers import RecognizerUnavailable, build_panel_recognizer
 from src.leaderboarding.runner import REFERENCE_ID
+from tests.fixtures_datasets import lfw_full_format
 from tests.helpers import run_experiment
 
 #: 8 test identities x 6 images of SyntheticFaces at 64 px (the default identity splits)
@@ -107,3 +110,34 @@ def test_numbers_equal_the_obfuscation_baselines_protocol(tmp_path: Path) -> Non
         )
         assert table.loc[name, "SSIM"] == pytest.approx(own[f"test/{name}/ssim"], abs=1e-4)
     assert table.loc[REFERENCE_ID, "dlib_resnet rank-1"] == pytest.approx(own["test/none/rank1"], abs=1e-6)
+
+
+def test_a_pairs_panel_scores_the_given_pairs_without_rank1(tmp_path: Path) -> None:
+    """LFW's pairs.txt protocol (here a miniature: 10 folds of 3 matched + 3 mismatched pairs): TAR and
+    accuracy of the protected side a against the original side b; no rank-1, so privacy comes from the TAR."""
+    root = lfw_full_format(tmp_path / "lfw")
+    data = ["datamodule.image_size=64", "datamodule.num_workers=0", f"datamodule.root={root}"]
+    panel = replace(_panel(tmp_path, data, far="0.1"), datamodule="lfw")
+    result = run_leaderboard(
+        panel, runs_root=tmp_path / "runs", out=tmp_path / "reports", methods=["mask"], judges=[], echo=print
+    )
+    table = result.table.set_index("method id")
+    assert table.loc["mask", "status"] == "ok"
+    assert "dlib_resnet rank-1" not in table or pd.isna(table.loc["mask", "dlib_resnet rank-1"])
+    tar = table.loc["mask", "dlib_resnet TAR@FAR=1e-1"]
+    assert 0.0 <= tar <= 1.0 and table.loc["mask", "privacy"] == pytest.approx(1 - tar)
+    assert 0.0 <= table.loc["mask", "dlib_resnet verification accuracy"] <= 1.0
+    assert "48 verification pairs (96 faces)" in result.files["md"].read_text()  # the first 48 of 60
+
+
+@pytest.mark.parametrize("name", panel_names())
+def test_shipped_panel_recognizers_build_or_say_which_file_is_missing(name: str) -> None:
+    for spec in load_panel(name).recognizers:
+        if "train" in spec:
+            continue
+        try:
+            recognizer = build_panel_recognizer(spec)
+        except RecognizerUnavailable as exc:
+            assert "weights" in str(exc) or "not found" in str(exc), exc
+        else:
+            assert recognizer.name == spec["name"]

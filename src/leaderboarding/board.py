@@ -268,8 +268,7 @@ def run_leaderboard(
     }
     notes = [
         f"panel `{panel.name}` ({panel.source.name}): {panel.description}".rstrip(": "),
-        f"{len(test)} test faces of {int(test.identity.unique().numel())} identities "
-        f"({panel.datamodule}, {panel.split} split)",
+        f"{test.describe()} ({panel.datamodule}, {panel.split} split)",
         "privacy = 1 − the worst (highest) rank-1 over the recognizer panel; a recognizer used in a method's "
         "training does not judge it (see the recognizer panel table)",
     ]

@@ -30,12 +30,30 @@ STAGES = {"train": "fit", "val": "validate", "test": "test"}
 
 @dataclass(frozen=True)
 class FaceSet:
-    """``images`` ``[N, 3, S, S]`` float in ``[0, 1]``, ``identity`` ``[N]``, and what they are."""
+    """``images`` ``[N, 3, S, S]`` float in ``[0, 1]``, ``identity`` ``[N]``, and what they are.
+
+    A **pairs** set (a DataModule's verification pairs, e.g. LFW ``pairs.txt``) holds both sides of its
+    ``P`` pairs: ``images[:P]`` are the ``a`` sides, ``images[P:]`` the ``b`` sides, ``is_same`` and
+    ``fold`` are ``[P]``, and ``identity`` is unknown (-1).
+    """
 
     images: Tensor
     identity: Tensor
     #: the DataModule class, its split and the key of its configuration
     source: dict[str, Any]
+    is_same: Tensor | None = None
+    fold: Tensor | None = None
+
+    @property
+    def protocol(self) -> str:
+        """``pairs`` for a verification-pair set, ``images`` for identity-labelled images."""
+        return "images" if self.is_same is None else "pairs"
+
+    def describe(self) -> str:
+        """``64 faces of 11 identities`` / ``600 pairs (1200 faces)``."""
+        if self.is_same is not None:
+            return f"{self.is_same.numel()} verification pairs ({len(self)} faces)"
+        return f"{len(self)} faces of {int(self.identity.unique().numel())} identities"
 
     @property
     def key(self) -> str:
@@ -56,10 +74,9 @@ def _loader(module: Any, split: str) -> Any:
 def load_faces(
     datamodule: str, overrides: Sequence[str], split: str, count: int, *, echo: Echo = print
 ) -> FaceSet:
-    """The first ``count`` images of ``split`` (in loader order) with their identity labels.
-
-    Batches must be image batches (``image``, ``identity``); a pairs-only protocol is refused with the
-    override that switches it (``datamodule.eval_protocol=images`` where the DataModule has one).
+    """The first ``count`` images of ``split`` (in loader order) with their identity labels, or the first
+    ``count`` verification pairs when the DataModule gives pair batches (``image_a``, ``image_b``,
+    ``is_same``, ``fold``); any other batch is an error naming its keys.
     """
     try:
         composed = compose(DATA_EXPERIMENT, [f"datamodule={datamodule}", *overrides]).config
@@ -69,31 +86,49 @@ def load_faces(
     assert isinstance(config, dict)
     module_cfg = config["datamodule"]
     module = instantiate(OmegaConf.create(module_cfg))
-    images: list[Tensor] = []
-    labels: list[Tensor] = []
+    what = f"panel data {module_cfg['_target_']} ({split})"
+    parts: dict[str, list[Tensor]] = {}
     have = 0
     for batch in _loader(module, split):
-        if "image" not in batch or "identity" not in batch:
-            raise PanelError(
-                f"panel data {module_cfg['_target_']} ({split}): batches hold {sorted(batch)}, not image and "
-                "identity; the leaderboard needs image batches (e.g. datamodule.eval_protocol=images)"
-            )
-        take = min(count - have, int(batch["image"].shape[0]))
-        images.append(batch["image"][:take].float())
-        labels.append(batch["identity"][:take].long())
+        keys = _batch_keys(batch, what)
+        take = min(count - have, int(batch[keys[0]].shape[0]))
+        for key in keys:
+            parts.setdefault(key, []).append(batch[key][:take])
         have += take
         if have >= count:
             break
     if have == 0:
-        raise PanelError(f"panel data {module_cfg['_target_']} ({split}) holds no images")
-    stacked = torch.cat(images)
+        raise PanelError(f"{what} holds no images")
+    got = {key: torch.cat(values) for key, values in parts.items()}
+    pairs = "image_a" in got
+    stacked = torch.cat([got["image_a"], got["image_b"]]) if pairs else got["image"]
+    stacked = stacked.float()
     low, high = float(stacked.min()), float(stacked.max())
     if low < -1e-4 or high > 1 + 1e-4:
         raise PanelError(
             f"panel data {module_cfg['_target_']} ({split}): images must be in [0, 1], "
             f"got [{low:.3f}, {high:.3f}]"
         )
+    unit = "pairs" if pairs else "images"
     if have < count:
-        echo(f"[leaderboard] {split} split holds {have} images (fewer than the {count} asked for): all used")
-    source = {"datamodule": module_cfg, "split": split, "count": have}
-    return FaceSet(stacked.clamp(0, 1), torch.cat(labels), source)
+        echo(f"[leaderboard] {split} split holds {have} {unit} (fewer than the {count} asked for): all used")
+    source = {"datamodule": module_cfg, "split": split, "count": have, "protocol": unit}
+    if pairs:
+        unknown = torch.full((stacked.shape[0],), -1, dtype=torch.long)
+        return FaceSet(stacked.clamp(0, 1), unknown, source, got["is_same"].bool(), got["fold"].long())
+    return FaceSet(stacked.clamp(0, 1), got["identity"].long(), source)
+
+
+IMAGE_KEYS = ("image", "identity")
+PAIR_KEYS = ("image_a", "image_b", "is_same", "fold")
+
+
+def _batch_keys(batch: Any, what: str) -> tuple[str, ...]:
+    """The keys the leaderboard keeps from a batch: image batches, else pair batches."""
+    for keys in (IMAGE_KEYS, PAIR_KEYS):
+        if all(key in batch for key in keys):
+            return keys
+    raise PanelError(
+        f"{what}: batches hold {sorted(batch)}; the leaderboard needs image batches "
+        f"({', '.join(IMAGE_KEYS)}) or verification pairs ({', '.join(PAIR_KEYS)})"
+    )

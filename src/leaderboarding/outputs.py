@@ -47,6 +47,8 @@ FILE_NAMES = {
 }
 PARETO_MARK = "★"
 _REQUIRED = ("method id", "status")
+#: rows whose numbers the main table shows: judged contenders and the reference (the unprotected faces)
+SHOWN_STATUSES = (OK_STATUS, "reference")
 _UTILITY = ("SSIM", "PSNR", "LPIPS")
 _RECOVERY = ("recovery PSNR (right key)", "recovery PSNR (wrong key)")
 _FLAGGED = " flagged"
@@ -114,10 +116,11 @@ def _pair(right: str, wrong: str) -> str:
 def compact_table(table: pd.DataFrame, front: pd.Series, utility: str = "SSIM") -> pd.DataFrame:
     """The leaderboard's main table as display text: method id, status, ε, the utility metrics, worst rank-1,
     privacy, parrot gain, recovery (right / wrong key), each judge's flagged fraction and the Pareto mark.
-    Columns the wide table lacks are left out; rows that are not ``ok`` keep only their id and status."""
+    Columns the wide table lacks are left out; rows that are neither ``ok`` nor the
+    ``reference`` keep only their id and status."""
     table = table.reset_index(drop=True)
     front = pd.Series(list(front), dtype=bool)
-    ok = table["status"].astype("object").eq(OK_STATUS)
+    ok = table["status"].astype("object").isin(SHOWN_STATUSES)
     numeric = [c for c in (*_UTILITY, utility) if c in table.columns]
     numeric = list(dict.fromkeys(numeric))
     numeric += [c for c in ("worst rank-1", "privacy", "parrot gain") if c in table.columns]
@@ -300,7 +303,7 @@ def write_leaderboard(
     main = compact_table(table, front, utility)
     note = _front_note(privacy, utility)
     paths["md"].write_text(_markdown(title, notes, panel, main, note, extra_tables, plots), encoding="utf-8")
-    ok = table["status"].astype("object").eq(OK_STATUS).to_numpy()
+    ok = table["status"].astype("object").isin(SHOWN_STATUSES).to_numpy()
     classes = ["front" if f else ("" if o else "not-ok") for f, o in zip(front, ok, strict=True)]
     paths["html"].write_text(
         _html(title, notes, panel, main, classes, note, extra_tables, plots), encoding="utf-8"

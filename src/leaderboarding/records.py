@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -62,7 +63,7 @@ class EntrantRecord:
         if self.force or not isinstance(stored, dict) or stored.get("key") != key:
             return None
         values = stored.get("values")
-        return values if isinstance(values, dict) else None
+        return _read(values) if isinstance(values, dict) else None
 
     def get(self, part: str, key: str, compute: Callable[[], Mapping[str, Any]]) -> dict[str, Any]:
         """``part``'s values: read back when the key matches, else computed, stored and saved."""
@@ -81,11 +82,16 @@ class EntrantRecord:
         }
         self.computed.append(part)
         self.save()
-        return values
+        return _read(values)
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_json(self.path, self.data)
+
+
+def _read(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored values as the table uses them: a missing number (null) is NaN."""
+    return {k: math.nan if v is None else v for k, v in values.items()}
 
 
 def _plain(value: Any) -> Any:

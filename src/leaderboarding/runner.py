@@ -33,6 +33,7 @@ from src.leaderboarding.scores import (
     face_scores,
     flag_rate,
     identity_scores,
+    pair_identity_scores,
     recovery_scores,
     utility_scores,
 )
@@ -138,8 +139,23 @@ class Judging:
         return {"far": self.panel.far, **self.panel.verification}
 
     def _identity(self, original: Tensor, protected: Tensor) -> dict[str, float]:
-        return identity_scores(
-            original, protected, self.test.identity, far=self.panel.far, **self.panel.verification
+        """Privacy from embeddings of the test faces: rank-1, TAR and accuracy (images), TAR and accuracy of
+        the given pairs, protected side ``a`` against original side ``b`` (pairs)."""
+        if self.test.is_same is None:
+            return identity_scores(
+                original, protected, self.test.identity, far=self.panel.far, **self.panel.verification
+            )
+        assert self.test.fold is not None
+        half = self.test.is_same.numel()
+        return pair_identity_scores(
+            original[:half],
+            original[half:],
+            protected[:half],
+            protected[half:],
+            self.test.is_same,
+            self.test.fold,
+            far=self.panel.far,
+            distance=self.panel.verification["distance"],
         )
 
     def _protect(self, method: ProtectionMethod, faces: Tensor) -> Tensor:
