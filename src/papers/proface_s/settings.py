@@ -40,8 +40,9 @@ register_tiny_settings(
         model=("model.perceptual.kind=lpips_random", "model.perceptual.net=alex"),
         experiments={"proface_s/hybrid_all_*": _TINY_HYBRID_ALL},
         # the Obfs row's tiny run is hybrid_all_celeba's with another wrong-recovery loss mode (unit-tested in
-        # tests/test_proface_s.py): a slow test, built by default
-        slow=("proface_s/hybrid_all_celeba_obfs",),
+        # tests/test_proface_s.py), the leaderboard demo's is demo_synthetic's with fewer steps: slow tests,
+        # built by default
+        slow=("proface_s/hybrid_all_celeba_obfs", "proface_s/leaderboard_demo"),
     ),
 )
 
