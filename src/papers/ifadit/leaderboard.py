@@ -6,18 +6,16 @@ one)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
+from src.papers.preparations import network_export
 from src.papers.registry import (
     LEADERBOARD_TABLE,
     Contender,
-    Preparation,
     TableRow,
     register_contenders,
     register_table,
 )
-from src.preprocess.detection_demo import data_dir, export_network
 
 PAPER = METHOD = "ifadit"
 #: the row whose selected checkpoint (a phase-2 one) the leaderboard serves
@@ -26,16 +24,8 @@ SERVED_ROW = "phase2"
 ENCODER_FILE = Path("demo_ifadit") / "leaderboard_identity_encoder.pth"
 
 
-def _export_encoder(run_dirs: Mapping[str, Path]) -> None:
-    export_network(run_dirs["identity_encoder"], data_dir() / ENCODER_FILE)
-
-
-ENCODER = Preparation(
-    "export the leaderboard's stand-in identity encoder's network",
-    f"<data dir>/{ENCODER_FILE}",
-    _export_encoder,
-    lambda: (data_dir() / ENCODER_FILE).is_file(),
-    needs=("identity_encoder",),
+ENCODER = network_export(
+    "identity_encoder", ENCODER_FILE, "the leaderboard's stand-in identity encoder's network"
 )
 
 register_table(

@@ -1,27 +1,16 @@
 """iFADIT's tables for ``python -m src.reproduce ifadit``: the demo (a stand-in identity encoder trained and
 exported, then phases 1 and 2 on SyntheticFaces) and the paper's FFHQ rows (reconstructed training)."""
 
-from collections.abc import Mapping
 from pathlib import Path
 
-from src.papers.registry import CostUse, Preparation, RowCost, TableRow, register_table
-from src.preprocess.detection_demo import data_dir, export_network
+from src.papers.preparations import network_export
+from src.papers.registry import CostUse, RowCost, TableRow, register_table
 
 #: where the demo's phases read the stand-in identity encoder (as ``src.papers.ifadit.demo`` writes it)
 ENCODER_FILE = Path("demo_ifadit") / "identity_encoder.pth"
 
 
-def _export_encoder(run_dirs: Mapping[str, Path]) -> None:
-    export_network(run_dirs["identity_encoder"], data_dir() / ENCODER_FILE)
-
-
-ENCODER = Preparation(
-    "export the stand-in identity encoder's network",
-    f"<data dir>/{ENCODER_FILE}",
-    _export_encoder,
-    lambda: (data_dir() / ENCODER_FILE).is_file(),
-    needs=("identity_encoder",),
-)
+ENCODER = network_export("identity_encoder", ENCODER_FILE, "the stand-in identity encoder's network")
 ENCODER_COST = CostUse("iFADIT attribute encoder E_attr (pSp GradualStyleEncoder)", 256, ("infer",))
 GENERATOR_COST = CostUse("iFADIT generator G (StyleGAN2 FFHQ-256)", 256, ("infer",))
 FLOW_COST = CostUse("iFADIT identity flow F (FrEIA, 4 AllInOneBlocks)", 256, ("forward", "inverse"))

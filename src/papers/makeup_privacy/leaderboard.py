@@ -5,19 +5,17 @@ its contender: the served method with its default reference (a rendered made-up 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 from src.papers.makeup_privacy.tables import DATA, FOLDER
+from src.papers.preparations import network_export
 from src.papers.registry import (
     LEADERBOARD_TABLE,
     Contender,
-    Preparation,
     TableRow,
     register_contenders,
     register_table,
 )
-from src.preprocess.detection_demo import data_dir, export_network
 
 PAPER = METHOD = "makeup_privacy"
 #: the row whose selected checkpoint the leaderboard serves
@@ -26,17 +24,7 @@ SERVED_ROW = "generator"
 RECOGNIZER_FILE = Path(FOLDER) / "leaderboard_recognizer.pth"
 
 
-def _export_recognizer(run_dirs: Mapping[str, Path]) -> None:
-    export_network(run_dirs["recognizer"], data_dir() / RECOGNIZER_FILE)
-
-
-RECOGNIZER = Preparation(
-    "export the leaderboard's stand-in recognizer's network",
-    f"<data dir>/{RECOGNIZER_FILE}",
-    _export_recognizer,
-    lambda: (data_dir() / RECOGNIZER_FILE).is_file(),
-    needs=("recognizer",),
-)
+RECOGNIZER = network_export("recognizer", RECOGNIZER_FILE, "the leaderboard's stand-in recognizer's network")
 
 register_table(
     PAPER,

@@ -5,8 +5,9 @@ on MT, tested 1:1 and 1:N on the test release)."""
 from collections.abc import Mapping
 from pathlib import Path
 
+from src.papers.preparations import network_export
 from src.papers.registry import CostUse, Preparation, RowCost, TableRow, register_table
-from src.preprocess.detection_demo import data_dir, export_network
+from src.preprocess.detection_demo import data_dir
 from src.preprocess.synthetic_makeup import write_synthetic_makeup_data
 
 #: as the demo (``src.papers.makeup_privacy.demo``) writes them
@@ -18,22 +19,14 @@ def _write_data(_: Mapping[str, Path]) -> None:
     write_synthetic_makeup_data(data_dir() / FOLDER, image_size=IMAGE_SIZE, progress=False)
 
 
-def _export_recognizer(run_dirs: Mapping[str, Path]) -> None:
-    export_network(run_dirs["recognizer"], data_dir() / FOLDER / "recognizer.pth")
-
-
 DATA = Preparation(
     "synthetic makeup-transfer data",
     f"<data dir>/{FOLDER}",
     _write_data,
     lambda: (data_dir() / FOLDER / "synthetic_makeup.json").is_file(),
 )
-RECOGNIZER = Preparation(
-    "export the stand-in recognizer's network",
-    f"<data dir>/{FOLDER}/recognizer.pth",
-    _export_recognizer,
-    lambda: (data_dir() / FOLDER / "recognizer.pth").is_file(),
-    needs=("recognizer",),
+RECOGNIZER = network_export(
+    "recognizer", Path(FOLDER) / "recognizer.pth", "the stand-in recognizer's network"
 )
 GENERATOR = CostUse("Makeup-privacy SPADE generator (ngf 128, two warped levels)", 256, ("infer",))
 DISCRIMINATOR = CostUse("Makeup-privacy multiscale discriminator (2 PatchGANs, ndf 64)", 256, ("infer",))

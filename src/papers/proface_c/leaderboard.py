@@ -5,19 +5,17 @@ sends (it needs no file beyond the checkpoint, which holds the server too)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
+from src.papers.preparations import network_export
 from src.papers.proface_c.tables import FOLDER, SETS
 from src.papers.registry import (
     LEADERBOARD_TABLE,
     Contender,
-    Preparation,
     TableRow,
     register_contenders,
     register_table,
 )
-from src.preprocess.detection_demo import data_dir, export_network
 
 PAPER = "proface_c"
 #: the row whose selected checkpoint the demo leaderboard serves PRO-Face C with
@@ -29,21 +27,7 @@ SERVER_FILE = "leaderboard_server.pth"
 SERVER_OVERRIDES = ("trainer.max_epochs=1",)
 
 
-def _server_file() -> Path:
-    return data_dir() / FOLDER / SERVER_FILE
-
-
-def _export_server(run_dirs: Mapping[str, Path]) -> None:
-    export_network(run_dirs["server"], _server_file())
-
-
-SERVER = Preparation(
-    "export the leaderboard's stand-in server network",
-    f"<data dir>/{FOLDER}/{SERVER_FILE}",
-    _export_server,
-    lambda: _server_file().is_file(),
-    needs=("server",),
-)
+SERVER = network_export("server", Path(FOLDER) / SERVER_FILE, "the leaderboard's stand-in server network")
 
 register_table(
     PAPER,

@@ -4,8 +4,9 @@ stand-in server trained and exported, then the client) and the paper's CelebA ro
 from collections.abc import Mapping
 from pathlib import Path
 
+from src.papers.preparations import network_export
 from src.papers.registry import CostUse, Preparation, RowCost, TableRow, register_table
-from src.preprocess.detection_demo import data_dir, export_network
+from src.preprocess.detection_demo import data_dir
 from src.preprocess.verification_bins import STANDARD_SETS, synthetic_verification_sets
 
 #: as the demo (``src.papers.proface_c.demo``) writes them
@@ -22,20 +23,10 @@ def _write_sets(_: Mapping[str, Path]) -> None:
     synthetic_verification_sets(data_dir() / FOLDER, image_size=IMAGE_SIZE, pairs_per_fold=3)
 
 
-def _export_server(run_dirs: Mapping[str, Path]) -> None:
-    export_network(run_dirs["demo_server"], data_dir() / FOLDER / SERVER_FILE)
-
-
 SETS = Preparation(
     "synthetic verification sets (.bin)", f"<data dir>/{FOLDER}/*.bin", _write_sets, _sets_ready
 )
-SERVER = Preparation(
-    "export the stand-in server's network",
-    f"<data dir>/{FOLDER}/{SERVER_FILE}",
-    _export_server,
-    lambda: (data_dir() / FOLDER / SERVER_FILE).is_file(),
-    needs=("demo_server",),
-)
+SERVER = network_export("demo_server", Path(FOLDER) / SERVER_FILE, "the stand-in server's network")
 COST = RowCost(
     (
         CostUse("PRO-Face C client A (MobileFaceNet body, interfaces, keys)", 112, ("infer",)),
