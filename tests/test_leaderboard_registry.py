@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from src.leaderboarding.contenders import all_contenders, all_judges, pick, pick_judges
+from src.leaderboarding.data import load_faces
 from src.leaderboarding.panel import PANEL_DIR, PanelError, load_panel, panel_names
 from src.leaderboarding.records import EntrantRecord, folder_name, part_key
 from src.papers.registry import (
@@ -116,3 +117,9 @@ def test_records_reuse_a_part_only_when_its_key_matches(tmp_path: Path) -> None:
     stored = json.loads((folder / "record.json").read_text())
     assert stored["parts"]["utility"]["values"]["y"] is None
     assert stored["entrant"] == "m/eps=1" and stored["parts"]["utility"]["seconds"] >= 0
+
+
+def test_missing_panel_data_is_a_panel_error_naming_the_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "no_lfw_here"
+    with pytest.raises(PanelError, match=f"dataset root not found: {missing}"):
+        load_faces("lfw", [f"datamodule.root={missing}", "datamodule.num_workers=0"], "test", 4, echo=print)

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from src.config.compose import compose
 from src.config.instantiate import instantiate
+from src.datamodules.components.layout import DatasetLayoutError
 from src.leaderboarding.panel import DATA_EXPERIMENT, PanelError
 
 __all__ = ["FaceSet", "load_faces"]
@@ -85,11 +86,14 @@ def load_faces(
     config = OmegaConf.to_container(composed, resolve=True)
     assert isinstance(config, dict)
     module_cfg = config["datamodule"]
-    module = instantiate(OmegaConf.create(module_cfg))
     what = f"panel data {module_cfg['_target_']} ({split})"
+    try:
+        loader = _loader(instantiate(OmegaConf.create(module_cfg)), split)
+    except (DatasetLayoutError, FileNotFoundError, ValueError) as exc:  # missing data: the panel's to fix
+        raise PanelError(f"{what}: {' '.join(str(exc).split())}") from None
     parts: dict[str, list[Tensor]] = {}
     have = 0
-    for batch in _loader(module, split):
+    for batch in loader:
         keys = _batch_keys(batch, what)
         take = min(count - have, int(batch[keys[0]].shape[0]))
         for key in keys:
