@@ -123,3 +123,10 @@ def test_missing_panel_data_is_a_panel_error_naming_the_folder(tmp_path: Path) -
     missing = tmp_path / "no_lfw_here"
     with pytest.raises(PanelError, match=f"dataset root not found: {missing}"):
         load_faces("lfw", [f"datamodule.root={missing}", "datamodule.num_workers=0"], "test", 4, echo=print)
+
+
+def test_a_missing_runs_folder_is_a_panel_error(tmp_path: Path) -> None:
+    from src.leaderboarding.board import run_leaderboard
+
+    with pytest.raises(PanelError, match="runs directory .*nope does not exist"):
+        run_leaderboard(load_panel("demo"), runs_root=tmp_path, out=tmp_path, runs=tmp_path / "nope")

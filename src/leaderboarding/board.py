@@ -22,7 +22,7 @@ from src.inference.methods import DetectionMethod
 from src.leaderboarding.contenders import Entrant, all_contenders, all_judges, pick, pick_judges
 from src.leaderboarding.data import load_faces
 from src.leaderboarding.outputs import write_leaderboard
-from src.leaderboarding.panel import Panel
+from src.leaderboarding.panel import Panel, PanelError
 from src.leaderboarding.recognizers import RecognizerUnavailable, build_panel_recognizer
 from src.leaderboarding.runner import (
     REFERENCE_ID,
@@ -209,6 +209,8 @@ def run_leaderboard(
 ) -> LeaderboardResult:
     """Judge the contenders ``methods`` names (the panel's when None) and write ``out/leaderboard.*``."""
     start = time.perf_counter()
+    if runs is not None and not Path(runs).is_dir():
+        raise PanelError(f"runs directory {runs} does not exist or is not a folder")
     entrants = [
         _with_options(entrant, panel.options)
         for entrant in pick(all_contenders(), methods if methods is not None else panel.methods)
