@@ -82,9 +82,13 @@ class _Checkpoints:
         return self._found
 
     def resolve(
-        self, keys: Sequence[str], method: str, paper: str, demo_row: str | None
+        self, keys: Sequence[str], method: str, paper: str, demo_row: str | None, *, search_runs: bool = True
     ) -> tuple[Path | None, str]:
-        """(checkpoint, how it was found) or (None, why there is none and how to get one)."""
+        """(checkpoint, how it was found) or (None, why there is none and how to get one).
+
+        ``search_runs=False`` skips the runs directory: forgery judges, several of which a single detector
+        method may serve (Xception, EfficientNet-B4 and SBI), are named explicitly or trained as demo rows.
+        """
         for key in keys:
             if key in self.given:
                 path = Path(self.given[key]).expanduser()
@@ -92,7 +96,7 @@ class _Checkpoints:
                     return None, f"missing checkpoint: {path} (given for '{key}') does not exist"
                 return path, f"given ({path})"
         entry = METHODS[method]
-        if self.runs is not None:
+        if self.runs is not None and search_runs:
             targets = set(served_targets(entry))
             matching = [path for path, target in self._run_checkpoints() if target in targets]
             if matching:
@@ -133,7 +137,7 @@ def _recognizers(panel: Panel, trainer: DemoTrainer | None, echo: Echo) -> tuple
 def _judges(panel: Panel, sources: _Checkpoints, wanted: Sequence[str] | None, echo: Echo) -> list[Judge]:
     judges = []
     for paper, judge in pick_judges(all_judges(), wanted):
-        path, how = sources.resolve([judge.name], judge.method, paper, judge.demo_row)
+        path, how = sources.resolve([judge.name], judge.method, paper, judge.demo_row, search_runs=False)
         if path is None:
             judges.append(Judge(paper, judge, None, None, how))
             continue
