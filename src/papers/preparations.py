@@ -1,7 +1,9 @@
-"""Preparation steps several papers' tables share: a network exported from an earlier row's checkpoint.
+"""Preparation steps several papers' tables share: the synthetic deepfake data of the detection demos, and a
+network exported from an earlier row's checkpoint.
 
-Papers whose demo trains a stand-in network first (a recognizer, an identity encoder, a server) export its
-weights to a file their next experiment reads; :func:`network_export` is that step, written once.
+The detection papers' demo (and leaderboard) rows read the same preprocessed synthetic videos
+(:data:`DETECTION_DEMO_DATA`); papers whose demo trains a stand-in network first (a recognizer, an identity
+encoder, a server) export its weights to a file their next experiment reads (:func:`network_export`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,22 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from src.papers.registry import Preparation
-from src.preprocess.detection_demo import data_dir, export_network
+from src.preprocess.detection_demo import (
+    DEMO_DATA,
+    data_dir,
+    demo_data_ready,
+    export_network,
+    prepare_demo_data,
+)
 
-__all__ = ["network_export"]
+__all__ = ["DETECTION_DEMO_DATA", "network_export"]
+
+DETECTION_DEMO_DATA = Preparation(
+    "synthetic deepfake videos (FF++ and Celeb-DF layouts), preprocessed",
+    f"<data dir>/{DEMO_DATA}",
+    prepare_demo_data,
+    demo_data_ready,
+)
 
 
 def network_export(row: str, file: str | Path, what: str) -> Preparation:

@@ -3,17 +3,12 @@ deepfake videos, preprocessed; a small CNN trained and tested within, cross-mani
 SBI) and the paper rows (Xception, EfficientNet-B4 and SBI trained on FF++ c23, tested on FF++ and
 Celeb-DF)."""
 
-from src.papers.registry import CostUse, Preparation, RowCost, TableRow, register_table
-from src.preprocess.detection_demo import DEMO_DATA, demo_data_ready, prepare_demo_data
+from src.papers.preparations import DETECTION_DEMO_DATA
+from src.papers.registry import CostUse, RowCost, TableRow, register_table
 
 DEMO = "detection_baselines/demo_synthetic"
 
-DATA = Preparation(
-    "synthetic deepfake videos (FF++ and Celeb-DF layouts), preprocessed",
-    f"<data dir>/{DEMO_DATA}",
-    prepare_demo_data,
-    demo_data_ready,
-)
+DATA = DETECTION_DEMO_DATA
 XCEPTION = CostUse("Xception", 299, ("infer",))
 EFFICIENTNET = CostUse("EfficientNet-B4", 380, ("infer",))
 

@@ -2,17 +2,12 @@
 demos, preprocessed, then EG's reconstructed objective on a small CNN) and the paper rows (trained on FF++ c23
 with self-blended fakes, tested on FF++ and cross-dataset on Celeb-DF v2)."""
 
-from src.papers.registry import CostUse, Preparation, RowCost, TableRow, register_table
-from src.preprocess.detection_demo import DEMO_DATA, demo_data_ready, prepare_demo_data
+from src.papers.preparations import DETECTION_DEMO_DATA
+from src.papers.registry import CostUse, RowCost, TableRow, register_table
 
 NETWORK = CostUse("EG (EfficientNet-B4 + frozen IResNet-18)", 380, ("infer", "fr_guidance"))
 
-DATA = Preparation(
-    "synthetic deepfake videos (FF++ and Celeb-DF layouts), preprocessed",
-    f"<data dir>/{DEMO_DATA}",
-    prepare_demo_data,
-    demo_data_ready,
-)
+DATA = DETECTION_DEMO_DATA
 
 register_table(
     "eg",

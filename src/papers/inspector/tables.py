@@ -2,8 +2,8 @@
 of the detection demos, then the four stages and the robust-accuracy table) and the paper rows (the four
 stages on FF++ c23, then the robust-accuracy protocol on FF++ and Celeb-DF v2)."""
 
-from src.papers.registry import CostUse, Preparation, RowCost, TableRow, register_table
-from src.preprocess.detection_demo import DEMO_DATA, demo_data_ready, prepare_demo_data
+from src.papers.preparations import DETECTION_DEMO_DATA
+from src.papers.registry import CostUse, RowCost, TableRow, register_table
 
 NETWORK = "Inspector (Xception D + reconstructor G + ResNet-18 A and C)"
 DETECTOR = RowCost((CostUse(NETWORK, 299, ("detector",)),), "ffpp_c23")
@@ -16,12 +16,7 @@ STAGES = (
     ("stage4_corrector", "model.autothresh_ckpt"),
 )
 
-DATA = Preparation(
-    "synthetic deepfake videos (FF++ and Celeb-DF layouts), preprocessed",
-    f"<data dir>/{DEMO_DATA}",
-    prepare_demo_data,
-    demo_data_ready,
-)
+DATA = DETECTION_DEMO_DATA
 
 
 def _stages(prefix: str, demo: bool) -> list[TableRow]:
