@@ -236,9 +236,7 @@ def run_leaderboard(
     recognizers, unavailable = _recognizers(panel, trainer, echo)
     judged_by = _judges(panel, sources, judges if judges is not None else panel.judges, echo)
     records_root = runs_root / "leaderboard" / panel.name
-    judging = Judging(
-        panel, test, train_faces, recognizers, unavailable, judged_by, records_root, force, echo
-    )
+    judging = Judging(panel, test, train_faces, recognizers, judged_by, records_root, force, echo)
     rows = []
     reference = Built(Entrant("", Contender(REFERENCE_ID)), "reference")
     rows.append(

@@ -197,6 +197,23 @@ def _recognizers(where: str, entries: Any) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def _split(where: str, section: Mapping[str, Any], default: str) -> str:
+    """``section.split``: one of :data:`SPLITS`."""
+    split = str(section.get("split", default))
+    if split not in SPLITS:
+        raise PanelError(f"{where}.split: one of {SPLITS}, got {split!r}")
+    return split
+
+
+def _datamodule_overrides(where: str, section: Mapping[str, Any]) -> tuple[str, ...]:
+    """``section.overrides``: ``datamodule.*`` items only (anything else would change more than the data)."""
+    overrides = tuple(str(item) for item in section.get("overrides") or ())
+    bad = [item for item in overrides if not item.startswith("datamodule.")]
+    if bad:
+        raise PanelError(f"{where}.overrides: only datamodule.* items, got {bad}")
+    return overrides
+
+
 def _attacker(
     where: str, value: Any, recognizers: Sequence[Mapping[str, Any]], data: Mapping[str, Any]
 ) -> dict[str, Any] | None:
@@ -211,19 +228,14 @@ def _attacker(
         raise PanelError(
             f"{where}.attacker.recognizer: '{base}' is not a panel recognizer ({', '.join(names)})"
         )
-    split = str(value.get("split", "train"))
-    if split not in SPLITS:
-        raise PanelError(f"{where}.attacker.split: one of {SPLITS}, got {split!r}")
-    overrides = tuple(str(item) for item in value.get("overrides") or ())
-    bad = [item for item in overrides if not item.startswith("datamodule.")]
-    if bad:
-        raise PanelError(f"{where}.attacker.overrides: only datamodule.* items, got {bad}")
+    split = _split(f"{where}.attacker", value, "train")
+    overrides = _datamodule_overrides(f"{where}.attacker", value)
     own = value.get("datamodule") is not None
     return {
         "recognizer": str(base),
         # its own DataModule, else the panel's (with the panel's overrides)
         "datamodule": str(value["datamodule"]) if own else str(data["datamodule"]),
-        "overrides": overrides if own else tuple(str(item) for item in data.get("overrides") or ()),
+        "overrides": overrides if own else _datamodule_overrides(f"{where}.data", data),
         "split": split,
         "images": _positive(f"{where}.attacker.images", value.get("images", 300)),
         "steps": _positive(f"{where}.attacker.steps", value.get("steps", 150)),
@@ -251,13 +263,8 @@ def load_panel(name_or_path: str | Path = "demo", overrides: Sequence[str] = ())
     if not isinstance(data, Mapping) or not data.get("datamodule"):
         raise PanelError(f"{where}.data: expected {{datamodule: <option>, overrides: [...], split, images}}")
     _unknown(f"{where}.data", data, DATA_KEYS)
-    split = str(data.get("split", "test"))
-    if split not in SPLITS:
-        raise PanelError(f"{where}.data.split: one of {SPLITS}, got {split!r}")
-    data_overrides = tuple(str(item) for item in data.get("overrides") or ())
-    bad = [item for item in data_overrides if not item.startswith("datamodule.")]
-    if bad:
-        raise PanelError(f"{where}.data.overrides: only datamodule.* items, got {bad}")
+    split = _split(f"{where}.data", data, "test")
+    data_overrides = _datamodule_overrides(f"{where}.data", data)
     recognizers = _recognizers(where, raw.get("recognizers"))
     verification = dict(raw.get("verification") or {})
     _unknown(f"{where}.verification", verification, VERIFICATION_KEYS)

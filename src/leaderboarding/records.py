@@ -11,6 +11,7 @@ again, and ``--force`` recomputes everything. Every number of the leaderboard na
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -78,7 +79,7 @@ class EntrantRecord:
             "values": values,
             "seconds": round(time.perf_counter() - start, 3),
             "computed": now_iso(),
-            "commit": git_state().get("commit"),
+            "commit": _commit(),
         }
         self.computed.append(part)
         self.save()
@@ -87,6 +88,12 @@ class EntrantRecord:
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_json(self.path, self.data)
+
+
+@functools.cache
+def _commit() -> str | None:
+    """The code's commit, read once per process (every part records it)."""
+    return git_state().get("commit")
 
 
 def _read(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -102,13 +102,11 @@ class Judging:
     test: FaceSet
     train: FaceSet | None
     recognizers: dict[str, PanelRecognizer]
-    unavailable: dict[str, str]
     judges: list[Judge]
     records_root: Path
     force: bool = False
     echo: Echo = print
     _original_embeddings: dict[str, Tensor] = field(default_factory=dict)
-    _reference_ranks: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.detector = build_detector(self.panel.face_detector)
@@ -225,8 +223,6 @@ class Judging:
             for key, value in values.items():
                 row[f"{name} {key}"] = value
             ranks[name] = _number(values.get("rank-1"))
-        if reference:
-            self._reference_ranks = dict(ranks)
         if not reference and self.train is not None and self.panel.attacker is not None:
             row.update(self._parrot(record, built, identity, ranks, protected))
         if method is not None and method.reversible:
